@@ -1,0 +1,33 @@
+# Two commands do all set-up on a fresh Debian machine with Python 3.11:
+#   make serve   -> the token service + demo page on http://127.0.0.1:8000 (demo/demo)
+#   make test    -> the whole test suite
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+STAMP := .make/installed
+
+.PHONY: install serve test lint bench soak clean
+
+$(STAMP): pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	@mkdir -p .make && touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(PYTHON) -m silentauth serve --demo $(ARGS)
+
+test: $(STAMP)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PYTHON) -m ruff check src tests bench
+	$(PYTHON) -m mypy
+
+bench: $(STAMP)
+	$(PYTHON) -m bench $(ARGS)
+
+soak: $(STAMP)
+	SILENTAUTH_SOAK_SECONDS=1800 $(PYTHON) -m pytest -m slow tests/e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf .make build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""Lifetimes: jittered so that cohorts spread out, capped by the session's limit.
+
+Every lifetime is shortened by a random fraction up to ``ttl_jitter``: a burst
+of logins at 9:00 then expires spread over a window instead of all at once,
+which flattens the refresh load (see ``silentauth storm``).
+"""
+
+from __future__ import annotations
+
+import random
+
+from silentauth.settings import Settings
+
+
+class LifetimePolicy:
+    """Decides how long access tokens, refresh idleness and sessions last."""
+
+    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
+        self._s = settings
+        # Jitter spreads load; it is not a secret, so a seedable PRNG is right here.
+        self._rng = rng or random.Random()  # noqa: S311
+
+    def _jitter(self, seconds: float) -> float:
+        return seconds * (1.0 - self._rng.uniform(0.0, self._s.ttl_jitter))
+
+    def base_access_ttl(self, scope: str) -> int:
+        """The risk-based lifetime: the shortest policy entry among the scopes."""
+        granted = set(scope.split())
+        matching = [ttl for name, ttl in self._s.token_policy.items() if name in granted]
+        return min([self._s.access_ttl, *matching])
+
+    def access_expiry(self, scope: str, now: float, session_expires_at: float) -> int:
+        exp = now + self._jitter(self.base_access_ttl(scope))
+        return int(min(exp, session_expires_at))
+
+    def idle_deadline(self, now: float) -> float:
+        return now + self._jitter(self._s.refresh_idle_ttl)
+
+    def session_expiry(self, now: float) -> float:
+        return now + self._jitter(self._s.session_max_age)

@@ -1,0 +1,85 @@
+"""Fixed-window rate limiting over a pluggable counter.
+
+The counter lives in the store (shared by every instance on PostgreSQL or
+Redis); :class:`MemoryCounter` serves a single process (the SQLite store).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from silentauth.errors import RateLimited
+from silentauth.settings import Rate
+from silentauth.stores.base import Store
+
+
+class MemoryCounter:
+    """In-process fixed-window counters with bounded memory."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._max_keys = max_keys
+
+    def hit(self, key: str, window: int, now: float, amount: int = 1) -> int:
+        slot = int(now // window)
+        with self._lock:
+            old_slot, count = self._counts.get(key, (slot, 0))
+            count = count + amount if old_slot == slot else amount
+            if len(self._counts) >= self._max_keys and key not in self._counts:
+                self._evict(slot)
+            self._counts[key] = (slot, count)
+            return count
+
+    def peek(self, key: str, window: int, now: float) -> int:
+        slot = int(now // window)
+        old_slot, count = self._counts.get(key, (slot, 0))
+        return count if old_slot == slot else 0
+
+    def _evict(self, slot: int) -> None:
+        # Windows that have ended carry no information; drop them first.
+        stale = [k for k, (s, _) in self._counts.items() if s != slot]
+        for k in stale or list(self._counts)[: self._max_keys // 10]:
+            del self._counts[k]
+
+
+class RateLimiter:
+    """Checks and counts attempts per key against one :class:`Rate`."""
+
+    def __init__(self, store: Store, rate: Rate | None, scale: int = 1) -> None:
+        self._store = store
+        self._rate = rate
+        self._scale = scale
+
+    @property
+    def enabled(self) -> bool:
+        return self._rate is not None
+
+    def _limit(self) -> int:
+        assert self._rate is not None
+        return self._rate.limit * self._scale
+
+    def _retry_after(self, now: float) -> int:
+        assert self._rate is not None
+        w = self._rate.window
+        return max(1, math.ceil((int(now // w) + 1) * w - now))
+
+    async def check(self, key: str, now: float) -> None:
+        """Raise :class:`RateLimited` if ``key`` has used its window up."""
+        if self._rate is None:
+            return
+        if await self._store.peek(key, self._rate.window, now) >= self._limit():
+            raise RateLimited(retry_after=self._retry_after(now))
+
+    async def hit(self, key: str, now: float) -> None:
+        """Count one attempt; raise :class:`RateLimited` once over the limit."""
+        if self._rate is None:
+            return
+        if await self._store.hit(key, self._rate.window, now) > self._limit():
+            raise RateLimited(retry_after=self._retry_after(now))
+
+    async def record(self, key: str, now: float) -> None:
+        """Count one attempt without judging it (the outcome is already known)."""
+        if self._rate is not None:
+            await self._store.hit(key, self._rate.window, now)

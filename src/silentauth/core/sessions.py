@@ -1,0 +1,297 @@
+"""The session service: login, refresh with rotation, revocation, renewal.
+
+Refresh is one compare-and-swap in the store (:meth:`Store.rotate`), and its
+outcome is decided from the row the swap leaves behind:
+
+- swapped                                    -> ``rotated``
+- counter is ours + 1, rotated within grace  -> ``grace`` (same new token again)
+- counter is further ahead                   -> ``reuse_detected``: revoke all
+- revoked or unknown                         -> ``invalid``
+- past idle or absolute expiry               -> ``expired``
+
+Because the grace answer re-derives the token for ``counter + 1``, racing or
+retried refreshes converge on one token and the session never forks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from silentauth.clock import Clock
+from silentauth.core.keys import KeyRing
+from silentauth.core.passwords import Passwords, normalize_username
+from silentauth.core.policy import LifetimePolicy
+from silentauth.core.ratelimit import RateLimiter
+from silentauth.core.refresh import RefreshTokens
+from silentauth.core.tokens import mint, new_jti
+from silentauth.errors import (
+    InvalidGrant,
+    InvalidScope,
+    RateLimited,
+    TemporarilyUnavailable,
+)
+from silentauth.settings import Settings
+from silentauth.stores.base import SessionRecord, Store
+from silentauth.stores.revocations import RevocationSet
+
+Event = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a successful login or refresh hands out."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    scope: str
+    session: SessionRecord
+    outcome: str = "ok"
+
+
+def _noop(kind: str, outcome: str) -> None:
+    return None
+
+
+class SessionService:
+    """Everything the token service does, free of HTTP and SQL."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        keyring: Callable[[], KeyRing],
+        refresh_tokens: RefreshTokens,
+        passwords: Passwords,
+        revocations: RevocationSet,
+        clock: Clock,
+        policy: LifetimePolicy | None = None,
+        on_event: Event = _noop,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.keyring = keyring
+        self.refresh_tokens = refresh_tokens
+        self.passwords = passwords
+        self.revocations = revocations
+        self.clock = clock
+        self.policy = policy or LifetimePolicy(settings)
+        self.on_event = on_event
+        self._login_pair = RateLimiter(store, settings.rate_limit_login)
+        # One address may front many users (NAT): it gets ten times the allowance.
+        self._login_ip = RateLimiter(store, settings.rate_limit_login, scale=10)
+        self._refresh_session = RateLimiter(store, settings.rate_limit_refresh)
+        self._refresh_fail_ip = RateLimiter(store, settings.rate_limit_refresh, scale=10)
+        self._renewals: dict[str, tuple[float, asyncio.Future[str | None]]] = {}
+
+    # -- tokens ----------------------------------------------------------------
+
+    def _scope(self, requested: str | None, granted: str) -> str:
+        if requested is None or not requested.strip():
+            return granted
+        wanted = requested.split()
+        if len(requested) > 1024 or not set(wanted) <= set(granted.split()):
+            raise InvalidScope()
+        return " ".join(dict.fromkeys(wanted))
+
+    def mint_access(self, session: SessionRecord, scope: str, now: float) -> tuple[str, int]:
+        key = self.keyring().signing_key(now)
+        if key is None:
+            raise TemporarilyUnavailable("No signing key is available.")
+        exp = self.policy.access_expiry(scope, now, session.expires_at)
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "sub": session.user_id,
+            "aud": self.settings.audience,
+            "exp": exp,
+            "iat": int(now),
+            "jti": new_jti(),
+            "sid": session.id,
+            "scope": scope,
+            "auth_time": int(session.auth_time),
+            "client_id": session.client_id,
+            "preferred_username": session.username,
+        }
+        return mint(key, claims), max(0, exp - int(now))
+
+    def _grant(self, session: SessionRecord, counter: int, scope: str, now: float, outcome: str) -> Grant:
+        access, expires_in = self.mint_access(session, scope, now)
+        return Grant(access, expires_in, self.refresh_tokens.issue(session.id, counter), scope, session, outcome)
+
+    # -- login -----------------------------------------------------------------
+
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        scope: str | None = None,
+        client_id: str = "silentauth",
+        user_agent: str = "",
+        ip: str = "",
+    ) -> Grant:
+        now = self.clock()
+        name = normalize_username(username)
+        try:
+            await self._login_pair.check(f"login:{name}:{ip}", now)
+            await self._login_ip.check(f"login-ip:{ip}", now)
+        except RateLimited:
+            self.on_event("login", "rate_limited")
+            raise
+        user = await self.store.get_user(name)
+        ok = await self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not ok:
+            # Only failures count: a user who logs in often is not an attacker.
+            await self._login_pair.record(f"login:{name}:{ip}", now)
+            await self._login_ip.record(f"login-ip:{ip}", now)
+            self.on_event("login", "bad_credentials")
+            raise InvalidGrant("Invalid user name or password.")
+        granted = self._scope(scope, self.settings.scope)
+        expires_at = self.policy.session_expiry(now)
+        session = SessionRecord(
+            id=secrets.token_urlsafe(16),
+            user_id=user.id,
+            username=user.username,
+            counter=0,
+            scope=granted,
+            client_id=client_id[:128],
+            auth_time=now,
+            created_at=now,
+            last_used_at=now,
+            rotated_at=now,
+            idle_expires_at=min(self.policy.idle_deadline(now), expires_at),
+            expires_at=expires_at,
+            user_agent=user_agent[:512],
+            ip=ip[:64],
+        )
+        await self.store.create_session(session)
+        self.on_event("login", "ok")
+        return self._grant(session, 0, granted, now, "ok")
+
+    # -- refresh ---------------------------------------------------------------
+
+    def session_of(self, refresh_token: str) -> str:
+        """The session id of an authentic refresh token (no store access)."""
+        return self.refresh_tokens.parse(refresh_token)[0]
+
+    async def refresh(self, refresh_token: str, *, scope: str | None = None, ip: str = "") -> Grant:
+        now = self.clock()
+        await self._refresh_fail_ip.check(f"refresh-fail:{ip}", now)
+        try:
+            session_id, counter = self.refresh_tokens.parse(refresh_token)
+        except InvalidGrant:
+            await self._fail("invalid", ip, now)
+            raise
+        await self._refresh_session.check(f"refresh:{session_id}", now)
+        result = await self.store.rotate(session_id, counter, now, self.policy.idle_deadline(now))
+        s = result.session
+        if result.swapped and s is not None:
+            await self._refresh_session.record(f"refresh:{session_id}", now)
+            return self._finish(s, counter + 1, scope, now, "rotated")
+        if s is None or s.revoked_at is not None:
+            await self._fail("invalid", ip, now)
+            raise InvalidGrant("The refresh token is invalid or revoked.")
+        if s.expires_at <= now or s.idle_expires_at <= now:
+            await self._fail("expired", ip, now)
+            raise InvalidGrant("The session has expired; log in again.")
+        if s.counter == counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
+            # A concurrent or retried refresh: hand out the same successor token.
+            return self._finish(s, counter + 1, scope, now, "grace")
+        if s.counter > counter:
+            await self.revoke(session_id, "reuse")
+            await self._fail("reuse_detected", ip, now)
+            raise InvalidGrant("The refresh token was already used; the session is revoked.")
+        # A counter ahead of the store: only a restored (older) database does this.
+        await self._fail("invalid", ip, now)
+        raise InvalidGrant("The refresh token is invalid.")
+
+    def _finish(self, s: SessionRecord, counter: int, scope: str | None, now: float, outcome: str) -> Grant:
+        try:
+            narrowed = self._scope(scope, s.scope)
+        except InvalidScope:
+            self.on_event("refresh", "invalid")
+            raise
+        self.on_event("refresh", outcome)
+        return self._grant(s, counter, narrowed, now, outcome)
+
+    async def _fail(self, outcome: str, ip: str, now: float) -> None:
+        self.on_event("refresh", outcome)
+        await self._refresh_fail_ip.record(f"refresh-fail:{ip}", now)
+
+    # -- revocation ------------------------------------------------------------
+
+    async def revoke(self, session_id: str, reason: str) -> bool:
+        """End a session: its refresh token dies and its access tokens too."""
+        self.revocations.add(session_id)
+        done = await self.store.revoke_session(session_id, reason, self.clock())
+        if done:
+            self.on_event("revoked", reason)
+        return done
+
+    async def revoke_user(self, user_id: str, reason: str) -> int:
+        ids = await self.store.revoke_user_sessions(user_id, reason, self.clock())
+        for sid in ids:
+            self.revocations.add(sid)
+            self.on_event("revoked", reason)
+        return len(ids)
+
+    async def revoke_owned(self, user_id: str, session_id: str, reason: str) -> bool:
+        """Revoke ``session_id`` if it belongs to ``user_id`` (device log-out)."""
+        s = await self.store.get_session(session_id)
+        if s is None or s.user_id != user_id:
+            return False
+        await self.revoke(session_id, reason)
+        return True
+
+    async def sessions(self, user_id: str) -> list[SessionRecord]:
+        now = self.clock()
+        return [
+            s
+            for s in await self.store.list_sessions(user_id)
+            if s.revoked_at is None and s.expires_at > now and s.idle_expires_at > now
+        ]
+
+    # -- renewal ---------------------------------------------------------------
+
+    async def renew(self, claims: dict[str, Any]) -> str | None:
+        """A fresh access token for a live session whose token is about to expire.
+
+        Concurrent calls with the same token share one result (keyed by ``jti``).
+        Never extends past the session's absolute limit; never for a revoked one.
+        """
+        now = self.clock()
+        within = self.settings.renew_within
+        if within <= 0 or claims["exp"] - now >= within or claims["sid"] in self.revocations:
+            return None
+        jti = str(claims["jti"])
+        entry = self._renewals.get(jti)
+        if entry is not None:
+            return await asyncio.shield(entry[1])
+        if len(self._renewals) > 10_000:
+            self._renewals = {k: v for k, v in self._renewals.items() if v[0] > now}
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._renewals[jti] = (float(claims["exp"]), fut)
+        try:
+            token = await self._renew(claims, now)
+        except BaseException as exc:
+            del self._renewals[jti]
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        fut.set_result(token)
+        if token is not None:
+            self.on_event("renewal", "ok")
+        return token
+
+    async def _renew(self, claims: dict[str, Any], now: float) -> str | None:
+        s = await self.store.get_session(str(claims["sid"]))
+        if s is None or s.revoked_at is not None or s.expires_at <= now or s.idle_expires_at <= now:
+            return None
+        if s.expires_at <= claims["exp"]:
+            return None  # already at the absolute limit: renewal cannot help
+        token, _ = self.mint_access(s, str(claims["scope"]), now)
+        return token

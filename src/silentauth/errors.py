@@ -1,0 +1,216 @@
+"""One exception hierarchy for the whole project.
+
+Server-side errors carry their OAuth ``error`` code and HTTP status on the
+class (joserfc style), so RFC 6749 §5.2 / RFC 6750 responses are rendered from
+the exception alone. Client-side errors are what application code sees.
+
+::
+
+    SilentAuthError
+    ├── ConfigError                     bad setting (CLI exits 2)
+    ├── StoreError
+    │   ├── StoreUnavailable            store unreachable -> 503 + Retry-After
+    │   └── AlreadyExists
+    ├── OAuthError                      rendered as {"error", "error_description"}
+    │   ├── InvalidRequest              400 invalid_request
+    │   ├── InvalidClient               401 invalid_client
+    │   ├── InvalidGrant                400 invalid_grant
+    │   ├── UnsupportedGrantType        400 unsupported_grant_type
+    │   ├── InvalidScope                400 invalid_scope
+    │   ├── CSRFError                   403 access_denied
+    │   ├── RateLimited                 429 + Retry-After
+    │   ├── TemporarilyUnavailable      503 + Retry-After
+    │   └── BearerError                 RFC 6750, WWW-Authenticate
+    │       ├── MissingToken            401, no error code
+    │       ├── InvalidToken            401 invalid_token
+    │       ├── InsufficientScope       403 insufficient_scope
+    │       └── InsufficientUserAuthentication  401 (RFC 9470)
+    └── ClientError                     raised by silentauth.client
+        ├── SessionExpired              the refresh token is dead: log in again
+        ├── StepUpRequired              the route wants a fresher login
+        ├── RefreshFailed               transient failure (network, 5xx): retry later
+        └── BodyNotReplayable           a streaming body cannot be retried
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SilentAuthError(Exception):
+    """Root of every error raised by silentauth."""
+
+
+class ConfigError(SilentAuthError):
+    """A setting is missing or malformed; ``name`` is the setting."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"invalid setting SILENTAUTH_{name}: {message}")
+        self.name = name
+
+
+class StoreError(SilentAuthError):
+    """The persistence layer failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now; the caller may retry."""
+
+
+class AlreadyExists(StoreError):
+    """A unique record (a user name) exists already."""
+
+
+class OAuthError(SilentAuthError):
+    """An error with an OAuth code, rendered as RFC 6749 §5.2 JSON."""
+
+    error: ClassVar[str] = "server_error"
+    status_code: ClassVar[int] = 400
+    description: ClassVar[str] = ""
+
+    def __init__(self, description: str | None = None) -> None:
+        self.error_description = description or self.description or self.error
+        super().__init__(self.error_description)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": self.error, "error_description": self.error_description}
+
+    def headers(self) -> dict[str, str]:
+        return {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+    description = "The request is malformed."
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status_code = 401
+    description = "Client authentication failed."
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+    description = "The grant is invalid, expired or revoked."
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    description = "Supported grant types: password, refresh_token."
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+    description = "The requested scope exceeds the granted scope."
+
+
+class CSRFError(OAuthError):
+    error = "access_denied"
+    status_code = 403
+    description = "Missing or wrong CSRF proof (X-CSRF-Token header)."
+
+
+class _RetryAfter(OAuthError):
+    def __init__(self, description: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(description)
+        self.retry_after = max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Retry-After": str(self.retry_after)}
+
+
+class RateLimited(_RetryAfter):
+    error = "rate_limited"
+    status_code = 429
+    description = "Too many attempts; retry later."
+
+
+class TemporarilyUnavailable(_RetryAfter):
+    error = "temporarily_unavailable"
+    status_code = 503
+    description = "The token service cannot reach its store; retry shortly."
+
+
+class BearerError(OAuthError):
+    """An RFC 6750 error on a protected resource."""
+
+    status_code = 401
+
+    def challenge(self) -> str:
+        return f'Bearer error="{self.error}", error_description="{self.error_description}"'
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge(), "Cache-Control": "no-store"}
+
+
+class MissingToken(BearerError):
+    error = "invalid_request"
+    description = "An access token is required."
+
+    def challenge(self) -> str:
+        # RFC 6750 §3.1: no error code when the request simply lacks credentials.
+        return "Bearer"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": "unauthorized", "error_description": self.error_description}
+
+
+class InvalidToken(BearerError):
+    error = "invalid_token"
+    description = "The access token is invalid, expired or revoked."
+
+
+class InsufficientScope(BearerError):
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"This resource needs the scope {scope!r}.")
+        self.scope = scope
+
+    def challenge(self) -> str:
+        return f'Bearer error="insufficient_scope", scope="{self.scope}"'
+
+
+class InsufficientUserAuthentication(BearerError):
+    """RFC 9470 step-up: the login behind the token is older than ``max_age``."""
+
+    error = "insufficient_user_authentication"
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__(f"This resource needs a login within the last {max_age} s.")
+        self.max_age = max_age
+
+    def challenge(self) -> str:
+        return (
+            f'Bearer error="insufficient_user_authentication", '
+            f'error_description="{self.error_description}", max_age={self.max_age}'
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "max_age": self.max_age}
+
+
+class ClientError(SilentAuthError):
+    """Raised by :mod:`silentauth.client` to application code."""
+
+
+class SessionExpired(ClientError):
+    """The session cannot be renewed any more; the user must log in again."""
+
+
+class StepUpRequired(ClientError):
+    """The resource demands a login no older than ``max_age`` seconds (RFC 9470)."""
+
+    def __init__(self, max_age: int | None, message: str = "") -> None:
+        super().__init__(message or f"re-authentication required (max_age={max_age})")
+        self.max_age = max_age
+
+
+class RefreshFailed(ClientError):
+    """A refresh failed for a transient reason (network, 5xx); tokens are kept."""
+
+
+class BodyNotReplayable(ClientError):
+    """The request body was a one-shot stream and cannot be sent again."""

@@ -1,0 +1,62 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from silentauth.clock import Clock, system_clock
+from silentauth.core.passwords import Passwords
+from silentauth.resource.middleware import BearerAuthMiddleware, Principal
+from silentauth.server import auth_routes, demo_routes, meta_routes
+from silentauth.server.errors import EXCEPTION_HANDLERS
+from silentauth.server.runtime import Runtime
+from silentauth.settings import Settings
+from silentauth.stores.base import Store, open_store
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    clock: Clock = system_clock,
+    passwords: Passwords | None = None,
+    rng: random.Random | None = None,
+    background: bool = True,
+) -> Starlette:
+    """Build the token service. ``background=False`` leaves polling to the caller (tests)."""
+    settings = settings or Settings.load()
+    rt = Runtime(
+        settings,
+        store or open_store(settings.database_url),
+        clock,
+        passwords or Passwords(),
+        rng,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await rt.start()
+        async with anyio.create_task_group() as tg:
+            if background:
+                tg.start_soon(rt.run_background)
+            yield
+            tg.cancel_scope.cancel()
+        await rt.store.close()
+
+    async def renew(principal: Principal) -> str | None:
+        return await rt.service.renew(dict(principal.claims))
+
+    app = Starlette(
+        routes=[*auth_routes.routes, *meta_routes.routes, *demo_routes.routes],
+        middleware=[Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew)],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    return app

@@ -1,0 +1,228 @@
+"""``/auth/*``: the RFC 6749 token endpoint, browser login/refresh, sessions, revocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from silentauth.core.sessions import Grant
+from silentauth.errors import (
+    CSRFError,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidToken,
+    OAuthError,
+    UnsupportedGrantType,
+)
+from silentauth.resource.middleware import require_auth
+from silentauth.server import cookies
+from silentauth.server.parsing import read_form, read_json_object, require
+from silentauth.server.runtime import Runtime
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _token_body(grant: Grant) -> dict[str, Any]:
+    return {
+        "access_token": grant.access_token,
+        "token_type": "Bearer",
+        "expires_in": grant.expires_in,
+        "refresh_token": grant.refresh_token,
+        "scope": grant.scope,
+    }
+
+
+async def token(request: Request) -> Response:
+    """RFC 6749 token endpoint: password and refresh_token grants."""
+    rt = runtime(request)
+    form = await read_form(request)
+    grant_type = require(form, "grant_type")
+    if grant_type == "password":
+        grant = await rt.service.login(
+            require(form, "username"),
+            require(form, "password"),
+            scope=form.get("scope"),
+            client_id=form.get("client_id") or "native",
+            user_agent=request.headers.get("user-agent", ""),
+            ip=client_ip(request),
+        )
+    elif grant_type == "refresh_token":
+        grant = await rt.service.refresh(
+            require(form, "refresh_token"), scope=form.get("scope"), ip=client_ip(request)
+        )
+    else:
+        raise UnsupportedGrantType()
+    return JSONResponse(_token_body(grant), headers=NO_STORE)
+
+
+def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
+    csrf = rt.refresh_tokens.csrf_token(grant.session.id)
+    response = JSONResponse(
+        {
+            "access_token": grant.access_token,
+            "token_type": "Bearer",
+            "expires_in": grant.expires_in,
+            "scope": grant.scope,
+            "csrf_token": csrf,
+        },
+        headers=NO_STORE,
+    )
+    max_age = max(1, int(grant.session.expires_at - rt.clock()))
+    cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age)
+    return response
+
+
+def _check_origin(request: Request, rt: Runtime) -> None:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    allowed = {f"{request.url.scheme}://{request.headers.get('host', '')}", *rt.settings.cors_origins}
+    if origin not in allowed:
+        raise CSRFError("Cross-origin request refused.")
+
+
+async def login(request: Request) -> Response:
+    """Browser login: JSON in, access token out, refresh token in an HttpOnly cookie."""
+    rt = runtime(request)
+    _check_origin(request, rt)
+    body = await read_json_object(request)
+    grant = await rt.service.login(
+        require(body, "username"),
+        require(body, "password"),
+        scope=body.get("scope") if isinstance(body.get("scope"), str) else None,
+        client_id="browser",
+        user_agent=request.headers.get("user-agent", ""),
+        ip=client_ip(request),
+    )
+    return _browser_response(rt, grant)
+
+
+def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:
+    """(refresh token, session id) from the cookie, after the CSRF proof is checked."""
+    _check_origin(request, rt)
+    refresh_token = cookies.refresh_cookie(request, rt.settings)
+    if not refresh_token:
+        raise InvalidGrant("No refresh cookie: log in first.")
+    session_id = rt.service.session_of(refresh_token)
+    proof = request.headers.get(cookies.CSRF_HEADER, "")
+    if not proof or not rt.refresh_tokens.check_csrf(session_id, proof):
+        raise CSRFError()
+    return refresh_token, session_id
+
+
+async def refresh(request: Request) -> Response:
+    """Browser refresh: the cookie plus the CSRF header; the cookie rotates."""
+    rt = runtime(request)
+    try:
+        refresh_token, _ = _cookie_session(request, rt)
+        grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
+    except InvalidGrant as exc:
+        # A dead cookie is cleared, so the page stops offering it.
+        response = JSONResponse(exc.as_dict(), status_code=400, headers=exc.headers())
+        cookies.clear_session_cookies(response, rt.settings)
+        return response
+    return _browser_response(rt, grant)
+
+
+async def logout(request: Request) -> Response:
+    """End this session: by refresh cookie (with CSRF proof) or by bearer token."""
+    rt = runtime(request)
+    if request.headers.get("authorization"):
+        principal = require_auth(request)
+        await rt.service.revoke(principal.session_id, "logout")
+    elif cookies.refresh_cookie(request, rt.settings):
+        _, session_id = _cookie_session(request, rt)
+        await rt.service.revoke(session_id, "logout")
+    else:
+        raise InvalidRequest("Send the refresh cookie or a bearer token.")
+    response = Response(status_code=204, headers=NO_STORE)
+    cookies.clear_session_cookies(response, rt.settings)
+    return response
+
+
+async def logout_all(request: Request) -> Response:
+    rt = runtime(request)
+    principal = require_auth(request)
+    await rt.service.revoke_user(principal.subject, "logout_all")
+    response = Response(status_code=204, headers=NO_STORE)
+    cookies.clear_session_cookies(response, rt.settings)
+    return response
+
+
+async def list_sessions(request: Request) -> Response:
+    rt = runtime(request)
+    principal = require_auth(request)
+    rows = await rt.service.sessions(principal.subject)
+    return JSONResponse(
+        [
+            {
+                "id": s.id,
+                "created": s.created_at,
+                "last_used": s.last_used_at,
+                "user_agent": s.user_agent,
+                "ip": s.ip,
+                "client_id": s.client_id,
+                "expires_at": s.expires_at,
+                "current": s.id == principal.session_id,
+            }
+            for s in rows
+        ],
+        headers=NO_STORE,
+    )
+
+
+async def delete_session(request: Request) -> Response:
+    rt = runtime(request)
+    principal = require_auth(request)
+    session_id = request.path_params["session_id"]
+    if not await rt.service.revoke_owned(principal.subject, session_id, "device"):
+        return JSONResponse(
+            {"error": "not_found", "error_description": "No such session of yours."}, status_code=404
+        )
+    return Response(status_code=204, headers=NO_STORE)
+
+
+async def revoke(request: Request) -> Response:
+    """RFC 7009: revoke a refresh or access token; always 200 for a well-formed request."""
+    rt = runtime(request)
+    form = await read_form(request)
+    value = require(form, "token")
+    hint = form.get("token_type_hint", "")
+    order = ("access", "refresh") if hint == "access_token" else ("refresh", "access")
+    for kind in order:
+        try:
+            if kind == "refresh":
+                session_id = rt.service.session_of(value)
+            else:
+                session_id = rt.authenticator.check(value).session_id
+        except (InvalidGrant, InvalidToken):
+            continue
+        await rt.service.revoke(session_id, "logout")
+        break
+    return Response(status_code=200, headers=NO_STORE)
+
+
+routes = [
+    Route("/auth/token", token, methods=["POST"]),
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/refresh", refresh, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/logout-all", logout_all, methods=["POST"]),
+    Route("/auth/sessions", list_sessions, methods=["GET"]),
+    Route("/auth/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/auth/revoke", revoke, methods=["POST"]),
+]
+
+__all__ = ["OAuthError", "routes"]

@@ -1,0 +1,54 @@
+"""Render every error as JSON; never a stack trace, never a 5xx for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from silentauth.errors import OAuthError, StoreUnavailable, TemporarilyUnavailable
+
+log = logging.getLogger("silentauth.server")
+
+
+def oauth_error_response(exc: OAuthError) -> JSONResponse:
+    return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=exc.headers())
+
+
+async def on_oauth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    return oauth_error_response(exc)
+
+
+async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("store unavailable: %s", exc)
+    return oauth_error_response(TemporarilyUnavailable(retry_after=2))
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    names = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    return JSONResponse(
+        {"error": names.get(exc.status_code, "invalid_request"), "error_description": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # Logged by type only: exception text may quote a token or a password.
+    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return JSONResponse(
+        {"error": "server_error", "error_description": "An unexpected error occurred."},
+        status_code=500,
+    )
+
+
+EXCEPTION_HANDLERS = {
+    OAuthError: on_oauth_error,
+    StoreUnavailable: on_store_unavailable,
+    HTTPException: on_http_error,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,51 @@
+"""Prometheus metrics, one registry per app so that tests can run many apps."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+REFRESH_OUTCOMES = ("rotated", "grace", "reuse_detected", "expired", "invalid")
+LOGIN_OUTCOMES = ("ok", "bad_credentials", "rate_limited")
+REVOKE_REASONS = ("logout", "logout_all", "device", "reuse", "admin")
+
+
+class Metrics:
+    """The counters named in the contract, plus a few gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.refresh = Counter(
+            "silentauth_refresh", "Refresh attempts by outcome.", ["outcome"], registry=self.registry
+        )
+        self.login = Counter(
+            "silentauth_login", "Login attempts by outcome.", ["outcome"], registry=self.registry
+        )
+        self.renewal = Counter(
+            "silentauth_renewal", "Server-pushed New-Access-Token headers.", registry=self.registry
+        )
+        self.revoked = Counter(
+            "silentauth_sessions_revoked", "Sessions revoked by reason.", ["reason"], registry=self.registry
+        )
+        self.revocation_set = Gauge(
+            "silentauth_revocation_set_size", "Sessions in the in-process revocation set.", registry=self.registry
+        )
+        for o in REFRESH_OUTCOMES:
+            self.refresh.labels(o)
+        for o in LOGIN_OUTCOMES:
+            self.login.labels(o)
+        for r in REVOKE_REASONS:
+            self.revoked.labels(r)
+
+    def event(self, kind: str, outcome: str) -> None:
+        """The core's event hook; unknown labels are dropped, never invented."""
+        if kind == "refresh" and outcome in REFRESH_OUTCOMES:
+            self.refresh.labels(outcome).inc()
+        elif kind == "login" and outcome in LOGIN_OUTCOMES:
+            self.login.labels(outcome).inc()
+        elif kind == "renewal":
+            self.renewal.inc()
+        elif kind == "revoked" and outcome in REVOKE_REASONS:
+            self.revoked.labels(outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,159 @@
+"""Settings: one frozen dataclass, filled from ``SILENTAUTH_*`` and flags.
+
+Every field can be set as ``SILENTAUTH_<FIELD NAME IN CAPITALS>``; a CLI flag
+wins over the environment. A malformed value raises :class:`ConfigError`
+naming the setting, which the CLI turns into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from silentauth.errors import ConfigError
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_PERIOD = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``limit`` events per ``window`` seconds."""
+
+    limit: int
+    window: int
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> Rate | None:
+        """Parse ``"10/minute"``; ``"off"`` disables the limit (``None``)."""
+        if text.strip().lower() in ("off", "none", "0", ""):
+            return None
+        m = _RATE.match(text.lower())
+        if not m or int(m.group(1)) < 1:
+            raise ConfigError(name, f"{text!r} is not a rate like '10/minute' or 'off'")
+        return cls(int(m.group(1)), _PERIOD[m.group(2)])
+
+    def __str__(self) -> str:
+        period = {v: k for k, v in _PERIOD.items()}[self.window]
+        return f"{self.limit}/{period}"
+
+
+def parse_policy(name: str, text: str) -> dict[str, int]:
+    """Parse ``"payments=300,admin=600"``: scope -> access-token lifetime (s)."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        scope, sep, seconds = part.partition("=")
+        if not sep or not scope.strip() or not seconds.strip().isdigit():
+            raise ConfigError(name, f"{part!r} is not 'scope=seconds'")
+        if int(seconds) < 1:
+            raise ConfigError(name, f"lifetime for {scope!r} must be at least 1 s")
+        out[scope.strip()] = int(seconds)
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told. Durations are in seconds."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///silentauth.db"
+    demo: bool = False
+    access_ttl: int = 900
+    refresh_idle_ttl: int = 7 * 86400
+    session_max_age: int = 30 * 86400
+    reuse_grace: float = 10.0
+    ttl_jitter: float = 0.1
+    renew_within: int = 60
+    step_up_max_age: int = 300
+    issuer: str = ""
+    audience: str = "silentauth"
+    rate_limit_login: Rate | None = Rate(10, 60)
+    rate_limit_refresh: Rate | None = Rate(60, 60)
+    # Scope -> access lifetime; the shortest matching entry wins (risk-based).
+    token_policy: Mapping[str, int] = field(default_factory=lambda: {"payments": 300})
+    secret_key: str = ""
+    secret_key_file: str = ""
+    cookie_secure: bool = True
+    revocation_poll: float = 0.5
+    key_lifetime: int = 90 * 86400
+    scope: str = "openid profile api"
+    cors_origins: tuple[str, ...] = ()
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, msg: str) -> None:
+            if not ok:
+                raise ConfigError(name.upper(), msg)
+
+        need(0 < self.port < 65536, "port", f"{self.port} is not a TCP port")
+        need(self.access_ttl >= 1, "access_ttl", "must be at least 1 second")
+        need(self.refresh_idle_ttl >= 1, "refresh_idle_ttl", "must be at least 1 second")
+        need(self.session_max_age >= 1, "session_max_age", "must be at least 1 second")
+        need(self.reuse_grace >= 0, "reuse_grace", "must not be negative")
+        need(0 <= self.ttl_jitter < 1, "ttl_jitter", "must be a fraction in [0, 1)")
+        need(self.renew_within >= 0, "renew_within", "must not be negative")
+        need(self.step_up_max_age >= 1, "step_up_max_age", "must be at least 1 second")
+        need(self.revocation_poll > 0, "revocation_poll", "must be positive")
+        need(self.key_lifetime >= 60, "key_lifetime", "must be at least 60 seconds")
+        scheme = self.database_url.partition("://")[0]
+        need(
+            scheme in ("sqlite", "postgresql", "postgres", "redis", "rediss"),
+            "database_url",
+            f"{self.database_url!r}: use sqlite:///path, postgresql://… or redis://…",
+        )
+        if not self.issuer:
+            object.__setattr__(self, "issuer", f"http://{self.host}:{self.port}")
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Build settings from ``SILENTAUTH_*`` variables, then ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"SILENTAUTH_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _convert(f.name, f.type, raw)
+        for key, value in (overrides or {}).items():
+            if value is None:
+                continue
+            ftype = next(f.type for f in dataclasses.fields(cls) if f.name == key)
+            values[key] = _convert(key, ftype, value) if isinstance(value, str) else value
+        if values.get("demo"):
+            # Demo mode: lifetimes short enough to watch refresh happen.
+            values.setdefault("access_ttl", 30)
+            values.setdefault("renew_within", 10)
+        return cls(**values)
+
+
+def _convert(name: str, ftype: Any, raw: str) -> Any:
+    t = str(ftype)
+    try:
+        if t == "bool":
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if t == "int":
+            return int(raw)
+        if t == "float":
+            return float(raw)
+        if t.startswith("Rate"):
+            return Rate.parse(name.upper(), raw)
+        if t.startswith("Mapping"):
+            return parse_policy(name.upper(), raw)
+        if t.startswith("tuple"):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except (ValueError, TypeError):
+        raise ConfigError(name.upper(), f"{raw!r} is not a valid {t}") from None
+    return raw
