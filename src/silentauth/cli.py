@@ -60,10 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _with_runtime(args: argparse.Namespace, job: Callable[[Any], Awaitable[int]]) -> int:
+    from silentauth.clock import system_clock
     from silentauth.core.passwords import Passwords
     from silentauth.server.runtime import Runtime
     from silentauth.stores.base import open_store
-    from silentauth.clock import system_clock
 
     settings = _settings(args)
     rt = Runtime(settings, open_store(settings.database_url), system_clock, Passwords())

@@ -170,7 +170,8 @@ class KeyManager:
         nonce, ct = stored.private_blob[:12], stored.private_blob[12:]
         der = self._aead.decrypt(nonce, ct, stored.kid.encode())
         private = serialization.load_der_private_key(der, password=None)
-        assert isinstance(private, ec.EllipticCurvePrivateKey)
+        if not isinstance(private, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"key {stored.kid} is not an EC private key")
         return SigningKey(stored.kid, private.public_key(), private, stored.created_at, stored.not_after)
 
     async def load(self, now: float) -> KeyRing:

@@ -56,28 +56,25 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self._rate is not None
 
-    def _limit(self) -> int:
-        assert self._rate is not None
-        return self._rate.limit * self._scale
-
-    def _retry_after(self, now: float) -> int:
-        assert self._rate is not None
-        w = self._rate.window
+    def _retry_after(self, rate: Rate, now: float) -> int:
+        w = rate.window
         return max(1, math.ceil((int(now // w) + 1) * w - now))
 
     async def check(self, key: str, now: float) -> None:
         """Raise :class:`RateLimited` if ``key`` has used its window up."""
-        if self._rate is None:
+        rate = self._rate
+        if rate is None:
             return
-        if await self._store.peek(key, self._rate.window, now) >= self._limit():
-            raise RateLimited(retry_after=self._retry_after(now))
+        if await self._store.peek(key, rate.window, now) >= rate.limit * self._scale:
+            raise RateLimited(retry_after=self._retry_after(rate, now))
 
     async def hit(self, key: str, now: float) -> None:
         """Count one attempt; raise :class:`RateLimited` once over the limit."""
-        if self._rate is None:
+        rate = self._rate
+        if rate is None:
             return
-        if await self._store.hit(key, self._rate.window, now) > self._limit():
-            raise RateLimited(retry_after=self._retry_after(now))
+        if await self._store.hit(key, rate.window, now) > rate.limit * self._scale:
+            raise RateLimited(retry_after=self._retry_after(rate, now))
 
     async def record(self, key: str, now: float) -> None:
         """Count one attempt without judging it (the outcome is already known)."""

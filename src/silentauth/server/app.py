@@ -12,7 +12,8 @@ from starlette.middleware import Middleware
 
 from silentauth.clock import Clock, system_clock
 from silentauth.core.passwords import Passwords
-from silentauth.resource.middleware import BearerAuthMiddleware, Principal
+from silentauth.resource.middleware import BearerAuthMiddleware
+from silentauth.resource.verify import Principal
 from silentauth.server import auth_routes, demo_routes, meta_routes
 from silentauth.server.errors import EXCEPTION_HANDLERS
 from silentauth.server.runtime import Runtime
@@ -55,7 +56,7 @@ def create_app(
     app = Starlette(
         routes=[*auth_routes.routes, *meta_routes.routes, *demo_routes.routes],
         middleware=[Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew)],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.runtime = rt

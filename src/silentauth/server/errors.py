@@ -18,7 +18,8 @@ def oauth_error_response(exc: OAuthError) -> JSONResponse:
 
 
 async def on_oauth_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, OAuthError)
+    if not isinstance(exc, OAuthError):  # pragma: no cover - routed by type
+        return await on_unexpected(request, exc)
     return oauth_error_response(exc)
 
 
@@ -28,7 +29,8 @@ async def on_store_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # pragma: no cover - routed by type
+        return await on_unexpected(request, exc)
     names = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     return JSONResponse(
         {"error": names.get(exc.status_code, "invalid_request"), "error_description": str(exc.detail)},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -93,8 +94,7 @@ class Runtime:
     async def _purge(self) -> None:
         await self.store.purge(self.clock(), keep_revocations=self.settings.access_ttl + 120)
 
-    async def _every(self, seconds: float, job: object) -> None:
-        assert callable(job)
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
             await anyio.sleep(seconds)
             try:
