@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from silentauth.core.passwords import Passwords, normalize_username
+from silentauth.errors import InvalidRequest
+
+
+def test_hashes_are_argon2id_and_verify() -> None:
+    pw = Passwords(time_cost=1, memory_cost=1024)
+    h = pw.hash("correct horse")
+    assert h.startswith("$argon2id$")
+    assert pw.verify_sync(h, "correct horse")
+    assert not pw.verify_sync(h, "wrong")
+
+
+def test_default_parameters_meet_owasp_minimum() -> None:
+    assert Passwords().parameters == "argon2id t=2 m=19456KiB p=1"
+
+
+def test_unknown_user_runs_a_full_verify_and_fails() -> None:
+    pw = Passwords(time_cost=1, memory_cost=1024)
+    assert not pw.verify_sync(None, "silentauth dummy password")
+
+
+def test_oversized_password_is_refused_cheaply() -> None:
+    pw = Passwords(time_cost=1, memory_cost=1024)
+    with pytest.raises(InvalidRequest):
+        pw.hash("x" * 5000)
+    assert not pw.verify_sync(pw.hash("x"), "x" * 5000)
+
+
+def test_usernames_that_differ_only_by_normalisation_are_one_account() -> None:
+    assert normalize_username("Alice") == normalize_username("ａｌｉｃｅ") == "alice"
+    assert normalize_username("ﬁona") == "fiona"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "a\x00b", "x" * 151, "tab\there"])
+def test_bad_usernames_are_invalid_request(bad: str) -> None:
+    with pytest.raises(InvalidRequest):
+        normalize_username(bad)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import random
+
+from silentauth.core.policy import LifetimePolicy
+from silentauth.settings import Settings
+
+NOW = 1_800_000_000.0
+
+
+def test_jitter_only_shortens_and_stays_within_the_fraction() -> None:
+    policy = LifetimePolicy(Settings(access_ttl=1000, ttl_jitter=0.1), random.Random(1))
+    exps = [policy.access_expiry("api", NOW, NOW + 10**6) - NOW for _ in range(2000)]
+    assert 900 <= min(exps) and max(exps) <= 1000
+    assert max(exps) - min(exps) > 80  # actually spread, not constant
+
+
+def test_no_jitter_gives_exact_lifetimes() -> None:
+    policy = LifetimePolicy(Settings(access_ttl=600, ttl_jitter=0.0))
+    assert policy.access_expiry("api", NOW, NOW + 10**6) == NOW + 600
+    assert policy.idle_deadline(NOW) == NOW + 7 * 86400
+
+
+def test_risk_based_scope_gets_the_shorter_lifetime() -> None:
+    policy = LifetimePolicy(Settings(access_ttl=900, ttl_jitter=0.0, token_policy={"payments": 120}))
+    assert policy.base_access_ttl("api payments") == 120
+    assert policy.base_access_ttl("api") == 900
+
+
+def test_access_token_never_outlives_the_session() -> None:
+    policy = LifetimePolicy(Settings(access_ttl=900, ttl_jitter=0.0))
+    assert policy.access_expiry("api", NOW, NOW + 30) == NOW + 30

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from silentauth.core.keys import MasterKey
+from silentauth.core.refresh import RefreshTokens
+from silentauth.errors import InvalidGrant
+
+MASTER = MasterKey(b"k" * 32)
+
+
+def test_issued_token_parses_back_to_session_and_counter() -> None:
+    rt = RefreshTokens(MASTER)
+    token = rt.issue("abcdefghijklmnopqrstuv", 7)
+    assert token.startswith("v1.abcdefghijklmnopqrstuv.7.")
+    assert rt.parse(token) == ("abcdefghijklmnopqrstuv", 7)
+
+
+def test_mac_carries_256_bits() -> None:
+    token = RefreshTokens(MASTER).issue("abcdefghijklmnopqrstuv", 0)
+    assert len(token.rsplit(".", 1)[1]) == 43  # 32 bytes, base64url
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t.replace(".7.", ".8."),  # counter bumped by the holder
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # MAC flipped
+        lambda t: t.replace("v1.", "v2."),
+        lambda t: t[:-5],  # truncated
+        lambda t: t + "=",
+        lambda t: "",
+        lambda t: "v1...",
+        lambda t: t + "." + t,
+        lambda t: t.replace(".7.", ".07."),  # non-canonical counter
+        lambda t: t.replace(".7.", ".-1."),
+        lambda t: "v1." + "a" * 5000,
+    ],
+)
+def test_tampered_or_garbage_tokens_are_invalid_grant(mutate: object) -> None:
+    rt = RefreshTokens(MASTER)
+    token = rt.issue("abcdefghijklmnopqrstuv", 7)
+    with pytest.raises(InvalidGrant):
+        rt.parse(mutate(token))  # type: ignore[operator]
+
+
+def test_token_from_another_master_key_is_rejected() -> None:
+    other = RefreshTokens(MasterKey(b"x" * 32)).issue("abcdefghijklmnopqrstuv", 1)
+    with pytest.raises(InvalidGrant):
+        RefreshTokens(MASTER).parse(other)
+
+
+def test_csrf_proof_is_bound_to_the_session() -> None:
+    rt = RefreshTokens(MASTER)
+    proof = rt.csrf_token("session-a-xxxxxxxxxxxx")
+    assert rt.check_csrf("session-a-xxxxxxxxxxxx", proof)
+    assert not rt.check_csrf("session-b-xxxxxxxxxxxx", proof)
+    assert not rt.check_csrf("session-a-xxxxxxxxxxxx", proof[:-1] + "x")
+
+
+def test_short_master_key_is_refused() -> None:
+    from silentauth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        MasterKey(b"short")

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from silentauth.core.encoding import b64encode
+from silentauth.core.keys import KeyRing, SigningKey
+from silentauth.core.tokens import AccessTokenVerifier, decode_unverified, mint
+from silentauth.errors import InvalidToken
+
+NOW = 1_800_000_000.0
+
+
+def make_key(kid: str = "k1", created: float = NOW - 10, not_after: float = NOW + 3600) -> SigningKey:
+    private = ec.generate_private_key(ec.SECP256R1())
+    return SigningKey(kid, private.public_key(), private, created, not_after)
+
+
+def claims(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "iss": "https://issuer.test",
+        "sub": "user-1",
+        "aud": "api",
+        "exp": int(NOW + 300),
+        "iat": int(NOW),
+        "jti": "j1",
+        "sid": "s1",
+        "scope": "openid api",
+        "auth_time": int(NOW),
+        "client_id": "native",
+    }
+    base.update(over)
+    return base
+
+
+def verifier(ring: KeyRing) -> AccessTokenVerifier:
+    return AccessTokenVerifier(lambda kid, now: ring.get(kid, now), "https://issuer.test", "api")
+
+
+def test_minted_token_is_rfc9068_shaped_and_verifies() -> None:
+    key = make_key()
+    token = mint(key, claims())
+    header, body = decode_unverified(token)
+    assert header == {"alg": "ES256", "kid": "k1", "typ": "at+jwt"}
+    assert verifier(KeyRing([key], 60)).verify(token, NOW)["sub"] == "user-1"
+
+
+def test_token_verifies_with_pyjwt_from_the_jwks_alone() -> None:
+    key = make_key()
+    ring = KeyRing([key], 60)
+    token = mint(key, claims(exp=int(time.time()) + 300, iat=int(time.time())))
+    jwk = pyjwt.PyJWKSet.from_dict(ring.jwks(NOW))["k1"]
+    decoded = pyjwt.decode(token, jwk.key, algorithms=["ES256"], audience="api", issuer="https://issuer.test")
+    assert decoded["sid"] == "s1"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"exp": int(NOW - 60)}, "expired"),
+        ({"aud": "other"}, "audience"),
+        ({"iss": "https://evil.test"}, "issued by"),
+        ({"iat": int(NOW + 3600)}, "future"),
+        ({"nbf": int(NOW + 3600)}, "not valid yet"),
+        ({"exp": "soon"}, "not a number"),
+        ({"sub": 5}, "not a string"),
+    ],
+)
+def test_bad_claims_are_rejected(change: dict[str, Any], message: str) -> None:
+    key = make_key()
+    with pytest.raises(InvalidToken, match=message):
+        verifier(KeyRing([key], 60)).verify(mint(key, claims(**change)), NOW)
+
+
+def test_missing_claim_is_rejected() -> None:
+    key = make_key()
+    c = claims()
+    del c["sid"]
+    with pytest.raises(InvalidToken, match="sid"):
+        verifier(KeyRing([key], 60)).verify(mint(key, c), NOW)
+
+
+def test_audience_list_containing_ours_is_accepted() -> None:
+    key = make_key()
+    verifier(KeyRing([key], 60)).verify(mint(key, claims(aud=["x", "api"])), NOW)
+
+
+def _forge(header: dict[str, Any], body: dict[str, Any], sig: bytes = b"") -> str:
+    return f"{b64encode(json.dumps(header).encode())}.{b64encode(json.dumps(body).encode())}.{b64encode(sig)}"
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "HS256", "RS256", "ES384", "EdDSA"])
+def test_unpinned_algorithms_are_refused(alg: str) -> None:
+    key = make_key()
+    token = _forge({"alg": alg, "kid": "k1", "typ": "at+jwt"}, claims(), b"x" * 64)
+    with pytest.raises(InvalidToken, match="algorithm"):
+        verifier(KeyRing([key], 60)).verify(token, NOW)
+
+
+def test_hs256_signed_with_the_public_key_is_refused() -> None:
+    key = make_key()
+    pem = key.jwk()["x"].encode()
+    token = pyjwt.encode(claims(), pem, algorithm="HS256", headers={"kid": "k1", "typ": "at+jwt"})
+    with pytest.raises(InvalidToken):
+        verifier(KeyRing([key], 60)).verify(token, NOW)
+
+
+def test_unknown_kid_and_embedded_jwk_headers_are_refused() -> None:
+    key, attacker = make_key(), make_key("k1")
+    ring = KeyRing([key], 60)
+    with pytest.raises(InvalidToken, match="signature"):
+        verifier(ring).verify(mint(attacker, claims()), NOW)  # same kid, other key
+    with pytest.raises(InvalidToken, match="unknown key"):
+        verifier(ring).verify(mint(make_key("nope"), claims()), NOW)
+    forged = _forge({"alg": "ES256", "kid": "k1", "typ": "at+jwt", "jwk": attacker.jwk()}, claims(), b"x" * 64)
+    with pytest.raises(InvalidToken, match="header"):
+        verifier(ring).verify(forged, NOW)
+
+
+def test_wrong_typ_is_refused() -> None:
+    key = make_key()
+    token = _forge({"alg": "ES256", "kid": "k1", "typ": "JWT"}, claims(), b"x" * 64)
+    with pytest.raises(InvalidToken, match="typ"):
+        verifier(KeyRing([key], 60)).verify(token, NOW)
+
+
+@pytest.mark.parametrize("token", ["", "a.b", "a.b.c.d", "..", "é.é.é", "x" * 9000, "eyJ.eyJ.sig"])
+def test_malformed_tokens_are_invalid_token(token: str) -> None:
+    with pytest.raises(InvalidToken):
+        verifier(KeyRing([make_key()], 60)).verify(token, NOW)
+
+
+def test_retired_key_verifies_until_grace_then_stops() -> None:
+    old = make_key("old", created=NOW - 100, not_after=NOW - 10)
+    new = make_key("new", created=NOW - 5)
+    ring = KeyRing([old, new], verify_grace=60)
+    assert ring.signing_key(NOW).kid == "new"  # type: ignore[union-attr]
+    assert ring.get("old", NOW) is not None
+    assert ring.get("old", NOW + 60) is None
+    assert [k["kid"] for k in ring.jwks(NOW)["keys"]] == ["old", "new"]
