@@ -1,0 +1,163 @@
+"""RFC 6749 token endpoint: password grant, rotation, grace, reuse detection, expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Service, ServiceFactory
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_password_grant_returns_rfc6749_token_response(service: Service) -> None:
+    r = await service.client.post(
+        "/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"}
+    )
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    assert service.metric("silentauth_login_total", outcome="ok") == 1
+
+
+async def test_wrong_password_and_unknown_user_answer_identically(service: Service) -> None:
+    a = await service.client.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "nope"})
+    b = await service.client.post("/auth/token", data={"grant_type": "password", "username": "mallory", "password": "nope"})
+    assert a.status_code == b.status_code == 400
+    assert a.json() == b.json() == {"error": "invalid_grant", "error_description": "Invalid user name or password."}
+    assert service.metric("silentauth_login_total", outcome="bad_credentials") == 2
+
+
+async def test_refresh_rotates_to_a_new_token_and_old_one_enters_grace(service: Service) -> None:
+    first = await service.password_grant()
+    r = await service.refresh(first["refresh_token"])
+    assert r.status_code == 200
+    second = r.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert service.metric("silentauth_refresh_total", outcome="rotated") == 1
+    # A retry of the old token inside the grace window converges on the same successor.
+    again = await service.refresh(first["refresh_token"])
+    assert again.status_code == 200
+    assert again.json()["refresh_token"] == second["refresh_token"]
+    assert service.metric("silentauth_refresh_total", outcome="grace") == 1
+
+
+async def test_refresh_reuse_after_grace_revokes_session(service: Service) -> None:
+    first = await service.password_grant()
+    second = (await service.refresh(first["refresh_token"])).json()
+    service.clock.advance(11)  # past REUSE_GRACE=10
+    stolen = await service.refresh(first["refresh_token"])
+    assert stolen.status_code == 400
+    assert stolen.json()["error"] == "invalid_grant"
+    assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
+    assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 1
+    # The whole session is dead: the legitimate successor and its access token too.
+    assert (await service.refresh(second["refresh_token"])).status_code == 400
+    me = await service.client.get("/api/me", headers={"Authorization": f"Bearer {second['access_token']}"})
+    assert me.status_code == 401
+    assert 'error="invalid_token"' in me.headers["www-authenticate"]
+
+
+async def test_grandparent_token_inside_grace_is_reuse(service: Service) -> None:
+    t0 = (await service.password_grant())["refresh_token"]
+    t1 = (await service.refresh(t0)).json()["refresh_token"]
+    assert (await service.refresh(t1)).status_code == 200
+    # t0 is two generations old: grace covers one generation only.
+    assert (await service.refresh(t0)).status_code == 400
+    assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
+
+
+async def test_session_ends_after_idle_ttl(service_factory: ServiceFactory) -> None:
+    svc: Service = await service_factory(refresh_idle_ttl=3600)
+    await svc.add_user()
+    token = (await svc.password_grant())["refresh_token"]
+    svc.clock.advance(3000)
+    token = (await svc.refresh(token)).json()["refresh_token"]  # use extends idleness
+    svc.clock.advance(3000)
+    token = (await svc.refresh(token)).json()["refresh_token"]
+    svc.clock.advance(3601)
+    r = await svc.refresh(token)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert svc.metric("silentauth_refresh_total", outcome="expired") == 1
+
+
+async def test_rotation_never_extends_the_absolute_session_limit(service_factory: ServiceFactory) -> None:
+    svc: Service = await service_factory(session_max_age=1000, refresh_idle_ttl=600, access_ttl=300)
+    await svc.add_user()
+    token = (await svc.password_grant())["refresh_token"]
+    for _ in range(3):
+        svc.clock.advance(290)
+        r = await svc.refresh(token)
+        assert r.status_code == 200
+        token = r.json()["refresh_token"]
+    # 870 s in: the access token is capped at the session's end, not 300 s away.
+    assert r.json()["expires_in"] <= 130
+    svc.clock.advance(140)
+    assert (await svc.refresh(token)).json()["error"] == "invalid_grant"
+
+
+async def test_scope_on_refresh_may_narrow_but_never_widen(service: Service) -> None:
+    grant = await service.password_grant(scope="openid api")
+    assert grant["scope"] == "openid api"
+    narrowed = await service.refresh(grant["refresh_token"], scope="api")
+    assert narrowed.json()["scope"] == "api"
+    wider = await service.refresh(narrowed.json()["refresh_token"], scope="api admin")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+
+
+async def test_login_with_scope_outside_the_allowed_set_is_invalid_scope(service: Service) -> None:
+    r = await service.client.post(
+        "/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "root"}
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({}, "invalid_request"),
+        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+        ({"grant_type": "password", "username": "alice"}, "invalid_request"),
+        ({"grant_type": "refresh_token"}, "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": "garbage"}, "invalid_grant"),
+    ],
+)
+async def test_token_endpoint_errors_are_rfc6749_json(service: Service, data: dict[str, str], error: str) -> None:
+    r = await service.client.post("/auth/token", data=data)
+    assert r.status_code == 400
+    assert r.json()["error"] == error
+    assert isinstance(r.json()["error_description"], str)
+
+
+async def test_repeated_parameters_are_invalid_request(service: Service) -> None:
+    r = await service.client.post(
+        "/auth/token",
+        content=b"grant_type=password&username=alice&username=bob&password=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400 and "repeated" in r.json()["error_description"]
+
+
+async def test_access_token_carries_rfc9068_claims(service: Service) -> None:
+    from silentauth.core.tokens import decode_unverified
+
+    grant = await service.password_grant()
+    header, claims = decode_unverified(grant["access_token"])
+    assert header["typ"] == "at+jwt" and header["alg"] == "ES256" and header["kid"]
+    assert {"iss", "sub", "aud", "exp", "iat", "jti", "sid", "scope", "auth_time", "client_id"} <= set(claims)
+    me = await service.client.get("/api/me", headers={"Authorization": f"Bearer {grant['access_token']}"})
+    assert me.json()["username"] == "alice" and me.json()["session_id"] == claims["sid"]
+
+
+async def test_refresh_tokens_are_not_stored_in_the_database(service: Service, tmp_path: object) -> None:
+    import sqlite3
+
+    grant = await service.password_grant()
+    rotated = (await service.refresh(grant["refresh_token"])).json()["refresh_token"]
+    path = service.runtime.settings.database_url.partition("///")[2]
+    dump = "\n".join(sqlite3.connect(path).iterdump())
+    mac = rotated.rsplit(".", 1)[1]
+    assert mac not in dump and grant["refresh_token"].rsplit(".", 1)[1] not in dump
+    assert "secret" not in dump  # the password is stored as an Argon2id hash only
