@@ -291,7 +291,7 @@ class SessionService:
         s = await self.store.get_session(str(claims["sid"]))
         if s is None or s.revoked_at is not None or s.expires_at <= now or s.idle_expires_at <= now:
             return None
-        if s.expires_at <= claims["exp"]:
+        if int(s.expires_at) <= claims["exp"]:
             return None  # already at the absolute limit: renewal cannot help
         token, _ = self.mint_access(s, str(claims["scope"]), now)
         return token
