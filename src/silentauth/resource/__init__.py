@@ -1,8 +1,33 @@
-"""Verify silentauth access tokens in any Starlette or FastAPI application."""
+"""Verify silentauth access tokens in any Starlette or FastAPI application.
+
+In the token service the keys come from the local ring; elsewhere use
+:meth:`TokenAuthenticator.from_issuer`, which fetches the issuer's JWKS. FastAPI
+dependencies live in :mod:`silentauth.resource.fastapi` (FastAPI is optional).
+"""
 
 from __future__ import annotations
 
-from silentauth.resource.middleware import BearerAuthMiddleware, Principal, require_auth
-from silentauth.resource.verify import TokenAuthenticator
+from silentauth.resource.backend import SilentAuthBackend, bearer_error_response
+from silentauth.resource.jwks import JWKSKeySource
+from silentauth.resource.middleware import (
+    BearerAuthMiddleware,
+    PrincipalUser,
+    require_auth,
+)
+from silentauth.resource.remote import RemoteAuthenticator
+from silentauth.resource.revocations import RevocationFollower
+from silentauth.resource.verify import Principal, TokenAuthenticator, UnknownKeyId
 
-__all__ = ["BearerAuthMiddleware", "Principal", "TokenAuthenticator", "require_auth"]
+__all__ = [
+    "BearerAuthMiddleware",
+    "JWKSKeySource",
+    "Principal",
+    "PrincipalUser",
+    "RemoteAuthenticator",
+    "RevocationFollower",
+    "SilentAuthBackend",
+    "TokenAuthenticator",
+    "UnknownKeyId",
+    "bearer_error_response",
+    "require_auth",
+]

@@ -9,46 +9,70 @@ is close to expiry, the response carries ``New-Access-Token``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.authentication import BaseUser
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from silentauth.errors import BearerError, InsufficientScope, InsufficientUserAuthentication
-from silentauth.resource.verify import Principal, TokenAuthenticator
+from silentauth.errors import (
+    BearerError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    MissingToken,
+)
+from silentauth.resource.verify import Principal, TokenAuthenticator, UnknownKeyId
 
 Renewer = Callable[[Principal], Awaitable[str | None]]
 RENEWAL_HEADER = "New-Access-Token"
+PRINCIPAL_KEY = "silentauth.principal"
+ERROR_KEY = "silentauth.error"
 
 
 class BearerAuthMiddleware:
-    """Authenticate every request that carries ``Authorization: Bearer``."""
+    """Authenticate every request that carries ``Authorization: Bearer``.
+
+    ``renewer`` (the token service passes one) is awaited for successful
+    responses and may return a fresh token for the ``New-Access-Token`` header.
+    """
 
     def __init__(
-        self, app: ASGIApp, authenticator: TokenAuthenticator, renewer: Renewer | None = None
+        self,
+        app: ASGIApp,
+        authenticator: TokenAuthenticator,
+        renewer: Renewer | None = None,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.renewer = renewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         header = None
         for name, value in scope["headers"]:
             if name == b"authorization":
+                # latin-1 never fails; non-ASCII then fails token checks as malformed.
                 header = value.decode("latin-1")
                 break
         state = scope.setdefault("state", {})
         principal: Principal | None = None
+        auth = self.authenticator
         try:
-            principal = self.authenticator.authenticate(header)
-            state["silentauth.principal"] = principal
+            try:
+                principal = auth.authenticate(header)
+            except UnknownKeyId as exc:
+                # Rare path (key rotation, forged kid): learning is rate limited.
+                if not await auth.learn_key(exc.kid):
+                    raise
+                principal = auth.authenticate(header)
+            state[PRINCIPAL_KEY] = principal
         except BearerError as exc:
-            state["silentauth.error"] = exc
-        if principal is None or self.renewer is None:
+            state[ERROR_KEY] = exc
+        if principal is None or self.renewer is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         renewer, found = self.renewer, principal
@@ -57,33 +81,76 @@ class BearerAuthMiddleware:
             if message["type"] == "http.response.start" and message["status"] < 400:
                 token = await renewer(found)
                 if token is not None:
+                    # Appended, not merged: repeated Expose-Headers fields combine (RFC 9110 §5.3).
                     headers = list(message.get("headers", []))
                     headers.append((b"new-access-token", token.encode("ascii")))
-                    headers.append((b"access-control-expose-headers", b"New-Access-Token"))
+                    headers.append(
+                        (b"access-control-expose-headers", b"New-Access-Token")
+                    )
                     message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_renewal)
 
 
+class PrincipalUser(BaseUser):
+    """A Starlette ``request.user`` backed by a :class:`Principal`."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.principal.username or self.principal.subject
+
+    @property
+    def identity(self) -> str:
+        return self.principal.subject
+
+
+def current(conn: HTTPConnection) -> Principal:
+    """The authenticated principal, or the BearerError the request earned."""
+    state: dict[str, Any] = conn.scope.get("state") or {}
+    principal: Principal | None = state.get(PRINCIPAL_KEY)
+    if principal is not None:
+        return principal
+    user = conn.scope.get("user")
+    if isinstance(user, PrincipalUser):
+        return user.principal
+    error = state.get(ERROR_KEY)
+    if isinstance(error, BearerError):
+        raise error
+    if "user" in conn.scope:
+        # AuthenticationMiddleware ran and found no credentials.
+        raise MissingToken()
+    # A wiring mistake, not a client error: fail loudly (500) rather than let anyone in.
+    raise RuntimeError(
+        "BearerAuthMiddleware (or SilentAuthBackend) is not installed on this app"
+    )
+
+
 def require_auth(
-    conn: HTTPConnection, *, scope: str | None = None, max_age: int | None = None, now: float | None = None
+    conn: HTTPConnection,
+    *,
+    scope: str | None = None,
+    max_age: int | None = None,
+    now: float | None = None,
 ) -> Principal:
-    """The caller's principal, or the RFC 6750 / RFC 9470 error to answer with."""
-    state: dict[str, Any] = conn.scope.get("state", {})
-    principal: Principal | None = state.get("silentauth.principal")
-    if principal is None:
-        error = state.get("silentauth.error")
-        if isinstance(error, BearerError):
-            raise error
-        # No middleware ran: authenticate here from the app's authenticator.
-        raise RuntimeError("BearerAuthMiddleware is not installed on this app")
+    """The caller's principal, or the RFC 6750 / RFC 9470 error to answer with.
+
+    ``scope`` demands a granted scope (403 ``insufficient_scope``); ``max_age``
+    demands a login no older than that many seconds at ``now`` (401
+    ``insufficient_user_authentication``, RFC 9470).
+    """
+    principal = current(conn)
     if scope is not None and scope not in principal.scopes:
         raise InsufficientScope(scope)
     if max_age is not None:
-        import time
-
-        current = time.time() if now is None else now
-        if current - principal.auth_time > max_age:
+        current_time = time.time() if now is None else now
+        if current_time - principal.auth_time > max_age:
             raise InsufficientUserAuthentication(max_age)
     return principal

@@ -4,17 +4,37 @@ An ECDSA verify costs ~100 µs; an API sees the same token many times until it
 expires. Verified claims are therefore cached per token string until their
 ``exp``, and each hit costs a dict look-up plus the revocation check — which is
 the part that must stay live, so it is never cached.
+
+The hot path (:meth:`TokenAuthenticator.authenticate`) is synchronous and does
+no I/O. A key source that can learn new keys (a JWKS fetched over HTTP) raises
+:class:`UnknownKeyId` for a ``kid`` it does not hold; async callers such as the
+middleware then ``await`` :meth:`TokenAuthenticator.learn_key` once and retry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from silentauth.clock import Clock, system_clock
 from silentauth.core.tokens import MAX_TOKEN_LENGTH, AccessTokenVerifier
 from silentauth.errors import InvalidToken, MissingToken
+
+if TYPE_CHECKING:
+    from silentauth.resource.remote import RemoteAuthenticator
+
+
+class UnknownKeyId(InvalidToken):
+    """The token names a ``kid`` the key source does not hold (yet).
+
+    It is an :class:`InvalidToken`, so a caller that cannot wait for a key
+    refetch answers 401 like for any other bad token.
+    """
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("The access token is signed by an unknown key.")
+        self.kid = kid
 
 
 @dataclass(frozen=True)
@@ -27,23 +47,37 @@ class Principal:
 
     @property
     def subject(self) -> str:
+        """The ``sub`` claim: the user id."""
         return str(self.claims["sub"])
 
     @property
     def session_id(self) -> str:
+        """The ``sid`` claim: the device session the token belongs to."""
         return str(self.claims["sid"])
 
     @property
     def auth_time(self) -> float:
+        """When the user last entered credentials (epoch seconds, RFC 9470)."""
         return float(self.claims["auth_time"])
 
     @property
     def expires_at(self) -> float:
+        """The ``exp`` claim (epoch seconds)."""
         return float(self.claims["exp"])
+
+    @property
+    def username(self) -> str:
+        """``preferred_username`` when the token carries it, else ``""``."""
+        return str(self.claims.get("preferred_username", ""))
 
 
 class TokenAuthenticator:
-    """Turns an ``Authorization`` header into a :class:`Principal` or a BearerError."""
+    """Turns an ``Authorization`` header into a :class:`Principal` or a BearerError.
+
+    ``is_revoked(sid)`` is asked on every request (never cached); ``key_learner``,
+    when given, is awaited with the ``kid`` of an :class:`UnknownKeyId` and says
+    whether a retry may now succeed (see :mod:`silentauth.resource.jwks`).
+    """
 
     def __init__(
         self,
@@ -51,12 +85,27 @@ class TokenAuthenticator:
         is_revoked: Callable[[str], bool] = lambda sid: False,
         clock: Clock = system_clock,
         cache_size: int = 50_000,
+        key_learner: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.verifier = verifier
         self.is_revoked = is_revoked
         self.clock = clock
+        self.key_learner = key_learner
         self._cache: dict[str, Principal] = {}
         self._cache_size = cache_size
+
+    @classmethod
+    def from_issuer(
+        cls, issuer: str, audience: str = "silentauth", **options: Any
+    ) -> RemoteAuthenticator:
+        """An authenticator for a third-party app: keys from ``{issuer}/.well-known/jwks.json``.
+
+        See :class:`silentauth.resource.remote.RemoteAuthenticator` for ``options``
+        (``jwks_url``, ``revocation_url``, ``refetch_interval``, ``clock``, ...).
+        """
+        from silentauth.resource.remote import RemoteAuthenticator
+
+        return RemoteAuthenticator(issuer, audience, **options)
 
     @staticmethod
     def bearer(header: str | None) -> str:
@@ -72,14 +121,33 @@ class TokenAuthenticator:
         return token
 
     def authenticate(self, header: str | None) -> Principal:
+        """Synchronous: the principal of an ``Authorization`` header value."""
         return self.check(self.bearer(header))
 
+    async def authenticate_async(self, header: str | None) -> Principal:
+        """Like :meth:`authenticate`, but learns a new signing key once if needed."""
+        try:
+            return self.authenticate(header)
+        except UnknownKeyId as exc:
+            if not await self.learn_key(exc.kid):
+                raise
+        return self.authenticate(header)
+
+    async def learn_key(self, kid: str) -> bool:
+        """Try to obtain the key ``kid`` (rate limited by the key source)."""
+        if self.key_learner is None:
+            return False
+        return await self.key_learner(kid)
+
     def check(self, token: str) -> Principal:
+        """Verify ``token`` (or find it in the cache) and check its session."""
         now = self.clock()
         principal = self._cache.get(token)
         if principal is None:
             claims = self.verifier.verify(token, now)
-            principal = Principal(token, claims, frozenset(str(claims["scope"]).split()))
+            principal = Principal(
+                token, claims, frozenset(str(claims["scope"]).split())
+            )
             if len(self._cache) >= self._cache_size:
                 self._evict(now)
             self._cache[token] = principal

@@ -1,0 +1,77 @@
+"""A Starlette ``AuthenticationBackend`` for apps built on ``AuthenticationMiddleware``.
+
+::
+
+    from starlette.middleware.authentication import AuthenticationMiddleware
+
+    backend = SilentAuthBackend(TokenAuthenticator.from_issuer(ISSUER))
+    app.add_middleware(
+        AuthenticationMiddleware, backend=backend, on_error=SilentAuthBackend.on_error
+    )
+
+``request.user`` is then a :class:`PrincipalUser`, ``request.auth.scopes`` the
+token's scopes (so ``@requires("payments")`` works), and a bad token is
+answered 401 with an RFC 6750 ``WWW-Authenticate`` challenge. A request
+without a token stays anonymous (``UnauthenticatedUser``), as Starlette
+expects; :func:`require_auth` turns that into 401 where a route needs it.
+:class:`BearerAuthMiddleware` remains the choice for server-pushed renewal.
+"""
+
+from __future__ import annotations
+
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse, Response
+
+from silentauth.errors import BearerError, InvalidToken
+from silentauth.resource.middleware import PrincipalUser
+from silentauth.resource.verify import TokenAuthenticator
+
+
+class BearerAuthenticationError(AuthenticationError):
+    """Carries the RFC 6750 error through Starlette's ``on_error`` hook."""
+
+    def __init__(self, error: BearerError) -> None:
+        super().__init__(error.error_description)
+        self.error = error
+
+
+def bearer_error_response(error: BearerError) -> Response:
+    """RFC 6750 JSON response (status, ``WWW-Authenticate``) for ``error``."""
+    return JSONResponse(
+        error.as_dict(), status_code=error.status_code, headers=error.headers()
+    )
+
+
+class SilentAuthBackend(AuthenticationBackend):
+    """Authenticates ``Authorization: Bearer`` access tokens for Starlette."""
+
+    def __init__(self, authenticator: TokenAuthenticator) -> None:
+        self.authenticator = authenticator
+
+    async def authenticate(
+        self, conn: HTTPConnection
+    ) -> tuple[AuthCredentials, BaseUser] | None:
+        header = conn.headers.get("authorization")
+        if not header:
+            return None
+        scheme, _, _ = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None  # another backend's scheme (Basic, ...): not ours to judge
+        try:
+            principal = await self.authenticator.authenticate_async(header)
+        except BearerError as exc:
+            raise BearerAuthenticationError(exc) from None
+        return AuthCredentials(sorted(principal.scopes)), PrincipalUser(principal)
+
+    @staticmethod
+    def on_error(conn: HTTPConnection, exc: Exception) -> Response:
+        """``on_error`` for ``AuthenticationMiddleware``: RFC 6750 instead of plain 400."""
+        if isinstance(exc, BearerAuthenticationError):
+            return bearer_error_response(exc.error)
+        return bearer_error_response(InvalidToken())

@@ -1,0 +1,85 @@
+"""FastAPI dependencies for routes protected by silentauth access tokens.
+
+This is the only module that imports FastAPI; the rest of the kit needs
+Starlette alone. Install :class:`BearerAuthMiddleware` (or
+:class:`SilentAuthBackend`), register the error handler once, and ask for
+what each route needs::
+
+    add_bearer_error_handler(app)
+
+    @app.post("/transfer")
+    async def transfer(p: Principal = Depends(require_scope("payments"))): ...
+
+The dependencies raise :class:`~silentauth.errors.BearerError` subclasses;
+the handler renders them per RFC 6750 / RFC 9470 with ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from silentauth.clock import Clock, system_clock
+from silentauth.errors import (
+    BearerError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+)
+from silentauth.resource.backend import bearer_error_response
+from silentauth.resource.middleware import current
+from silentauth.resource.verify import Principal
+
+Dependency = Callable[[Request], Awaitable[Principal]]
+
+__all__ = [
+    "add_bearer_error_handler",
+    "bearer_error_handler",
+    "current_principal",
+    "require_recent_login",
+    "require_scope",
+]
+
+
+async def current_principal(request: Request) -> Principal:
+    """``Depends(current_principal)``: the caller, or 401."""
+    # async def: FastAPI would run a plain def in a thread pool, on every request.
+    return current(request)
+
+
+def require_scope(*scopes: str) -> Dependency:
+    """``Depends(require_scope("payments"))``: 401 without a token, 403 without the scopes."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = current(request)
+        for scope in scopes:
+            if scope not in principal.scopes:
+                raise InsufficientScope(scope)
+        return principal
+
+    return dependency
+
+
+def require_recent_login(max_age: int, clock: Clock = system_clock) -> Dependency:
+    """``Depends(require_recent_login(300))``: RFC 9470 step-up when the login is older."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = current(request)
+        if clock() - principal.auth_time > max_age:
+            raise InsufficientUserAuthentication(max_age)
+        return principal
+
+    return dependency
+
+
+async def bearer_error_handler(request: Request, exc: Exception) -> Response:
+    """Exception handler rendering a :class:`BearerError` per RFC 6750."""
+    if not isinstance(exc, BearerError):
+        raise exc
+    return bearer_error_response(exc)
+
+
+def add_bearer_error_handler(app: FastAPI) -> None:
+    """Register :func:`bearer_error_handler` for every :class:`BearerError`."""
+    app.add_exception_handler(BearerError, bearer_error_handler)
