@@ -1,0 +1,106 @@
+"""The ``silentauth`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+
+def run(tmp_path: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "SILENTAUTH_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "silentauth", *args],
+        input=stdin, capture_output=True, text=True, env=full_env, timeout=60, cwd=tmp_path,
+    )
+
+
+def test_users_add_list_remove(tmp_path: Path) -> None:
+    assert run(tmp_path, "users", "add", "Alice", "--password-stdin", stdin="pw\n").returncode == 0
+    listed = run(tmp_path, "users", "list")
+    assert listed.stdout.startswith("alice\t")
+    dup = run(tmp_path, "users", "add", "ALICE", "--password-stdin", stdin="pw\n")
+    assert dup.returncode == 1 and "exists" in dup.stderr
+    assert run(tmp_path, "users", "remove", "alice").returncode == 0
+    assert run(tmp_path, "users", "list").stdout == ""
+    assert run(tmp_path, "users", "remove", "alice").returncode == 1
+
+
+def test_keys_rotate_keeps_old_keys_verifying(tmp_path: Path) -> None:
+    first = run(tmp_path, "keys", "list").stdout.splitlines()
+    assert len(first) == 1 and first[0].endswith("signing")
+    rotated = run(tmp_path, "keys", "rotate")
+    assert rotated.returncode == 0
+    lines = run(tmp_path, "keys", "list").stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("verify-only") and lines[1].endswith("signing")
+    # The private key never appears in output or in the database in the clear.
+    db = (tmp_path / "cli.db").read_bytes()
+    assert b"PRIVATE KEY" not in db and b'"d"' not in db
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"SILENTAUTH_ACCESS_TTL": "soon"}, "SILENTAUTH_ACCESS_TTL"),
+        ({"SILENTAUTH_TTL_JITTER": "2"}, "SILENTAUTH_TTL_JITTER"),
+        ({"SILENTAUTH_RATE_LIMIT_LOGIN": "lots"}, "SILENTAUTH_RATE_LIMIT_LOGIN"),
+        ({"SILENTAUTH_DATABASE_URL": "mysql://x"}, "SILENTAUTH_DATABASE_URL"),
+    ],
+)
+def test_bad_setting_exits_2_with_one_line_naming_it(tmp_path: Path, env: dict[str, str], name: str) -> None:
+    result = run(tmp_path, "serve", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0]
+
+
+def test_flag_wins_over_environment(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", "--port", "70000", env={"SILENTAUTH_PORT": "8000"})
+    assert result.returncode == 2 and "SILENTAUTH_PORT" in result.stderr
+
+
+def test_serve_demo_logs_in_demo_user_and_sessions_cli_sees_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "SILENTAUTH_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "silentauth", "serve", "--demo", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+            time.sleep(0.1)
+        r = httpx.post(f"{url}/auth/token", data={"grant_type": "password", "username": "demo", "password": "demo"})
+        assert r.status_code == 200 and 27 <= r.json()["expires_in"] <= 30  # demo: 30 s, jittered
+        listed = run(tmp_path, "sessions", "list", "demo")
+        assert listed.returncode == 0 and "live" in listed.stdout
+        sid = listed.stdout.split("\t", 1)[0]
+        assert run(tmp_path, "sessions", "revoke", sid).returncode == 0
+        me = httpx.get(f"{url}/api/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        deadline = time.monotonic() + 2
+        while me.status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            me = httpx.get(f"{url}/api/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        assert me.status_code == 401, "admin revocation did not reach the running server"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
