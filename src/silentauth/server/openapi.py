@@ -1,0 +1,351 @@
+"""The service's OpenAPI 3.1 document, served at ``GET /openapi.json``.
+
+The document is hand-written rather than generated from the routes, because
+what matters to clients (and to the schemathesis run in ``tests/fuzz``) is the
+contract: every status a route may answer with and the exact shape of each
+body, errors included. A response outside this document is a bug.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from silentauth import __version__
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed request or rejected grant (RFC 6749 §5.2).",
+        401: "Missing, invalid, expired or revoked bearer token (RFC 6750).",
+        403: "CSRF proof missing or wrong, foreign origin, or insufficient scope.",
+        404: "No such resource.",
+        413: "The request body is too large.",
+        429: "Rate limited; see Retry-After.",
+        503: "The store is unavailable; see Retry-After.",
+    }
+    return {str(c): _error(text[c]) for c in codes}
+
+
+_STR = {"type": "string"}
+_NUM = {"type": "number"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "error_description"],
+        "properties": {"error": _STR, "error_description": _STR, "max_age": {"type": "integer"}},
+    },
+    "TokenResponse": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "refresh_token", "scope"],
+        "properties": {
+            "access_token": _STR,
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer", "minimum": 0},
+            "refresh_token": _STR,
+            "scope": _STR,
+        },
+        "additionalProperties": False,
+    },
+    "BrowserTokenResponse": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "scope", "csrf_token"],
+        "properties": {
+            "access_token": _STR,
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer", "minimum": 0},
+            "scope": _STR,
+            "csrf_token": _STR,
+        },
+        # The refresh token travels only in the HttpOnly cookie, never here.
+        "additionalProperties": False,
+    },
+    "Session": {
+        "type": "object",
+        "required": ["id", "created", "last_used", "user_agent", "current"],
+        "properties": {
+            "id": _STR,
+            "created": _NUM,
+            "last_used": _NUM,
+            "user_agent": _STR,
+            "ip": _STR,
+            "client_id": _STR,
+            "expires_at": _NUM,
+            "current": {"type": "boolean"},
+        },
+    },
+    "JWKS": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+    },
+    "Me": {
+        "type": "object",
+        "required": ["sub", "username", "session_id", "exp"],
+        "properties": {
+            "sub": _STR,
+            "username": _STR,
+            "session_id": _STR,
+            "exp": _NUM,
+            "scope": _STR,
+            "auth_time": _NUM,
+        },
+    },
+}
+
+_BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+_CSRF_HEADER = {
+    "name": "X-CSRF-Token",
+    "in": "header",
+    "required": False,
+    "description": "The csrf_token of the login/refresh answer (double submit, bound to the session).",
+    "schema": _STR,
+}
+_REFRESH_COOKIE = {
+    "name": "silentauth-refresh",
+    "in": "cookie",
+    "required": False,
+    "description": "The HttpOnly refresh cookie (__Secure-silentauth-refresh when cookie_secure).",
+    "schema": _STR,
+}
+_NO_CONTENT = {"204": {"description": "Done; the session cookies are cleared."}}
+
+PATHS: dict[str, Any] = {
+    "/auth/token": {
+        "post": {
+            "summary": "RFC 6749 token endpoint: password and refresh_token grants.",
+            "operationId": "token",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    FORM: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["grant_type"],
+                            "properties": {
+                                "grant_type": {"enum": ["password", "refresh_token"]},
+                                "username": _STR,
+                                "password": _STR,
+                                "refresh_token": _STR,
+                                "scope": _STR,
+                                "client_id": _STR,
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("TokenResponse"), "Tokens issued (RFC 6749 §5.1)."),
+                **_errors(400, 413, 429, 503),
+            },
+        }
+    },
+    "/auth/login": {
+        "post": {
+            "summary": "Browser login; the refresh token is set as an HttpOnly cookie.",
+            "operationId": "login",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["username", "password"],
+                            "properties": {"username": _STR, "password": _STR, "scope": _STR},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("BrowserTokenResponse"), "Logged in; cookies set."),
+                **_errors(400, 403, 413, 429, 503),
+            },
+        }
+    },
+    "/auth/refresh": {
+        "post": {
+            "summary": "Browser refresh: refresh cookie plus CSRF proof; the cookie rotates.",
+            "operationId": "refresh",
+            "parameters": [_CSRF_HEADER, _REFRESH_COOKIE],
+            "responses": {
+                "200": _json(_ref("BrowserTokenResponse"), "Refreshed; cookie rotated."),
+                **_errors(400, 403, 429, 503),
+            },
+        }
+    },
+    "/auth/logout": {
+        "post": {
+            "summary": "End this session, by refresh cookie (with CSRF proof) or bearer token.",
+            "operationId": "logout",
+            "parameters": [_CSRF_HEADER, _REFRESH_COOKIE],
+            "security": [{}, *_BEARER],
+            "responses": {**_NO_CONTENT, **_errors(400, 401, 403, 503)},
+        }
+    },
+    "/auth/logout-all": {
+        "post": {
+            "summary": "End every session of the user.",
+            "operationId": "logoutAll",
+            "security": _BEARER,
+            "responses": {**_NO_CONTENT, **_errors(401, 503)},
+        }
+    },
+    "/auth/sessions": {
+        "get": {
+            "summary": "The user's live sessions (devices).",
+            "operationId": "listSessions",
+            "security": _BEARER,
+            "responses": {
+                "200": _json({"type": "array", "items": _ref("Session")}, "The sessions."),
+                **_errors(401, 503),
+            },
+        }
+    },
+    "/auth/sessions/{session_id}": {
+        "delete": {
+            "summary": "Log one device out.",
+            "operationId": "deleteSession",
+            "security": _BEARER,
+            "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _STR}],
+            "responses": {
+                "204": {"description": "That session is revoked."},
+                **_errors(401, 404, 503),
+            },
+        }
+    },
+    "/auth/revoke": {
+        "post": {
+            "summary": "RFC 7009 token revocation; 200 for every well-formed request.",
+            "operationId": "revoke",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    FORM: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["token"],
+                            "properties": {
+                                "token": _STR,
+                                "token_type_hint": {"enum": ["access_token", "refresh_token"]},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"200": {"description": "Revoked (or nothing to revoke)."}, **_errors(400, 413, 503)},
+        }
+    },
+    "/.well-known/jwks.json": {
+        "get": {
+            "summary": "Public signing keys.",
+            "operationId": "jwks",
+            "responses": {"200": _json(_ref("JWKS"), "The JWK Set.")},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics.",
+            "operationId": "metrics",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format.",
+                    "content": {"text/plain": {"schema": _STR}},
+                }
+            },
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness.",
+            "operationId": "healthz",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["status"], "properties": {"status": _STR}}, "Alive."
+                )
+            },
+        }
+    },
+    "/api/me": {
+        "get": {
+            "summary": "Demo API: who am I.",
+            "operationId": "me",
+            "security": _BEARER,
+            "responses": {"200": _json(_ref("Me"), "The caller."), **_errors(401)},
+        }
+    },
+    "/api/echo": {
+        "post": {
+            "summary": "Demo API: the JSON body, echoed.",
+            "operationId": "echo",
+            "security": _BEARER,
+            "requestBody": {"required": True, "content": {JSON: {"schema": {}}}},
+            "responses": {"200": _json({}, "The same JSON."), **_errors(400, 401, 413)},
+        }
+    },
+    "/api/payments": {
+        "post": {
+            "summary": "Demo API, high risk: needs a recent login (RFC 9470 step-up).",
+            "operationId": "payments",
+            "security": _BEARER,
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["status", "sub", "auth_time"],
+                        "properties": {"status": _STR, "sub": _STR, "auth_time": _NUM},
+                    },
+                    "Accepted.",
+                ),
+                **_errors(401),
+            },
+        }
+    },
+}
+
+
+def document(server_url: str | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; ``server_url`` fills ``servers`` when given."""
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "silentauth token service",
+            "version": __version__,
+            "description": "Seamless token refresh: RFC 6749 token endpoint, browser "
+            "login/refresh with HttpOnly cookies and CSRF proof, RFC 7009 revocation.",
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc
+
+
+async def openapi_json(request: Request) -> Response:
+    """``GET /openapi.json``."""
+    return JSONResponse(document(), headers={"Cache-Control": "public, max-age=300"})
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
