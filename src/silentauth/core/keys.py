@@ -53,11 +53,12 @@ class MasterKey:
         stores shared by several instances need the secret given explicitly.
         """
         if secret_key:
+            # Accept a base64url secret (as `<db>.key` holds) or a long passphrase.
             try:
                 raw = b64decode(secret_key)
             except ValueError:
-                raw = secret_key.encode()
-            return cls(raw)
+                raw = b""
+            return cls(raw if len(raw) >= 32 else secret_key.encode())
         path = secret_key_file
         if not path:
             if not database_url.startswith("sqlite:"):
