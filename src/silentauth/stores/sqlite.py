@@ -9,6 +9,7 @@ the grace window and reuse detection turn into a clean re-login at worst.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
@@ -88,6 +89,7 @@ class SQLiteStore:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._counter = MemoryCounter()
+        self._pending: list[tuple[tuple[str, int, float, float], asyncio.Future[RotateResult]]] = []
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -221,20 +223,68 @@ class SQLiteStore:
     async def rotate(
         self, session_id: str, counter: int, now: float, idle_expires_at: float
     ) -> RotateResult:
-        with self._lock:
-            row = self._run(
-                "UPDATE sessions SET counter = counter + 1, rotated_at = ?, last_used_at = ?, "
-                "idle_expires_at = min(?, expires_at) "
-                "WHERE id = ? AND counter = ? AND revoked_at IS NULL "
-                "AND idle_expires_at > ? AND expires_at > ? "
-                f"RETURNING {_SESSION_COLS}",
-                (now, now, idle_expires_at, session_id, counter, now, now),
-            ).fetchone()
-            if row is not None:
-                return RotateResult(True, _session(row))
-            current = self._run(
-                f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ?", (session_id,)
-            ).fetchone()
+        # Group commit: rotations that arrive in the same turn of the event loop
+        # share one transaction (one WAL commit instead of one each). Order is
+        # kept, so two racers on one token still see each other's swap.
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[RotateResult] = loop.create_future()
+        self._pending.append(((session_id, counter, now, idle_expires_at), fut))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush_rotations)
+        return await fut
+
+    def _flush_rotations(self) -> None:
+        batch, self._pending = self._pending, []
+        if len(batch) == 1:
+            # Alone in this turn: an autocommit statement is one commit already.
+            (args, fut), = batch
+            try:
+                with self._lock:
+                    result = self._rotate_one(*args)
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                return
+            if not fut.done():
+                fut.set_result(result)
+            return
+        try:
+            with self._lock:
+                db = self._conn()
+                self._run("BEGIN IMMEDIATE")
+                try:
+                    results = [self._rotate_one(*args) for args, _ in batch]
+                    self._run("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+        except Exception as exc:
+            error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"SQLite: {exc}")
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(error)
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():  # the request may have been cancelled meanwhile
+                fut.set_result(result)
+
+    def _rotate_one(
+        self, session_id: str, counter: int, now: float, idle_expires_at: float
+    ) -> RotateResult:
+        row = self._run(
+            "UPDATE sessions SET counter = counter + 1, rotated_at = ?, last_used_at = ?, "
+            "idle_expires_at = min(?, expires_at) "
+            "WHERE id = ? AND counter = ? AND revoked_at IS NULL "
+            "AND idle_expires_at > ? AND expires_at > ? "
+            f"RETURNING {_SESSION_COLS}",
+            (now, now, idle_expires_at, session_id, counter, now, now),
+        ).fetchone()
+        if row is not None:
+            return RotateResult(True, _session(row))
+        current = self._run(
+            f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
         return RotateResult(False, _session(current) if current else None)
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:

@@ -1,0 +1,42 @@
+"""Concurrent rotations share SQLite transactions without changing any outcome."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from tests.conftest import Service
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_concurrent_rotations_of_many_sessions_each_rotate_once(service: Service) -> None:
+    grants = [await service.password_grant() for _ in range(60)]
+    results: dict[int, list[str]] = {}
+
+    async def refresh(i: int, token: str) -> None:
+        r = await service.refresh(token)
+        assert r.status_code == 200, r.text
+        results.setdefault(i, []).append(r.json()["refresh_token"])
+
+    async with anyio.create_task_group() as tg:
+        for i, g in enumerate(grants):
+            for _ in range(3):  # each token raced three times inside one batch
+                tg.start_soon(refresh, i, g["refresh_token"])
+    assert all(len(set(v)) == 1 and len(v) == 3 for v in results.values())
+    assert service.metric("silentauth_refresh_total", outcome="rotated") == 60
+    assert service.metric("silentauth_refresh_total", outcome="grace") == 120
+    counters = {s.counter for g in grants for s in await service.runtime.store.list_sessions(
+        (await service.runtime.store.get_user("alice")).id  # type: ignore[union-attr]
+    )}
+    assert counters == {1}
+
+
+async def test_a_failing_batch_reports_store_unavailable_not_invalid_grant(service: Service) -> None:
+    g = await service.password_grant()
+    await service.runtime.store.close()  # the database goes away under the service
+    r = await service.refresh(g["refresh_token"])
+    assert r.status_code == 503
+    assert r.json()["error"] == "temporarily_unavailable" and "retry-after" in r.headers
+    await service.runtime.store.open()
+    assert (await service.refresh(g["refresh_token"])).status_code == 200
