@@ -8,6 +8,7 @@ headers — so ``alg=none`` and HS/RS confusion cannot be expressed at all.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Callable
@@ -23,9 +24,14 @@ REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "sid", "scope", "au
 _TYP = {"at+jwt", "application/at+jwt"}
 
 
+@functools.lru_cache(maxsize=64)
+def _header(kid: str) -> str:
+    return b64encode(dumps({"alg": ALG, "kid": kid, "typ": "at+jwt"}))
+
+
 def mint(key: SigningKey, claims: dict[str, Any]) -> str:
     """Sign ``claims`` as an RFC 9068 access token with ``key``."""
-    header = b64encode(dumps({"alg": ALG, "kid": key.kid, "typ": "at+jwt"}))
+    header = _header(key.kid)
     payload = b64encode(dumps(claims))
     signing_input = f"{header}.{payload}".encode("ascii")
     return f"{header}.{payload}.{b64encode(key.sign(signing_input))}"
