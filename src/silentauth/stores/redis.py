@@ -1,0 +1,411 @@
+"""The shared store on Redis (redis-py asyncio; Lua scripts for the atomic steps).
+
+Key layout (``P`` = ``silentauth:``; times are epoch seconds as decimal strings,
+``None`` is stored as ``""``; TTLs are counted from the caller's ``now``):
+
+==================================  =======  ==========================================
+key                                 type     contents, lifetime
+==================================  =======  ==========================================
+``P user:{username}``               hash     id, username, password_hash, created_at
+``P users``                         set      user names (for ``users list``)
+``P keys``                          hash     kid -> JSON of the encrypted signing key
+``P session:{id}``                  hash     every :class:`SessionRecord` field; expires
+                                             ``retention`` after the session ends (idle,
+                                             absolute, or revoked), so dead sessions
+                                             evaporate even if nobody purges
+``P user-sessions:{user_id}``       set      the user's session ids; expires with the
+                                             longest possible session of the user
+``P session-ends``                  zset     session id -> end time, for :meth:`purge`
+``P revocations:seq``               string   the feed cursor (INCR)
+``P revocations``                   zset     session id -> sequence number (the feed)
+``P revocations:at``                zset     session id -> revocation time (for purge)
+``P rl:{key}:{slot}``               string   rate-limit counter; expires with its window
+==================================  =======  ==========================================
+
+Rotation, revocation (counter increment plus feed append) and user creation
+are Lua scripts, so each is atomic without WATCH retries, whichever instance
+runs it. Scripts touch keys they compute from ``P``, so this store wants one
+Redis (optionally behind Sentinel), not Redis Cluster.
+
+Failures: connection refused, lost or timed out, a server still loading its
+data, or a read-only replica become :class:`~silentauth.errors.StoreUnavailable`.
+The client retries a command once on a fresh connection, which covers a
+server restart; every script is safe to repeat (a repeated rotation reads as a
+grace hit, a repeated revocation as done, a repeated user insert as success).
+If the server comes back empty (no persistence), the revocation cursor is
+reset instead of waiting for the counter to climb past its old value.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from silentauth.errors import AlreadyExists, StoreUnavailable
+from silentauth.stores.base import RotateResult, SessionRecord, StoredKey, User
+
+T = TypeVar("T")
+
+_FIELDS = [
+    "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
+    "last_used_at", "rotated_at", "idle_expires_at", "expires_at", "user_agent", "ip",
+    "revoked_at", "revoked_reason",
+]  # fmt: skip
+_FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
+_UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError)
+_PURGE_BATCH = 500
+
+_ADD_USER = """
+local existing = redis.call('HGET', KEYS[1], 'id')
+if existing then
+  if existing == ARGV[1] then return 1 end  -- our own insert, retried
+  return 0
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'username', ARGV[2], 'password_hash', ARGV[3], 'created_at', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+
+_REMOVE_USER = """
+redis.call('SREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
+
+_CREATE_SESSION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+return 1
+"""
+
+# KEYS: session, session-ends. ARGV: counter, now, idle_expires_at, retention, id.
+_ROTATE = """
+local s = redis.call('HMGET', KEYS[1], 'counter', 'revoked_at', 'idle_expires_at', 'expires_at')
+if not s[1] then return {0, {}} end
+local now = tonumber(ARGV[2])
+if s[1] == ARGV[1] and s[2] == '' and tonumber(s[3]) > now and tonumber(s[4]) > now then
+  local idle = ARGV[3]
+  if tonumber(s[4]) < tonumber(idle) then idle = s[4] end
+  redis.call('HSET', KEYS[1], 'counter', tostring(tonumber(s[1]) + 1),
+             'rotated_at', ARGV[2], 'last_used_at', ARGV[2], 'idle_expires_at', idle)
+  redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(idle) - now + tonumber(ARGV[4]))))
+  redis.call('ZADD', KEYS[2], idle, ARGV[5])
+  return {1, redis.call('HGETALL', KEYS[1])}
+end
+return {0, redis.call('HGETALL', KEYS[1])}
+"""
+
+# KEYS: revocations, revocations:at, revocations:seq, session-ends, user-sessions.
+# ARGV: prefix, now, reason, retention, session id ('' = every session of the user).
+_REVOKE = """
+local ids
+if ARGV[5] == '' then ids = redis.call('SMEMBERS', KEYS[5]) else ids = {ARGV[5]} end
+local done = {}
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. 'session:' .. id
+  local r = redis.call('HMGET', key, 'revoked_at', 'idle_expires_at', 'expires_at')
+  if r[2] and r[1] == '' then
+    redis.call('HSET', key, 'revoked_at', ARGV[2], 'revoked_reason', ARGV[3])
+    local ttl = redis.call('TTL', key)
+    if ttl < 0 or ttl > tonumber(ARGV[4]) then redis.call('EXPIRE', key, ARGV[4]) end
+    local seq = redis.call('INCR', KEYS[3])
+    redis.call('ZADD', KEYS[1], seq, id)
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    local ends = r[2]
+    if tonumber(r[3]) < tonumber(ends) then ends = r[3] end
+    if tonumber(ARGV[2]) < tonumber(ends) then ends = ARGV[2] end
+    redis.call('ZADD', KEYS[4], ends, id)
+    table.insert(done, id)
+  end
+end
+return done
+"""
+
+# KEYS: revocations, revocations:seq. ARGV: cursor.
+_SINCE = """
+local top = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cursor = ARGV[1]
+if tonumber(cursor) > top then cursor = '0' end  -- the server came back empty
+return {cursor, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES')}
+"""
+
+# KEYS: session-ends. ARGV: prefix, horizon, batch.
+_PURGE_SESSIONS = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local n = 0
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. 'session:' .. id
+  local uid = redis.call('HGET', key, 'user_id')
+  if uid then redis.call('SREM', ARGV[1] .. 'user-sessions:' .. uid, id) end
+  n = n + redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], id)
+end
+return {#ids, n}
+"""
+
+# KEYS: revocations, revocations:at. ARGV: horizon.
+_PURGE_FEED = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+for _, id in ipairs(ids) do redis.call('ZREM', KEYS[1], id) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+return #ids
+"""
+
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+def _num(value: float) -> str:
+    # repr round-trips a float exactly; Lua compares the parsed doubles.
+    return repr(float(value))
+
+
+def _session(flat: Any) -> SessionRecord | None:
+    """A record from HGETALL (a dict) or a script's flat field/value list."""
+    d: dict[str, str] = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
+    if not d:
+        return None
+    values: dict[str, Any] = {}
+    for f in _FIELDS:
+        raw = d.get(f, "")
+        if f == "counter":
+            values[f] = int(raw)
+        elif f in _FLOATS:
+            values[f] = float(raw)
+        elif f == "revoked_at":
+            values[f] = float(raw) if raw else None
+        elif f == "revoked_reason":
+            values[f] = raw or None
+        else:
+            values[f] = raw
+    return SessionRecord(**values)
+
+
+def _encode(session: SessionRecord) -> list[str]:
+    out: list[str] = []
+    for f in _FIELDS:
+        v = getattr(session, f)
+        out += [f, "" if v is None else _num(v) if f in _FLOATS or f == "revoked_at" else str(v)]
+    return out
+
+
+class RedisStore:
+    """:class:`~silentauth.stores.base.Store` on Redis, shared by many instances.
+
+    ``retention`` is how long ended sessions stay readable (so a late refresh
+    reads "expired", not "unknown") before Redis drops them by itself.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "silentauth:", timeout: float = 2.0, retention: float = 86400.0
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._retention = retention
+        self._client: aioredis.Redis | None = None
+        self._timeout = timeout
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = aioredis.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            # One immediate retry on a fresh connection: enough to ride over a
+            # restart (stale pooled sockets), short enough to fail fast.
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
+        )
+        self._scripts = {
+            name: client.register_script(src)
+            for name, src in {
+                "add_user": _ADD_USER, "remove_user": _REMOVE_USER,
+                "create_session": _CREATE_SESSION, "rotate": _ROTATE, "revoke": _REVOKE,
+                "since": _SINCE, "purge_sessions": _PURGE_SESSIONS,
+                "purge_feed": _PURGE_FEED, "hit": _HIT,
+            }.items()
+        }  # fmt: skip
+        self._client = client
+        try:
+            await self._do(client.ping())
+        except StoreUnavailable:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    def _r(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreUnavailable("store is not open")
+        return self._client
+
+    async def _do(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        self._r()
+        return await self._do(self._scripts[name](keys=keys, args=args))
+
+    # -- users ---------------------------------------------------------------
+
+    async def add_user(self, user: User) -> None:
+        ok = await self._script(
+            "add_user",
+            [self._k("user", user.username), self._k("users")],
+            [user.id, user.username, user.password_hash, _num(user.created_at)],
+        )
+        if not ok:
+            raise AlreadyExists(f"user {user.username!r} exists")
+
+    async def get_user(self, username: str) -> User | None:
+        d = await self._do(self._r().hgetall(self._k("user", username)))
+        return _user(d)
+
+    async def list_users(self) -> list[User]:
+        names = sorted(map(str, await self._do(self._r().smembers(self._k("users")))))
+        pipe = self._r().pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self._k("user", name))
+        rows = await self._do(pipe.execute())
+        return [u for u in map(_user, rows) if u is not None]
+
+    async def remove_user(self, username: str) -> bool:
+        n = await self._script("remove_user", [self._k("user", username), self._k("users")], [username])
+        return bool(n)
+
+    # -- keys ----------------------------------------------------------------
+
+    async def add_key(self, key: StoredKey) -> None:
+        doc = {
+            "kid": key.kid, "alg": key.alg, "public_jwk": key.public_jwk,
+            "private_blob": base64.b64encode(key.private_blob).decode(),
+            "created_at": key.created_at, "not_after": key.not_after,
+        }  # fmt: skip
+        await self._do(self._r().hsetnx(self._k("keys"), key.kid, json.dumps(doc)))
+
+    async def list_keys(self) -> list[StoredKey]:
+        docs = [json.loads(v) for v in (await self._do(self._r().hgetall(self._k("keys")))).values()]
+        keys = [
+            StoredKey(d["kid"], d["alg"], base64.b64decode(d["private_blob"]), d["public_jwk"],
+                      float(d["created_at"]), float(d["not_after"]))
+            for d in docs
+        ]  # fmt: skip
+        return sorted(keys, key=lambda k: k.created_at)
+
+    # -- sessions ------------------------------------------------------------
+
+    async def create_session(self, session: SessionRecord) -> None:
+        now = session.last_used_at
+        ends = min(session.idle_expires_at, session.expires_at)
+        await self._script(
+            "create_session",
+            [self._k("session", session.id), self._k("user-sessions", session.user_id),
+             self._k("session-ends")],
+            [session.id, self._ttl(ends - now), self._ttl(session.expires_at - now), _num(ends),
+             *_encode(session)],
+        )  # fmt: skip
+
+    def _ttl(self, seconds: float) -> int:
+        return max(1, math.ceil(seconds + self._retention))
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        return _session(await self._do(self._r().hgetall(self._k("session", session_id))))
+
+    async def rotate(
+        self, session_id: str, counter: int, now: float, idle_expires_at: float
+    ) -> RotateResult:
+        swapped, row = await self._script(
+            "rotate",
+            [self._k("session", session_id), self._k("session-ends")],
+            [str(counter), _num(now), _num(idle_expires_at), _num(self._retention), session_id],
+        )
+        return RotateResult(bool(swapped), _session(row))
+
+    async def _revoke(self, session_id: str, user_id: str, reason: str, now: float) -> list[str]:
+        ids = await self._script(
+            "revoke",
+            [self._k("revocations"), self._k("revocations:at"), self._k("revocations:seq"),
+             self._k("session-ends"), self._k("user-sessions", user_id)],
+            [self.prefix, _num(now), reason, str(self._ttl(0)), session_id],
+        )  # fmt: skip
+        return [str(i) for i in ids]
+
+    async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:
+        return bool(await self._revoke(session_id, "", reason, now))
+
+    async def revoke_user_sessions(self, user_id: str, reason: str, now: float) -> list[str]:
+        return await self._revoke("", user_id, reason, now)
+
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        ids = await self._do(self._r().smembers(self._k("user-sessions", user_id)))
+        pipe = self._r().pipeline(transaction=False)
+        for sid in ids:
+            pipe.hgetall(self._k("session", str(sid)))
+        rows = [s for s in map(_session, await self._do(pipe.execute())) if s is not None]
+        return sorted(rows, key=lambda s: (s.created_at, s.id))
+
+    async def revocations_since(self, cursor: int) -> tuple[list[str], int]:
+        start, flat = await self._script(
+            "since", [self._k("revocations"), self._k("revocations:seq")], [str(cursor)]
+        )
+        if not flat:
+            return [], int(start)
+        return [str(x) for x in flat[::2]], int(float(flat[-1]))
+
+    async def purge(self, now: float, keep_revocations: float) -> int:
+        horizon = _num(now - keep_revocations)
+        total = 0
+        for _ in range(10_000):  # bounded: each batch removes what it reads
+            seen, n = await self._script(
+                "purge_sessions", [self._k("session-ends")], [self.prefix, horizon, _PURGE_BATCH]
+            )
+            total += int(n)
+            if int(seen) < _PURGE_BATCH:
+                break
+        await self._script("purge_feed", [self._k("revocations"), self._k("revocations:at")], [horizon])
+        return total
+
+    # -- rate limits -----------------------------------------------------------
+
+    async def hit(self, key: str, window: int, now: float) -> int:
+        slot = int(now // window)
+        ttl = max(1, math.ceil((slot + 1) * window - now))
+        return int(await self._script("hit", [self._k("rl", key, str(slot))], [ttl]))
+
+    async def peek(self, key: str, window: int, now: float) -> int:
+        raw = await self._do(self._r().get(self._k("rl", key, str(int(now // window)))))
+        return int(raw) if raw else 0
+
+
+def _user(d: Any) -> User | None:
+    if not d:
+        return None
+    return User(d["id"], d["username"], d["password_hash"], float(d["created_at"]))

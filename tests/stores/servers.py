@@ -1,0 +1,276 @@
+"""Throwaway PostgreSQL and Redis servers, and token-service processes, on loopback.
+
+Plain helpers (no pytest) so that ``bench/stores.py`` can start the same
+servers. Each database server lives in its own temporary directory; it can
+be killed like a crash and restarted on the same port and data, which is what
+the multi-instance tests do to the store under load.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_binary(name: str) -> str | None:
+    """``name`` on PATH, else in the newest ``/usr/lib/postgresql/*/bin``."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for cand in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
+        if os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
+
+
+@dataclass
+class PostgresServer:
+    """``initdb`` + ``postgres`` in a temporary directory (run as user postgres under root)."""
+
+    port: int = field(default_factory=free_port)
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="silentauth-pg-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    def _user(self) -> str | None:
+        return "postgres" if os.geteuid() == 0 else None
+
+    def init(self) -> None:
+        initdb = find_binary("initdb")
+        if initdb is None:
+            raise RuntimeError("initdb not found")
+        user = self._user()
+        if user:
+            # postgres refuses to run as root; the data directory must be its own.
+            pw = pwd.getpwnam(user)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        subprocess.run(
+            [initdb, "-D", str(self.root / "data"), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--no-sync", "--no-instructions"],
+            user=user, check=True, capture_output=True, timeout=120,
+        )
+
+    def start(self) -> None:
+        postgres = find_binary("postgres")
+        if postgres is None:
+            raise RuntimeError("postgres not found")
+        with open(self.root / "postgres.log", "ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [postgres, "-D", str(self.root / "data"), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+             # Throwaway data: no fsync, but every commit still reaches the OS,
+             # so a killed (not crashed-machine) server loses nothing acknowledged.
+             "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+             "-c", "shared_buffers=32MB", "-c", "logging_collector=off"],
+                user=self._user(),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        _wait_port(self.port, self.proc, "postgres")
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.url, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                # "the database system is starting up" after a crash restart
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def create_database(self, name: str) -> str:
+        """A fresh, empty database; returns its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def kill(self) -> None:
+        """Immediate shutdown (SIGQUIT): no checkpoint, crash recovery on restart."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    """``redis-server`` on loopback; append-only file so a kill loses no reply."""
+
+    port: int = field(default_factory=free_port)
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="silentauth-redis-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = find_binary("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "no",
+             "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_port(self.port, self.proc, "redis-server")
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        import redis
+
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(port=self.port, socket_timeout=2)
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.exceptions.RedisError:  # BusyLoadingError while reading the AOF
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+SECRET_KEY = "multi-instance-test-secret-key-32-bytes!!"
+
+
+def service_env(database_url: str, **settings: str) -> dict[str, str]:
+    """Environment for ``python -m silentauth`` against a shared store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SILENTAUTH_")}
+    env.update(
+        SILENTAUTH_DATABASE_URL=database_url,
+        SILENTAUTH_SECRET_KEY=SECRET_KEY,
+        SILENTAUTH_COOKIE_SECURE="false",
+        SILENTAUTH_RATE_LIMIT_LOGIN="off",
+        SILENTAUTH_RATE_LIMIT_REFRESH="off",
+        SILENTAUTH_TTL_JITTER="0",
+        SILENTAUTH_LOG_LEVEL="warning",
+    )
+    env.update({f"SILENTAUTH_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``python -m silentauth ARGS`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "silentauth", *args],
+        env=env, input=stdin, capture_output=True, text=True, timeout=60,
+    )
+
+
+@dataclass
+class ServiceProcess:
+    """One ``silentauth serve`` process on a loopback port."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    # A file, not a pipe: a store outage logs a line per request, and a full
+    # pipe would stall the server.
+    log: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "silentauth", "serve", "--port", str(self.port)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=self.log,
+        )
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"silentauth serve exited {self.proc.returncode}: {self.stderr()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"silentauth serve on {self.port} not ready within {timeout} s")
+
+    def stop(self) -> str:
+        """Stop the process; return what it wrote to stderr."""
+        if self.proc is None:
+            return ""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+        err = self.stderr()
+        self.log.close()
+        return err
