@@ -1,0 +1,251 @@
+"""``TokenAuth``: one auth object for httpx (sync and async) and requests.
+
+Per request: take the current access token (lock-free when it is not due),
+send, adopt a ``New-Access-Token``, and on a 401 ``invalid_token`` refresh
+once (single-flight, see :mod:`silentauth.client.coordination`) and replay
+the request once, body included. No lock is ever held while the user's own
+request is in flight; only a refresh runs under the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+
+from silentauth.client.background import BackgroundRefresh
+from silentauth.client.coordination import Coordinator
+from silentauth.client.endpoint import TokenEndpoint
+from silentauth.client.requests_support import RequestsAuthMixin
+from silentauth.client.state import TokenSet, parse_challenge
+from silentauth.client.stores import MemoryTokenStore, TokenStore
+from silentauth.clock import Clock, system_clock
+from silentauth.errors import StepUpRequired
+
+RENEWAL_HEADER = "new-access-token"
+T = TypeVar("T")
+
+
+class TokenAuth(RequestsAuthMixin, httpx.Auth):
+    """Keeps a session alive for ``httpx.Client``, ``httpx.AsyncClient`` and requests.
+
+    Args:
+        token_url: the RFC 6749 token endpoint.
+        store: where tokens live; :class:`FileTokenStore` shares them (and the
+            refresh) between processes. Defaults to a :class:`MemoryTokenStore`.
+        refresh_margin: refresh this many seconds before expiry (plus up to
+            ``jitter`` of it at random; never more than half the lifetime).
+        on_session_expired: called once when the session cannot be renewed.
+        client_id, client_secret: optional client authentication (HTTP Basic
+            with a secret, ``client_id`` in the form without).
+        clock: epoch seconds; injectable for tests.
+        timeout: seconds for each token-endpoint request.
+        transport, async_transport: transports for token-endpoint requests
+            (default: fresh httpx transports with ``verify``).
+    """
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        token_url: str,
+        *,
+        store: TokenStore | None = None,
+        refresh_margin: float = 60.0,
+        on_session_expired: Callable[[], object] | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        clock: Clock = system_clock,
+        jitter: float = 0.1,
+        timeout: float = 10.0,
+        verify: ssl.SSLContext | str | bool = True,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if refresh_margin < 0 or not 0 <= jitter <= 1:
+            raise ValueError("refresh_margin must be >= 0 and jitter within [0, 1]")
+        self.endpoint = TokenEndpoint(
+            token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            async_transport=async_transport,
+        )
+        self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        self.clock = clock
+        # Waiting for a refresh must outlast the refresh itself, never forever.
+        self._coord = Coordinator(
+            self.store, clock, refresh_margin, jitter, 2 * timeout + 5, on_session_expired
+        )
+        self._blocking_store = not isinstance(self.store, MemoryTokenStore)
+        self._pid = os.getpid()
+        self._background: BackgroundRefresh | None = None
+
+    # -- public helpers ------------------------------------------------------
+
+    @property
+    def tokens(self) -> TokenSet | None:
+        """The grant in use right now (``None`` before login / after expiry)."""
+        return self._coord.tokens
+
+    def login(self, username: str, password: str, scope: str | None = None) -> TokenSet:
+        """Password grant (RFC 6749 §4.3); stores the tokens. Raises ``LoginFailed``."""
+        self._check_fork()
+        response = self.endpoint.send(self.endpoint.password_request(username, password, scope))
+        tokens = self.endpoint.login_result(response, self.clock())
+        with self._coord.locked():
+            self._coord.install(tokens)
+        return tokens
+
+    async def alogin(self, username: str, password: str, scope: str | None = None) -> TokenSet:
+        """:meth:`login` for asyncio/trio code."""
+        self._check_fork()
+        response = await self.endpoint.asend(self.endpoint.password_request(username, password, scope))
+        tokens = self.endpoint.login_result(response, self.clock())
+        async with self._coord.alocked():
+            await self._io(self._coord.install, tokens)
+        return tokens
+
+    def logout(self) -> None:
+        """Forget the tokens locally (the store is cleared)."""
+        with self._coord.locked():
+            self._coord.forget()
+
+    def close(self) -> None:
+        """Stop background refresh and close the token-endpoint connections."""
+        self.stop_background_refresh()
+        self.endpoint.close()
+
+    def start_background_refresh(self, interval: float = 30.0) -> None:
+        """Refresh shortly before expiry even when no request is made.
+
+        A daemon thread wakes when the token becomes due (at least every
+        ``interval`` seconds) and stops by itself once the session expires.
+        """
+        self._check_fork()
+        if self._background is None or not self._background.alive:
+            self._background = BackgroundRefresh(self._coord, self.ensure_fresh, interval)
+            self._background.start()
+
+    def stop_background_refresh(self, timeout: float = 5.0) -> None:
+        """Stop the background thread (waits up to ``timeout`` seconds)."""
+        if self._background is not None:
+            self._background.stop(timeout)
+            self._background = None
+
+    def ensure_fresh(self) -> TokenSet:
+        """The current tokens, refreshed first if due (blocking)."""
+        return self._obtain(None, force=False)
+
+    async def aensure_fresh(self) -> TokenSet:
+        """The current tokens, refreshed first if due (async)."""
+        return await self._aobtain(None, force=False)
+
+    # -- httpx ---------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self._check_fork()
+        request.read()  # buffered, so a replay after a 401 sends the same body
+        tokens = self._obtain(None, force=False)
+        self._authorize(request, tokens)
+        response = yield request
+        if not self._inspect(response.status_code, response.headers, tokens):
+            return
+        tokens = self._obtain(tokens, force=True)
+        self._authorize(request, tokens)
+        response = yield request
+        self._inspect(response.status_code, response.headers, tokens)  # never a third try
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        self._check_fork()
+        await request.aread()
+        tokens = await self._aobtain(None, force=False)
+        self._authorize(request, tokens)
+        response = yield request
+        if not self._inspect(response.status_code, response.headers, tokens):
+            return
+        tokens = await self._aobtain(tokens, force=True)
+        self._authorize(request, tokens)
+        response = yield request
+        self._inspect(response.status_code, response.headers, tokens)
+
+    # -- shared by every transport -------------------------------------------
+
+    @staticmethod
+    def _authorize(request: httpx.Request, tokens: TokenSet) -> None:
+        request.headers["Authorization"] = f"Bearer {tokens.access_token}"
+
+    def _inspect(self, status: int, headers: Any, sent: TokenSet) -> bool:
+        """Adopt a renewal; raise on step-up; True if a refresh + replay is due."""
+        renewed = headers.get(RENEWAL_HEADER)
+        if renewed:
+            self._coord.adopt(sent.access_token, renewed.strip())
+        if status != 401:
+            return False
+        challenge = parse_challenge(headers.get("www-authenticate"))
+        if challenge is None:
+            return False
+        if challenge.error == "insufficient_user_authentication":
+            raise StepUpRequired(challenge.max_age)
+        return challenge.error in (None, "invalid_token")
+
+    def _obtain(self, seen: TokenSet | None, force: bool) -> TokenSet:
+        """A usable token for a thread, refreshing (once, for everyone) if needed."""
+        coord = self._coord
+        if not force:
+            fresh = coord.fresh()
+            if fresh is not None:
+                return fresh
+            seen = coord.tokens
+        try:
+            with coord.locked():
+                tokens, must_refresh = coord.plan(seen, force)
+                if not must_refresh:
+                    return tokens
+                try:
+                    response = self.endpoint.send(self.endpoint.refresh_request(tokens))
+                except httpx.TransportError as exc:
+                    return coord.failed(exc, tokens, force)
+                return coord.accept(response, tokens, force)
+        finally:
+            coord.run_pending_callback()
+
+    async def _aobtain(self, seen: TokenSet | None, force: bool) -> TokenSet:
+        """:meth:`_obtain` for tasks: same decisions, no blocking of the loop."""
+        coord = self._coord
+        if not force:
+            fresh = coord.fresh()
+            if fresh is not None:
+                return fresh
+            seen = coord.tokens
+        try:
+            async with coord.alocked():
+                tokens, must_refresh = await self._io(coord.plan, seen, force)
+                if not must_refresh:
+                    return tokens
+                try:
+                    response = await self.endpoint.asend(self.endpoint.refresh_request(tokens))
+                except httpx.TransportError as exc:
+                    return await self._io(coord.failed, exc, tokens, force)
+                return await self._io(coord.accept, response, tokens, force)
+        finally:
+            coord.run_pending_callback()
+
+    async def _io(self, func: Callable[..., T], *args: Any) -> T:
+        # A file store reads, writes and fsyncs: keep that off the event loop.
+        if self._blocking_store:
+            return await anyio.to_thread.run_sync(func, *args)
+        return func(*args)
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._coord.after_fork()
+            self.endpoint.after_fork()
+            self._background = None  # threads do not survive fork()
