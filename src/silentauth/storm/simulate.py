@@ -26,9 +26,9 @@ from silentauth.core.passwords import Passwords
 from silentauth.errors import OAuthError
 from silentauth.server.runtime import Runtime
 from silentauth.settings import Settings
+from silentauth.stores.sqlite import SQLiteStore
 from silentauth.storm.load import LoadStats, Timeline, load_stats
 from silentauth.storm.whatif import FirstTokenSpread
-from silentauth.stores.sqlite import SQLiteStore
 
 START = 1_800_000_000.0
 # A fixed, obviously non-production secret: simulated tokens never leave the process.
