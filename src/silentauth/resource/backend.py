@@ -10,7 +10,7 @@
     )
 
 ``request.user`` is then a :class:`PrincipalUser`, ``request.auth.scopes`` the
-token's scopes (so ``@requires("payments")`` works), and a bad token is
+token's scopes plus ``authenticated`` (so ``@requires("payments")`` works), and a bad token is
 answered 401 with an RFC 6750 ``WWW-Authenticate`` challenge. A request
 without a token stays anonymous (``UnauthenticatedUser``), as Starlette
 expects; :func:`require_auth` turns that into 401 where a route needs it.
@@ -67,7 +67,9 @@ class SilentAuthBackend(AuthenticationBackend):
             principal = await self.authenticator.authenticate_async(header)
         except BearerError as exc:
             raise BearerAuthenticationError(exc) from None
-        return AuthCredentials(sorted(principal.scopes)), PrincipalUser(principal)
+        # "authenticated" is Starlette's convention for ``@requires("authenticated")``.
+        scopes = ["authenticated", *sorted(principal.scopes)]
+        return AuthCredentials(scopes), PrincipalUser(principal)
 
     @staticmethod
     def on_error(conn: HTTPConnection, exc: Exception) -> Response:

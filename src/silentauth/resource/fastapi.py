@@ -8,7 +8,7 @@ what each route needs::
     add_bearer_error_handler(app)
 
     @app.post("/transfer")
-    async def transfer(p: Principal = Depends(require_scope("payments"))): ...
+    async def transfer(p: Annotated[Principal, Depends(require_scope("payments"))]): ...
 
 The dependencies raise :class:`~silentauth.errors.BearerError` subclasses;
 the handler renders them per RFC 6750 / RFC 9470 with ``WWW-Authenticate``.
@@ -17,8 +17,9 @@ the handler renders them per RFC 6750 / RFC 9470 with ``WWW-Authenticate``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 
 from silentauth.clock import Clock, system_clock
@@ -34,6 +35,7 @@ from silentauth.resource.verify import Principal
 Dependency = Callable[[Request], Awaitable[Principal]]
 
 __all__ = [
+    "CurrentPrincipal",
     "add_bearer_error_handler",
     "bearer_error_handler",
     "current_principal",
@@ -46,6 +48,10 @@ async def current_principal(request: Request) -> Principal:
     """``Depends(current_principal)``: the caller, or 401."""
     # async def: FastAPI would run a plain def in a thread pool, on every request.
     return current(request)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+"""Type a parameter ``p: CurrentPrincipal`` instead of ``Depends(current_principal)``."""
 
 
 def require_scope(*scopes: str) -> Dependency:
