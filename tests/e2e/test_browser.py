@@ -1,0 +1,260 @@
+"""The browser client and demo page in real headless Chromium against the real server.
+
+Time: the server runs on a :class:`FakeClock` and the pages on Playwright's clock, and
+both are moved together, so "just after expiry" and "after the idle limit" need no
+sleeping. Cookies are ``cookie_secure=True`` (the production default): Chromium treats
+http://127.0.0.1 as a secure context and keeps ``__Secure-``/``__Host-`` cookies there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from silentauth.clock import FakeClock
+from tests.conftest import LiveServer, need_binary
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ACCESS_TTL = 30
+ROTATED = {"outcome": "rotated"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = need_binary("chromium", "/usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Site:
+    """One server (with its clock) and one browser profile (context) with its tabs."""
+
+    def __init__(self, live: LiveServer, clock: FakeClock, context: Any) -> None:
+        self.live, self.clock, self.context = live, clock, context
+        self.auth_calls: list[str] = []
+        self.errors: list[str] = []
+        context.on("request", lambda r: self.auth_calls.append(r.url.split("/auth/")[1]) if "/auth/" in r.url else None)
+
+    def tab(self) -> Any:
+        page = self.context.new_page()
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.goto(self.live.url + "/")
+        page.wait_for_function("window.demo && window.demo.auth.state !== 'unknown'", timeout=10_000)
+        return page
+
+    def login(self, page: Any) -> None:
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#app-view:not([hidden])", timeout=10_000)
+
+    def rotated(self) -> float:
+        return self.live.metric("silentauth_refresh_total", **ROTATED)
+
+    def advance(self, page: Any, seconds: float, fire_timers: bool = False) -> None:
+        """Move server and browser time together (the browser's only from ``page``'s view)."""
+        self.clock.advance(seconds)
+        if fire_timers:
+            self.context.clock.fast_forward(int(seconds * 1000))
+        else:
+            now_ms = page.evaluate("Date.now()")
+            self.context.clock.set_system_time(dt.datetime.fromtimestamp((now_ms + seconds * 1000) / 1000, dt.UTC))
+
+
+@pytest.fixture
+def site(browser: Any, live_server_factory: Callable[..., LiveServer]) -> Iterator[Callable[..., Site]]:
+    contexts: list[Any] = []
+
+    def start(**overrides: Any) -> Site:
+        clock = FakeClock(time.time())
+        settings: dict[str, Any] = {"access_ttl": ACCESS_TTL, "renew_within": 0, "cookie_secure": True}
+        settings.update(overrides)
+        # The factory seeds users with asyncio.run(), which refuses to run on the thread
+        # where Playwright's sync API keeps its event loop: start the server from another.
+        with ThreadPoolExecutor(1) as pool:
+            live = pool.submit(live_server_factory, clock=clock, users={"demo": "demo"}, **settings).result()
+        context = browser.new_context(viewport={"width": 1100, "height": 1400})
+        context.clock.install()
+        contexts.append(context)
+        return Site(live, clock, context)
+
+    yield start
+    for context in contexts:
+        context.close()
+
+
+BURST = "window.__burst = Promise.all(Array.from({length: 50}, () => demo.auth.fetch('/api/me').then(r => r.status))); 0"
+
+
+def test_three_tabs_fifty_calls_each_after_expiry_make_one_refresh(site: Callable[..., Site]) -> None:
+    s = site()
+    first = s.tab()
+    s.login(first)
+    others = [s.tab(), s.tab()]
+    assert all(p.evaluate("demo.auth.isAuthenticated") for p in others)
+    assert s.rotated() == 0, "new tabs borrowed the live token instead of refreshing"
+    tabs = [first, *others]
+
+    s.advance(first, ACCESS_TTL + 1)
+    before = s.rotated()
+    s.auth_calls.clear()
+    for page in tabs:  # start all 150 before awaiting any
+        page.evaluate(BURST)
+    statuses = [status for page in tabs for status in page.evaluate("window.__burst")]
+
+    assert len(statuses) == 150
+    assert statuses == [200] * 150
+    assert s.rotated() - before == 1
+    assert s.auth_calls == ["refresh"]
+    tokens = {p.evaluate("demo.auth.getAccessToken()") for p in tabs}
+    assert len(tokens) == 1, "every tab uses the one new token"
+    assert s.errors == []
+
+
+def test_long_form_posted_after_expiry_arrives_intact(site: Callable[..., Site]) -> None:
+    s = site()
+    page = s.tab()
+    s.login(page)
+    # Server time passes beyond expiry and leeway while the page still trusts its token:
+    # the POST meets a 401, the client refreshes once and replays the body.
+    s.clock.advance(ACCESS_TTL + 10)
+    before = s.rotated()
+    result = page.evaluate(
+        """async () => {
+            const sent = JSON.stringify({essay: "Lorem ipsum ü€ ".repeat(20000), n: 12345});
+            const res = await demo.auth.fetch("/api/echo", {method: "POST", body: sent,
+                                                           headers: {"Content-Type": "application/json"}});
+            return {status: res.status, intact: JSON.stringify(await res.json()) === sent, size: sent.length};
+        }"""
+    )
+    assert result == {"status": 200, "intact": True, "size": result["size"]}
+    assert result["size"] > 250_000
+    assert s.rotated() - before == 1
+    assert s.auth_calls.count("refresh") == 1
+
+    # The demo's own button: the tab "sleeps" past expiry, then submits.
+    s.clock.advance(ACCESS_TTL + 10)
+    page.click("#long-form")
+    page.wait_for_function("document.getElementById('result').textContent.includes('arrived intact')", timeout=10_000)
+    assert s.rotated() - before == 2
+    assert s.errors == []
+
+
+def test_no_token_reaches_cookies_readable_by_script_or_storage(site: Callable[..., Site]) -> None:
+    s = site()
+    page = s.tab()
+    s.login(page)
+    page.evaluate("demo.auth.fetch('/api/me')")
+    access = page.evaluate("demo.auth.getAccessToken()")
+    refresh = next(c for c in s.context.cookies() if c["name"] == "__Secure-silentauth-refresh")
+    assert refresh["httpOnly"] and refresh["secure"] and refresh["path"] == "/auth"
+    assert refresh["sameSite"] == "Strict"
+    readable = page.evaluate("document.cookie")
+    assert readable.startswith("__Host-silentauth-csrf=")
+    storage = page.evaluate(
+        "JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+    )
+    for secret in (access, refresh["value"], access.split(".")[1]):
+        assert secret not in readable
+        assert secret not in storage
+    assert storage == "[[],[]]"
+
+
+def test_logout_in_one_tab_expires_the_other_tab(site: Callable[..., Site]) -> None:
+    s = site()
+    one = s.tab()
+    s.login(one)
+    two = s.tab()
+    assert two.evaluate("demo.auth.isAuthenticated")
+
+    one.click("#logout")
+    two.wait_for_selector("#login-view:not([hidden])", timeout=5_000)
+    error = two.evaluate(
+        "demo.auth.fetch('/api/me').then(() => 'resolved', (e) => e.name)"
+    )
+    assert error == "SessionExpiredError"
+    assert two.evaluate("demo.expiredCallbacks") == 1
+    assert one.evaluate("demo.expiredCallbacks") == 0
+    assert two.is_visible("#login-notice")
+    assert s.live.metric("silentauth_sessions_revoked_total", reason="logout") == 1
+    assert s.errors == []
+
+
+def test_tab_woken_after_idle_limit_shows_login_once_without_loops(site: Callable[..., Site]) -> None:
+    s = site(refresh_idle_ttl=120)
+    page = s.tab()
+    s.login(page)
+    hide = """(hidden) => {
+        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => hidden ? "hidden" : "visible"});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+    page.evaluate(hide, True)
+    s.advance(page, 600, fire_timers=True)  # the laptop sleeps ten minutes
+    s.auth_calls.clear()
+    page.evaluate(hide, False)
+
+    page.wait_for_selector("#login-view:not([hidden])", timeout=5_000)
+    assert page.evaluate("demo.expiredCallbacks") == 1
+    assert s.auth_calls == ["refresh"]
+    assert s.live.metric("silentauth_refresh_total", outcome="expired") == 1
+    # More wake-ups and time: the login screen stays quiet.
+    page.evaluate(hide, False)
+    s.advance(page, 120, fire_timers=True)
+    page.wait_for_timeout(300)
+    assert s.auth_calls == ["refresh"]
+    assert page.evaluate("demo.expiredCallbacks") == 1
+    assert s.errors == []
+
+
+def test_reloading_three_tabs_restores_with_at_most_one_refresh(site: Callable[..., Site]) -> None:
+    s = site()
+    tabs = [s.tab()]
+    s.login(tabs[0])
+    tabs += [s.tab(), s.tab()]
+    s.advance(tabs[0], ACCESS_TTL + 1)  # the in-memory tokens are stale as well
+    before = s.rotated()
+    for page in tabs:
+        page.evaluate("location.reload()")
+    for page in tabs:
+        page.wait_for_selector("#app-view:not([hidden])", timeout=10_000)
+    assert s.rotated() - before == 1
+    assert all(p.evaluate("demo.auth.fetch('/api/me').then(r => r.status)") == 200 for p in tabs)
+    assert s.rotated() - before == 1
+
+
+def test_demo_page_screenshot(site: Callable[..., Site]) -> None:
+    s = site(renew_within=10)
+    page = s.tab()
+    s.login(page)
+    second = s.tab()
+    page.click("#burst")
+    page.wait_for_function("document.getElementById('result').textContent.includes('50/50')", timeout=10_000)
+    s.advance(page, ACCESS_TTL - 5)
+    page.evaluate("demo.auth.fetch('/api/me')")  # inside renew_within: the server pushes a token
+    page.wait_for_function("document.getElementById('log').textContent.includes('pushed')", timeout=5_000)
+    second.wait_for_function("document.getElementById('log').textContent.includes('another tab')", timeout=5_000)
+    page.click("#payments")
+    page.wait_for_function("document.getElementById('result').textContent.includes('Payment accepted')", timeout=5_000)
+    page.wait_for_selector("#sessions tr.current")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+    assert (ARTIFACTS / "demo.png").stat().st_size > 10_000
+    assert s.errors == []
