@@ -62,7 +62,7 @@ class JWKSKeySource:
         self,
         url: str,
         *,
-        refetch_interval: float = 30.0,
+        refetch_interval: float = 10.0,
         client: httpx.AsyncClient | None = None,
         timeout: float = 3.0,
         monotonic: Callable[[], float] = time.monotonic,

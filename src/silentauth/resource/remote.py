@@ -66,7 +66,7 @@ class RemoteAuthenticator(TokenAuthenticator):
         *,
         jwks_url: str | None = None,
         revocation_url: str | bool | None = None,
-        refetch_interval: float = 30.0,
+        refetch_interval: float = 10.0,
         jwks_max_age: float = 300.0,
         revocation_poll: float = 1.0,
         client: httpx.AsyncClient | None = None,
