@@ -98,6 +98,18 @@ async def test_created_session_reads_back_identical(store: Store) -> None:
     assert await store.get_session("no-such-session") is None
 
 
+async def test_odd_text_from_requests_is_stored_or_not_found_never_an_error(store: Store) -> None:
+    # client_id comes from a form field and session ids from URL paths: a NUL
+    # byte must not turn into a 500 (PostgreSQL text cannot hold NUL).
+    s = await new_session(store, client_id="app\x00x", user_agent="ua\x00")
+    got = await store.get_session(s.id)
+    assert got is not None
+    assert got.client_id.replace("\ufffd", "\x00") == "app\x00x"
+    assert await store.get_session("sid\x00") is None
+    assert await store.get_user("bob\x00") is None
+    assert await store.revoke_session("sid\x00", "device", T0) is False
+
+
 async def test_rotate_live_session_swaps_and_moves_counter_by_one(store: Store) -> None:
     s = await new_session(store)
     now = T0 + 7.25
@@ -233,6 +245,21 @@ async def test_hit_counts_per_key_and_window_and_peek_does_not_count(store: Stor
     # The next window starts from zero.
     assert await store.peek("login:alice", window, start + 60) == 0
     assert await store.hit("login:alice", window, start + 60) == 1
+
+
+async def test_rate_limit_counters_are_shared_by_instances_on_a_shared_store(
+    store: Store, store_url_of: str, store_kind: str
+) -> None:
+    if store_kind == "sqlite":
+        pytest.skip("an embedded store serves one process; its counters stay in memory")
+    peer = open_store(store_url_of)
+    await peer.open()
+    try:
+        assert await store.hit("login:alice", 60, T0) == 1
+        assert await peer.hit("login:alice", 60, T0 + 1) == 2
+        assert await store.peek("login:alice", 60, T0 + 2) == 2
+    finally:
+        await peer.close()
 
 
 # -- lifecycle and failure ---------------------------------------------------

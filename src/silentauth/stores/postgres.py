@@ -115,6 +115,13 @@ async def migrate(conn: Conn) -> int:
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
 
+def _clean(args: Sequence[Any]) -> tuple[Any, ...]:
+    """PostgreSQL text cannot hold NUL; other engines can. A NUL from a request
+    (a form field, a path) becomes U+FFFD instead of an error, so an odd input
+    reads as "not found" or is stored legibly, never as a 500."""
+    return tuple(a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
+
+
 def _session(row: Sequence[Any]) -> SessionRecord:
     return SessionRecord(*row)
 
@@ -200,14 +207,14 @@ class PostgresStore:
 
     async def _execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async def job(conn: Conn) -> list[tuple[Any, ...]]:
-            cur = await conn.execute(sql, args)
+            cur = await conn.execute(sql, _clean(args))
             return await cur.fetchall() if cur.description else []
 
         return await self._run(job)
 
     async def _rowcount(self, sql: str, args: Sequence[Any] = ()) -> int:
         async def job(conn: Conn) -> int:
-            return (await conn.execute(sql, args)).rowcount
+            return (await conn.execute(sql, _clean(args))).rowcount
 
         return await self._run(job)
 
@@ -285,12 +292,14 @@ class PostgresStore:
                 "WHERE id = %s AND counter = %s AND revoked_at IS NULL "
                 "AND idle_expires_at > %s AND expires_at > %s "
                 f"RETURNING {SESSION_COLS}",
-                (now, now, idle_expires_at, session_id, counter, now, now),
+                _clean((now, now, idle_expires_at, session_id, counter, now, now)),
             )
             row = await cur.fetchone()
             if row is not None:
                 return RotateResult(True, _session(row))
-            cur = await conn.execute(f"SELECT {SESSION_COLS} FROM sessions WHERE id = %s", (session_id,))
+            cur = await conn.execute(
+                f"SELECT {SESSION_COLS} FROM sessions WHERE id = %s", _clean((session_id,))
+            )
             current = await cur.fetchone()
             return RotateResult(False, _session(current) if current else None)
 
@@ -324,7 +333,7 @@ class PostgresStore:
                     f"WITH r AS ({update}) "
                     "INSERT INTO revocations (session_id, at) SELECT id, %s FROM r "
                     "RETURNING session_id",
-                    (*args, now),
+                    _clean((*args, now)),
                 )
                 return [str(r[0]) for r in await cur.fetchall()]
 
