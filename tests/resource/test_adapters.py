@@ -190,3 +190,16 @@ async def test_dependencies_without_middleware_fail_loudly_instead_of_letting_an
         token = (await service.password_grant())["access_token"]
         with pytest.raises(RuntimeError, match="not installed"):
             await c.get("/me", headers=bearer(token))
+
+
+def test_openapi_advertises_the_bearer_scheme_on_protected_routes(
+    service: Service,
+) -> None:
+    schema = _fastapi_app(service).openapi()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for path, method in (("/me", "get"), ("/sensitive", "post"), ("/pay", "post")):
+        operation = schema["paths"][path][method]
+        assert operation["security"] == [{"HTTPBearer": []}]
+        assert not operation.get("parameters"), (
+            "the dependency must not leak query params"
+        )

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from silentauth.clock import Clock, system_clock
@@ -32,7 +33,14 @@ from silentauth.resource.backend import bearer_error_response
 from silentauth.resource.middleware import current
 from silentauth.resource.verify import Principal
 
-Dependency = Callable[[Request], Awaitable[Principal]]
+Dependency = Callable[..., Awaitable[Principal]]
+
+# Declared only so OpenAPI shows the bearer scheme (Swagger's "Authorize");
+# the middleware has already done the real work.
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="silentauth access token (RFC 9068 JWT)"
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
 
 __all__ = [
     "CurrentPrincipal",
@@ -44,7 +52,7 @@ __all__ = [
 ]
 
 
-async def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request, _: Credentials = None) -> Principal:
     """``Depends(current_principal)``: the caller, or 401."""
     # async def: FastAPI would run a plain def in a thread pool, on every request.
     return current(request)
@@ -57,7 +65,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def require_scope(*scopes: str) -> Dependency:
     """``Depends(require_scope("payments"))``: 401 without a token, 403 without the scopes."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: Request, _: Credentials = None) -> Principal:
         principal = current(request)
         for scope in scopes:
             if scope not in principal.scopes:
@@ -70,7 +78,7 @@ def require_scope(*scopes: str) -> Dependency:
 def require_recent_login(max_age: int, clock: Clock = system_clock) -> Dependency:
     """``Depends(require_recent_login(300))``: RFC 9470 step-up when the login is older."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: Request, _: Credentials = None) -> Principal:
         principal = current(request)
         if clock() - principal.auth_time > max_age:
             raise InsufficientUserAuthentication(max_age)
