@@ -192,7 +192,8 @@ async def test_dependencies_without_middleware_fail_loudly_instead_of_letting_an
             await c.get("/me", headers=bearer(token))
 
 
-def test_openapi_advertises_the_bearer_scheme_on_protected_routes(
+@pytest.mark.anyio
+async def test_openapi_advertises_the_bearer_scheme_on_protected_routes(
     service: Service,
 ) -> None:
     schema = _fastapi_app(service).openapi()
