@@ -28,7 +28,10 @@ from authlib.oauth2.rfc6749 import (
     ResourceProtector,
     TokenMixin,
 )
-from authlib.oauth2.rfc6749.grants import RefreshTokenGrant, ResourceOwnerPasswordCredentialsGrant
+from authlib.oauth2.rfc6749.grants import (
+    RefreshTokenGrant,
+    ResourceOwnerPasswordCredentialsGrant,
+)
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 
 CLIENT_ID, CLIENT_SECRET = "app", "app-secret"

@@ -11,7 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from silentauth.client import MemoryTokenStore, RefreshFailed, SessionExpired, TokenAuth, TokenSet
+from silentauth.client import (
+    MemoryTokenStore,
+    RefreshFailed,
+    SessionExpired,
+    TokenAuth,
+    TokenSet,
+)
 from silentauth.clock import FakeClock
 from tests.client.conftest import CountingTransport, refresh_total
 from tests.conftest import LiveServer, free_port

@@ -1,0 +1,77 @@
+"""Pure token-state logic: expiry math, skew tolerance, challenge parsing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+from silentauth.client import TokenSet
+from silentauth.client.state import parse_challenge, token_lifetime, unverified_claims
+
+
+def jwt(claims: dict[str, object]) -> str:
+    def seg(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{seg({'alg': 'ES256'})}.{seg(claims)}.c2ln"
+
+
+def test_jwt_lifetime_counts_from_receipt_so_a_skewed_client_clock_does_not_matter() -> None:
+    server_now = 1_800_000_000
+    token = jwt({"iat": server_now, "exp": server_now + 900})
+    client_now = server_now + 3600  # the client's clock is an hour fast
+    tokens = TokenSet.from_response({"access_token": token, "expires_in": 900}, client_now)
+    assert tokens.expires_at == client_now + 900
+    assert not tokens.due(client_now + 800, margin=60)
+    assert tokens.due(client_now + 841, margin=60)
+
+
+def test_jwt_lifetime_wins_over_a_wrong_expires_in() -> None:
+    assert token_lifetime(jwt({"iat": 100, "exp": 400}), 9999, now=0) == 300
+
+
+def test_opaque_token_uses_expires_in_and_unknown_expiry_never_comes_due() -> None:
+    assert token_lifetime("opaque", 120, now=0) == 120
+    forever = TokenSet.from_response({"access_token": "opaque"}, 0)
+    assert forever.expires_at == math.inf and not forever.due(10**12, 60)
+    assert TokenSet.from_dict(forever.to_dict()) == forever  # JSON has no infinity
+
+
+def test_jwt_without_iat_falls_back_to_expires_in_then_to_exp() -> None:
+    assert token_lifetime(jwt({"exp": 500}), 60, now=100) == 60
+    assert token_lifetime(jwt({"exp": 500}), None, now=100) == 400
+
+
+def test_malformed_jwt_payload_is_treated_as_opaque() -> None:
+    assert unverified_claims("a.!!!.c") == {}
+    assert unverified_claims("a.bm90IGpzb24.c") == {}
+    assert unverified_claims(jwt(["not", "a", "dict"])) == {}  # type: ignore[arg-type]
+
+
+def test_margin_is_capped_at_half_the_lifetime() -> None:
+    short = TokenSet("a", "r", issued_at=0, expires_at=30)
+    assert not short.due(14, margin=60) and short.due(15, margin=60)
+
+
+def test_refresh_response_without_refresh_token_keeps_the_previous_one() -> None:
+    old = TokenSet("a", "r1", 0, 60, scope="api")
+    new = TokenSet.from_response({"access_token": "b", "expires_in": 60}, 10, previous=old)
+    assert new.refresh_token == "r1" and new.scope == "api"
+
+
+def test_step_up_challenge_carries_max_age() -> None:
+    header = 'Bearer error="insufficient_user_authentication", error_description="a, b", max_age=300'
+    challenge = parse_challenge(header)
+    assert challenge is not None
+    assert challenge.error == "insufficient_user_authentication" and challenge.max_age == 300
+
+
+def test_challenges_that_are_not_bearer_or_have_no_error() -> None:
+    assert parse_challenge('Basic realm="x"') is None
+    assert parse_challenge(None) is None
+    bare = parse_challenge("Bearer")
+    assert bare is not None and bare.error is None and bare.max_age is None
+    assert parse_challenge('Bearer realm="api", error=invalid_token') == parse_challenge(
+        'Bearer error="invalid_token"'
+    )
