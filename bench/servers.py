@@ -118,7 +118,7 @@ def running(names: tuple[str, ...] = ("silentauth", "simplejwt", "flask-jwt-exte
                     proc = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin(SERVER_CPU))
                 procs.append(proc)
                 _wait(proc, port, noop, log)
-                served = "uvicorn (python -m silentauth serve), 1 process" if name == "silentauth" else "granian wsgi, 1 worker"
+                served = "uvicorn, 1 process" if name == "silentauth" else "granian wsgi, 1 worker"
                 stacks[name] = Stack(name, port, served, proc.pid)
             yield stacks
         finally:

@@ -1,0 +1,107 @@
+"""Plain-text tables for ``python -m bench`` (no dependency beyond the stdlib)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    return "\n".join(out)
+
+
+def _f(x: Any, digits: int = 0) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def _rate(s: dict[str, Any]) -> str:
+    return f"{_f(s['median'])} ({_f(s['min'])}-{_f(s['max'])})"
+
+
+def _machine(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    v = m["versions"]
+    keys = ("python", "sqlite", "silentauth", "starlette", "uvicorn", "granian", "django",
+            "djangorestframework-simplejwt", "flask", "flask-jwt-extended", "cryptography", "argon2-cffi")
+    return (
+        f"machine: {m['nproc']} CPUs, {m['cpu']}; load average {m['load_average_at_start']} at start, "
+        f"{m.get('load_average_at_end')} at end; {doc['started']}, {doc['wall_s']} s\n"
+        "versions: " + ", ".join(f"{k} {v.get(k, '?')}" for k in keys)
+    )
+
+
+def _refresh(r: dict[str, Any]) -> str:
+    rows = []
+    for name, s in r["stacks"].items():
+        rf, np = s["refresh"], s["noop"]
+        rows.append([
+            name, s["served_by"], _rate(rf), _f(rf["p50_ms"], 1), _f(rf["p99_ms"], 1), _f(rf["cpu_us"]),
+            _f(rf["per_core"]), _rate(np), _f(np["per_core"]), _f(s["refresh_over_noop"], 2),
+        ])
+    head = ["stack", "served by", "refresh/s med (min-max)", "p50 ms", "p99 ms", "CPU us/refresh",
+            "refresh/s per core", "no-op/s med (min-max)", "no-op/s per core", "refresh/no-op"]
+    lines = [
+        f"REFRESH (rotation on; {r['connections']} keep-alive connections, {r['rounds']} interleaved "
+        f"rounds x {r['slice_s']} s per target; server pinned to CPU 0, load generator to CPU 1)",
+        _table(head, rows),
+    ]
+    for pair, q in r["ratios"].items():
+        lines.append(f"  {pair}: {_f(q['rate'], 2)}x by rate, {_f(q['per_core'], 2)}x per core")
+    best = r["vs_best_peer"]
+    verdict = "met" if r["ok"] else "NOT met"
+    lines.append(
+        f"  vs best peer: {_f(best['rate'], 2)}x by rate, {_f(best['per_core'], 2)}x per core "
+        f"(goal >= {r['goal']:g}x: {verdict})"
+    )
+    return "\n".join(lines)
+
+
+def _login(r: dict[str, Any]) -> str:
+    rows = []
+    for name, s in r["stacks"].items():
+        lg = s["login"]
+        rows.append([name, s["served_by"], _rate(lg), _f(lg["p50_ms"], 0), _f(lg["p99_ms"], 0),
+                     _f((lg["cpu_us"] or 0) / 1000, 1), _f(lg["per_core"], 1)])
+    head = ["stack", "served by", "logins/s med (min-max)", "p50 ms", "p99 ms", "CPU ms/login", "logins/s per core"]
+    lines = [f"LOGIN (all stacks verify {r['password_hash']}; {r['connections']} connections, "
+             f"{r['rounds']} rounds x {r['slice_s']} s)", _table(head, rows)]
+    for pair, q in r["ratios"].items():
+        lines.append(f"  {pair}: {_f(q['rate'], 2)}x by rate, {_f(q['per_core'], 2)}x per core")
+    return "\n".join(lines)
+
+
+def _flat(prefix: str, value: Any, out: list[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list) and len(value) > 8:
+        out.append(f"  {prefix}: [{len(value)} values]")
+    else:
+        out.append(f"  {prefix}: {value}")
+
+
+def _other(name: str, r: dict[str, Any]) -> str:
+    if "skipped" in r:
+        return f"{name.upper()}: skipped ({r['skipped']})"
+    lines: list[str] = []
+    _flat("", r, lines)
+    return f"{name.upper()}\n" + "\n".join(lines)
+
+
+def render(doc: dict[str, Any]) -> str:
+    parts = [_machine(doc)]
+    for name, r in doc["results"].items():
+        if "failed" in r:
+            parts.append(f"{name.upper()}: FAILED ({r['failed']})")
+        elif name == "refresh":
+            parts.append(_refresh(r))
+        elif name == "login":
+            parts.append(_login(r))
+        else:
+            parts.append(_other(name, r))
+    return "\n\n".join(parts)
