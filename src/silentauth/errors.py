@@ -23,6 +23,7 @@ the exception alone. Client-side errors are what application code sees.
     │   └── BearerError                 RFC 6750, WWW-Authenticate
     │       ├── MissingToken            401, no error code
     │       ├── InvalidToken            401 invalid_token
+    │       │   └── UnknownKeyId        a kid not (yet) known: learn once, retry
     │       ├── InsufficientScope       403 insufficient_scope
     │       └── InsufficientUserAuthentication  401 (RFC 9470)
     └── ClientError                     raised by silentauth.client
@@ -159,6 +160,19 @@ class MissingToken(BearerError):
 class InvalidToken(BearerError):
     error = "invalid_token"
     description = "The access token is invalid, expired or revoked."
+
+
+class UnknownKeyId(InvalidToken):
+    """The token names a ``kid`` the verifier does not hold (yet).
+
+    It is an :class:`InvalidToken`, so a caller that cannot learn keys answers
+    401 as for any other bad token; one that can (a JWKS source, a key ring
+    shared through a store) fetches once, rate limited, and retries.
+    """
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("The access token is signed by an unknown key.")
+        self.kid = kid
 
 
 class InsufficientScope(BearerError):

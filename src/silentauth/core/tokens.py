@@ -16,7 +16,7 @@ from typing import Any
 
 from silentauth.core.encoding import b64decode, b64encode, dumps
 from silentauth.core.keys import ALG, KeyRing, SigningKey
-from silentauth.errors import InvalidToken
+from silentauth.errors import InvalidToken, UnknownKeyId
 
 MAX_TOKEN_LENGTH = 8192
 ALLOWED_ALGS = frozenset({ALG})
@@ -98,9 +98,11 @@ class AccessTokenVerifier:
             # crit, jku, jwk, x5u, x5c... are never honoured; refuse rather than ignore.
             raise InvalidToken("The access token carries unsupported header parameters.")
         kid = header.get("kid")
-        key = self._keys(kid, now) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            raise InvalidToken("The access token names no key (kid).")
+        key = self._keys(kid, now)
         if key is None:
-            raise InvalidToken("The access token is signed by an unknown key.")
+            raise UnknownKeyId(kid)
         try:
             signature = b64decode(parts[2])
         except ValueError:

@@ -7,6 +7,7 @@ dependencies live in :mod:`silentauth.resource.fastapi` (FastAPI is optional).
 
 from __future__ import annotations
 
+from silentauth.errors import UnknownKeyId
 from silentauth.resource.backend import SilentAuthBackend, bearer_error_response
 from silentauth.resource.jwks import JWKSKeySource
 from silentauth.resource.middleware import (
@@ -16,7 +17,7 @@ from silentauth.resource.middleware import (
 )
 from silentauth.resource.remote import RemoteAuthenticator
 from silentauth.resource.revocations import RevocationFollower
-from silentauth.resource.verify import Principal, TokenAuthenticator, UnknownKeyId
+from silentauth.resource.verify import Principal, TokenAuthenticator
 
 __all__ = [
     "BearerAuthMiddleware",

@@ -26,7 +26,7 @@ import anyio
 import httpx
 
 from silentauth.core.keys import ALG, SigningKey
-from silentauth.resource.verify import UnknownKeyId
+from silentauth.errors import UnknownKeyId
 
 log = logging.getLogger("silentauth.resource")
 

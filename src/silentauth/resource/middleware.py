@@ -22,8 +22,9 @@ from silentauth.errors import (
     InsufficientScope,
     InsufficientUserAuthentication,
     MissingToken,
+    UnknownKeyId,
 )
-from silentauth.resource.verify import Principal, TokenAuthenticator, UnknownKeyId
+from silentauth.resource.verify import Principal, TokenAuthenticator
 
 Renewer = Callable[[Principal], Awaitable[str | None]]
 RENEWAL_HEADER = "New-Access-Token"

@@ -19,22 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from silentauth.clock import Clock, system_clock
 from silentauth.core.tokens import MAX_TOKEN_LENGTH, AccessTokenVerifier
-from silentauth.errors import InvalidToken, MissingToken
+from silentauth.errors import InvalidToken, MissingToken, UnknownKeyId
 
 if TYPE_CHECKING:
     from silentauth.resource.remote import RemoteAuthenticator
-
-
-class UnknownKeyId(InvalidToken):
-    """The token names a ``kid`` the key source does not hold (yet).
-
-    It is an :class:`InvalidToken`, so a caller that cannot wait for a key
-    refetch answers 401 like for any other bad token.
-    """
-
-    def __init__(self, kid: str) -> None:
-        super().__init__("The access token is signed by an unknown key.")
-        self.kid = kid
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from silentauth.clock import Clock, system_clock
 from silentauth.core.passwords import Passwords
 from silentauth.resource.middleware import BearerAuthMiddleware
 from silentauth.resource.verify import Principal
-from silentauth.server import auth_routes, demo_routes, meta_routes
+from silentauth.server import auth_routes, demo_routes, meta_routes, openapi
 from silentauth.server.errors import EXCEPTION_HANDLERS
 from silentauth.server.runtime import Runtime
 from silentauth.settings import Settings
@@ -54,7 +54,7 @@ def create_app(
         return await rt.service.renew(dict(principal.claims))
 
     app = Starlette(
-        routes=[*auth_routes.routes, *meta_routes.routes, *demo_routes.routes],
+        routes=[*auth_routes.routes, *meta_routes.routes, *openapi.routes, *demo_routes.routes],
         middleware=[Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

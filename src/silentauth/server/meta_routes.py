@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from silentauth.errors import InvalidRequest
 from silentauth.server.auth_routes import runtime
 
 
@@ -22,6 +23,20 @@ async def metrics(request: Request) -> Response:
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+async def revocations(request: Request) -> Response:
+    """The revocation feed for third-party verifiers (``RevocationFollower``).
+
+    Lists only sessions that are already dead, so it reveals nothing usable;
+    ``since=0`` returns every revocation the store still retains.
+    """
+    rt = runtime(request)
+    since = request.query_params.get("since", "0")
+    if not since.isdigit() or len(since) > 18:
+        raise InvalidRequest("'since' must be a non-negative integer.")
+    revoked, cursor = await rt.store.revocations_since(int(since))
+    return JSONResponse({"revoked": revoked, "cursor": cursor}, headers={"Cache-Control": "no-store"})
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -30,4 +45,5 @@ routes = [
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/auth/revocations", revocations, methods=["GET"]),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ log = logging.getLogger("silentauth.server")
 
 KEY_RELOAD_SECONDS = 5.0
 PURGE_SECONDS = 600.0
+# Forged kids must not turn into a database read per request.
+KEY_LEARN_INTERVAL = 1.0
 
 
 @dataclass
@@ -61,8 +64,9 @@ class Runtime:
         )
         self.verifier = AccessTokenVerifier.from_ring(lambda: self.ring, s.issuer, s.audience)
         self.authenticator = TokenAuthenticator(
-            self.verifier, self.revocations.__contains__, self.clock
+            self.verifier, self.revocations.__contains__, self.clock, key_learner=self.learn_key
         )
+        self._last_key_reload = 0.0
 
     async def start(self) -> None:
         await self.store.open()
@@ -73,6 +77,14 @@ class Runtime:
 
     async def reload_keys(self) -> None:
         self.ring = await self.keys.load(self.clock())
+        self._last_key_reload = time.monotonic()
+
+    async def learn_key(self, kid: str) -> bool:
+        """An unknown ``kid``: another instance may have rotated. Reload, at most 1/s."""
+        if time.monotonic() - self._last_key_reload < KEY_LEARN_INTERVAL:
+            return False
+        await self.reload_keys()
+        return self.ring.get(kid, self.clock()) is not None
 
     async def ensure_user(self, username: str, password: str) -> None:
         import uuid
