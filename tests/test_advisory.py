@@ -11,17 +11,23 @@ a few end-to-end ones are repeated here so this file reads as a complete list.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
+from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.passwords import normalize_username
 from silentauth.settings import Rate
-from tests.conftest import Service, ServiceFactory
+from tests.conftest import LiveServer, Service, ServiceFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -531,3 +537,264 @@ async def test_non_utf8_bytes_in_form_json_cookies_and_headers_are_refused_clean
         assert 400 <= r.status_code < 500 or r.request.url.path == "/auth/token", (r.request.url, r.status_code)
         assert r.status_code < 500
         assert r.headers["content-type"].startswith("application/json")
+
+
+# -- access tokens end to end (the full JWT catalogue is in tests/resource/) -----------------
+
+
+def _forge(token: str, header: dict[str, Any] | None = None, claims: dict[str, Any] | None = None, sig: bytes | None = None) -> str:
+    h, p, s = token.split(".")
+    if header is not None:
+        h = b64encode(json.dumps(header).encode())
+    if claims is not None:
+        p = b64encode(json.dumps(claims).encode())
+    if sig is not None:
+        s = b64encode(sig)
+    return f"{h}.{p}.{s}"
+
+
+async def test_alg_none_algorithm_confusion_forged_kid_and_truncated_access_tokens_are_refused(
+    service: Service,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from silentauth.core.keys import SigningKey
+    from silentauth.core.tokens import mint
+
+    token = (await service.password_grant())["access_token"]
+    header = json.loads(b64decode(token.split(".")[0]))
+    claims = json.loads(b64decode(token.split(".")[1]))
+    jwk = (await service.client.get("/.well-known/jwks.json")).json()["keys"][0]
+    h_p = token.rsplit(".", 1)[0]
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    own = SigningKey(header["kid"], attacker.public_key(), attacker, 0.0, float("inf"))
+    hostile = {
+        "alg=none": _forge(token, {**header, "alg": "none"}, sig=b""),
+        "alg=none, no signature": ".".join(_forge(token, {**header, "alg": "none"}).split(".")[:2]) + ".",
+        "HS256 keyed with the public JWK": _forge(
+            token,
+            {**header, "alg": "HS256"},
+            sig=hmac.new(json.dumps(jwk).encode(), h_p.encode(), hashlib.sha256).digest(),
+        ),
+        "HS256 keyed with the public x": _forge(
+            token, {**header, "alg": "HS256"}, sig=hmac.new(b64decode(jwk["x"]), h_p.encode(), hashlib.sha256).digest()
+        ),
+        "forged kid, attacker key": mint(SigningKey("attacker", attacker.public_key(), attacker, 0.0, float("inf")), claims),
+        "real kid, attacker key": mint(own, claims),
+        "embedded jwk header": _forge(mint(own, claims), {**header, "jwk": own.jwk()}),
+        "tampered sub": _forge(token, claims={**claims, "sub": "someone-else"}),
+        "truncated": token[:-10],
+        "signature stripped": h_p + ".",
+    }
+    for attack, value in hostile.items():
+        r = await service.client.get("/api/me", headers=bearer(value))
+        assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], attack
+        # Nor can it log a session out or list sessions.
+        assert (await service.client.get("/auth/sessions", headers=bearer(value))).status_code == 401, attack
+    assert (await service.client.get("/api/me", headers=bearer(token))).status_code == 200
+
+
+async def test_logged_out_or_device_revoked_access_tokens_fail_at_once(service: Service) -> None:
+    a, b = await service.password_grant(), await service.password_grant()
+    assert (await service.client.post("/auth/logout", headers=bearer(a["access_token"]))).status_code == 204
+    assert (await service.client.get("/api/me", headers=bearer(a["access_token"]))).status_code == 401
+    c = await service.password_grant()
+    sid_b = service.runtime.service.session_of(b["refresh_token"])
+    assert (await service.client.delete(f"/auth/sessions/{sid_b}", headers=bearer(c["access_token"]))).status_code == 204
+    assert (await service.client.get("/api/me", headers=bearer(b["access_token"]))).status_code == 401
+    assert (await service.refresh(b["refresh_token"])).status_code == 400
+
+
+async def test_stolen_access_token_renewal_chain_ends_with_the_session(service_factory: ServiceFactory) -> None:
+    # Server-pushed renewal lets an exfiltrated access token renew itself; the
+    # chain must not outlive the session (idle limit here; logout below).
+    svc = await service_factory(access_ttl=60, renew_within=30, refresh_idle_ttl=600)
+    await svc.add_user()
+    stolen = (await svc.password_grant())["access_token"]
+    started, renewals, last_ok = svc.clock(), 0, svc.clock()
+    for _ in range(100):
+        svc.clock.advance(40)
+        r = await svc.client.get("/api/me", headers=bearer(stolen))
+        if r.status_code != 200:
+            break
+        last_ok = svc.clock()
+        if "new-access-token" in r.headers:
+            stolen, renewals = r.headers["new-access-token"], renewals + 1
+    assert renewals > 0
+    assert last_ok - started <= 600 + 60 + 5  # idle limit + one token lifetime + leeway
+    # And logout ends a chain at once.
+    victim = await svc.password_grant()
+    chain = victim["access_token"]
+    svc.clock.advance(40)
+    chain = (await svc.client.get("/api/me", headers=bearer(chain))).headers["new-access-token"]
+    await svc.refresh(victim["refresh_token"])
+    sid = svc.runtime.service.session_of(victim["refresh_token"])
+    await svc.runtime.service.revoke(sid, "logout")
+    assert (await svc.client.get("/api/me", headers=bearer(chain))).status_code == 401
+
+
+async def test_error_bodies_never_echo_passwords_or_tokens(service: Service) -> None:
+    grant = await service.password_grant()
+    secret_pw = "correct horse battery staple 7319"
+    rt = grant["refresh_token"]
+    c = service.client
+    answers = [
+        await c.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": secret_pw}),
+        await c.post("/auth/token", data={"grant_type": "password", "username": secret_pw, "password": secret_pw}),
+        await c.post("/auth/token", content=f"grant_type=password&username=alice&password={secret_pw}&password={secret_pw}", headers=FORM),
+        await c.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret", "scope": secret_pw}),
+        await c.post("/auth/token", data={"grant_type": secret_pw, "refresh_token": rt}),
+        await c.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": rt + "x"}),
+        await c.post("/auth/login", json={"username": "alice", "password": [secret_pw]}),
+        await c.post("/auth/refresh", headers={"Cookie": f"silentauth-refresh={rt}", "X-CSRF-Token": secret_pw}),
+        await c.get("/api/me", headers=bearer(grant["access_token"] + "x")),
+    ]
+    for r in answers:
+        assert r.status_code >= 400
+        blob = r.text + json.dumps(dict(r.headers))
+        for secret in (secret_pw, rt, rt + "x", grant["access_token"], grant["access_token"][-43:]):
+            assert secret not in blob, (r.request.url, r.text)
+
+
+# -- slow and oversize clients against the real server ---------------------------------------
+
+
+def _address(live: LiveServer) -> tuple[str, int]:
+    host, port = live.url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def _status_of(sock: socket.socket, timeout: float = 5.0) -> int | None:
+    """The status code of the answer on ``sock``, or None if it was closed unanswered."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        return None
+    return int(data.split(b" ", 2)[1])
+
+
+def _latency(fn: Any) -> float:
+    t = time.monotonic()
+    fn()
+    return time.monotonic() - t
+
+
+def test_slowloris_and_slow_bodies_do_not_block_other_clients(live_server: LiveServer) -> None:
+    """300 connections trickle headers or bodies a byte at a time; others are served at once."""
+    addr = _address(live_server)
+    slow: list[socket.socket] = []
+    for i in range(300):
+        s = socket.create_connection(addr)
+        if i % 3:
+            s.sendall(b"POST /auth/token HTTP/1.1\r\nHost: x\r\n")  # headers never finish
+        else:
+            s.sendall(
+                b"POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: 60000\r\n\r\ngrant_type="  # the body never finishes
+            )
+        slow.append(s)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.is_set():
+            for i, s in enumerate(slow):
+                try:
+                    s.sendall(b"X-Slow: a\r\n" if i % 3 else b"a")
+                except OSError:
+                    pass
+            stop.wait(0.25)
+
+    dripper = threading.Thread(target=trickle, daemon=True)
+    dripper.start()
+    try:
+        with httpx.Client(base_url=live_server.url, timeout=5) as c:
+            latencies = []
+            for _ in range(10):
+                latencies.append(_latency(lambda: c.get("/healthz").raise_for_status()))
+
+                def login_and_refresh() -> None:
+                    r = c.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"})
+                    r.raise_for_status()
+                    c.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]}).raise_for_status()
+
+                latencies.append(_latency(login_and_refresh))
+                time.sleep(0.1)
+    finally:
+        stop.set()
+        dripper.join(5)
+        for s in slow:
+            s.close()
+    print(f"\nwith 300 slow connections: max latency {max(latencies) * 1000:.0f} ms")
+    assert max(latencies) < 1.0
+
+
+@pytest.fixture
+def raw(live_server: LiveServer) -> Iterator[Any]:
+    socks: list[socket.socket] = []
+
+    def connect() -> socket.socket:
+        s = socket.create_connection(_address(live_server))
+        socks.append(s)
+        return s
+
+    yield connect
+    for s in socks:
+        s.close()
+
+
+def test_oversize_bodies_are_refused_before_they_are_read(live_server: LiveServer, raw: Any) -> None:
+    declared = raw()
+    declared.sendall(
+        b"POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 1000000000\r\n\r\n"
+    )
+    assert _status_of(declared) == 413  # answered without one body byte sent
+    chunked = raw()
+    chunked.sendall(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    sent = 0
+    try:
+        while sent < 4_000_000:
+            chunked.sendall(b"10000\r\n" + b"[" * 0x10000 + b"\r\n")
+            sent += 0x10000
+            chunked.settimeout(0.001)
+            try:
+                if chunked.recv(1, socket.MSG_PEEK):
+                    break
+            except (BlockingIOError, TimeoutError):
+                pass
+            chunked.settimeout(None)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert _status_of(chunked) in (413, None)
+    assert sent <= 1_000_000, f"{sent} bytes were accepted before the refusal"
+    assert httpx.get(f"{live_server.url}/healthz").status_code == 200
+
+
+def test_oversize_headers_tokens_and_cookies_are_refused_and_the_server_survives(live_server: LiveServer) -> None:
+    url = live_server.url
+    big = "A" * 100_000
+    with httpx.Client(base_url=url, timeout=10) as c:
+        answers = [
+            c.get("/api/me", headers={"Authorization": f"Bearer {big}"}),
+            c.get("/api/me", headers={"Authorization": f"Bearer {big[:8193]}"}),
+            c.post("/auth/refresh", headers={"Cookie": f"silentauth-refresh={big}", "X-CSRF-Token": big}),
+            c.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": big[:60_000]}),
+            c.post("/auth/token", data={"grant_type": "password", "username": big[:60_000], "password": "x"}),
+            c.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": big[:60_000]}),
+            c.post("/auth/login", json={"username": "alice", "password": "secret"}, headers={"User-Agent": big}),
+            c.get("/healthz", headers={f"X-H{i}": "v" for i in range(2000)}),
+        ]
+        for r in answers:
+            assert r.status_code < 500, (r.request.url, r.status_code)
+        assert [r.status_code for r in answers[:6]] == [401, 401, 400, 400, 400, 400]
+        # A 100 kB User-Agent logs in, but is stored truncated, not whole.
+        assert answers[6].status_code == 200
+        listed = c.get("/auth/sessions", headers=bearer(answers[6].json()["access_token"])).json()
+        assert max(len(s["user_agent"]) for s in listed) <= 512
+        assert c.get("/healthz").status_code == 200
