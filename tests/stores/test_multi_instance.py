@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from silentauth.errors import StoreUnavailable
+from silentauth.stores.base import open_store
 from tests.conftest import metric_value, need_binary
 from tests.stores.servers import (
     PostgresServer,
@@ -167,6 +169,35 @@ async def test_key_rotated_from_the_cli_signs_and_verifies_on_both_instances(clu
         for url in (cluster.a.url, cluster.b.url):
             jwks = (await client.get(f"{url}/.well-known/jwks.json")).json()
             assert new_kid in {k["kid"] for k in jwks["keys"]}
+
+
+async def test_store_raises_unavailable_while_down_and_works_at_once_when_back(cluster: Cluster) -> None:
+    store = open_store(cluster.env["SILENTAUTH_DATABASE_URL"])
+    await store.open()
+    try:
+        assert await store.get_user("alice") is not None
+        await asyncio.to_thread(cluster.db.kill)
+        # PostgreSQL: long enough that psycopg_pool's uncapped reconnect
+        # backoff (attempts at about 1, 3, 7, 15 s) would still be waiting
+        # when the server returns. Redis clients reconnect per command.
+        outage = 10.0 if cluster.kind == "postgres" else 2.0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < outage:
+            with pytest.raises(StoreUnavailable):  # never a "not found"
+                await store.get_user("alice")
+            await asyncio.sleep(0.3)
+        await asyncio.to_thread(cluster.restart_store)
+        t1 = time.monotonic()
+        while True:
+            try:
+                user = await store.get_user("alice")
+                break
+            except StoreUnavailable:
+                assert time.monotonic() - t1 < 1.5, "the store did not reconnect by itself"
+                await asyncio.sleep(0.05)
+        assert user is not None and user.username == "alice"
+    finally:
+        await store.close()
 
 
 @dataclass

@@ -150,7 +150,11 @@ class PostgresStore:
             timeout=self._timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(self._timeout))},
             open=False,
-            reconnect_timeout=float("inf"),  # keep trying for as long as the service runs
+            # psycopg_pool backs off reconnects exponentially without a cap, so
+            # after a long outage it would wait minutes. Giving a background
+            # attempt up after 3 s frees its slot: the next call then connects
+            # at once, and service resumes as soon as the server is back.
+            reconnect_timeout=3.0,
             name="silentauth",
         )
 
