@@ -71,6 +71,8 @@ DIALECTS: dict[str, Dialect] = {
         noop="/noop",
     ),
 }
+# The same app under another HTTP server speaks the same dialect.
+DIALECTS["silentauth-granian"] = DIALECTS["silentauth"]
 
 
 def _request(method: str, path: str, port: int, headers: dict[str, str], body: bytes) -> bytes:

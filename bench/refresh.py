@@ -17,7 +17,7 @@ from bench.measure import drive, ratio, summary
 from bench.servers import Stack, running
 
 GOAL = 4.0
-PEERS = ("simplejwt", "flask-jwt-extended")
+PEERS = ("simplejwt", "flask-jwt-extended")  # silentauth-granian is ours, not a peer
 
 
 def measure(

@@ -3,6 +3,8 @@
 - ``silentauth``: ``python -m silentauth serve`` (uvicorn, one process, SQLite
   store, rate limits off, ``SILENTAUTH_*`` settings from the environment);
   its no-op baseline is ``GET /healthz`` of the same server.
+- ``silentauth-granian``: the same app under granian ``--interface asgi``
+  (an experiment: what a faster HTTP server buys us; not the shipped path);
 - ``simplejwt`` and ``flask-jwt-extended``: granian, ``--interface wsgi
   --workers 1`` with granian's default threads; their no-op is ``GET /noop``.
 
@@ -31,6 +33,13 @@ from bench.loadgen import PASSWORD, USERNAME
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-only-silentauth-secret-key-0123456789abcdef"
 SERVER_CPU = 0
+SERVED_BY = {
+    "silentauth": "uvicorn, 1 process",
+    "silentauth-granian": "granian asgi, 1 worker",
+    "simplejwt": "granian wsgi, 1 worker",
+    "flask-jwt-extended": "granian wsgi, 1 worker",
+}
+DEFAULT_STACKS = ("silentauth", "silentauth-granian", "simplejwt", "flask-jwt-extended")
 LOADGEN_CPU = 1
 
 
@@ -91,6 +100,12 @@ def _commands(name: str, tmp: Path, port: int) -> tuple[list[str], list[str], di
         setup = [py, "-m", "silentauth", "users", "add", USERNAME, "--password-stdin"]
         serve = [py, "-m", "silentauth", "serve", "--port", str(port)]
         return setup, serve, env, "/healthz"
+    if name == "silentauth-granian":
+        setup, _, env, noop = _commands("silentauth", tmp, port)
+        env["SILENTAUTH_DATABASE_URL"] = f"sqlite:///{tmp / 'silentauth-granian.db'}"
+        serve = [shutil.which("granian") or "granian", "--interface", "asgi", "--factory", "--workers", "1"]
+        serve += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+        return setup, serve + ["silentauth.server.app:create_app"], env, noop
     module = {"simplejwt": "bench.peers.simplejwt_app:application", "flask-jwt-extended": "bench.peers.flask_app:app"}[name]
     env = {"BENCH_DB": str(tmp / f"{name}.db")}
     setup = [py, "-m", module.partition(":")[0], USERNAME, PASSWORD]
@@ -101,7 +116,7 @@ def _commands(name: str, tmp: Path, port: int) -> tuple[list[str], list[str], di
 
 
 @contextlib.contextmanager
-def running(names: tuple[str, ...] = ("silentauth", "simplejwt", "flask-jwt-extended")) -> Iterator[dict[str, Stack]]:
+def running(names: tuple[str, ...] = DEFAULT_STACKS) -> Iterator[dict[str, Stack]]:
     """Start every stack, yield them by name, stop them all afterwards."""
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="silentauth-bench-") as tmpdir:
@@ -118,7 +133,7 @@ def running(names: tuple[str, ...] = ("silentauth", "simplejwt", "flask-jwt-exte
                     proc = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin(SERVER_CPU))
                 procs.append(proc)
                 _wait(proc, port, noop, log)
-                served = "uvicorn, 1 process" if name == "silentauth" else "granian wsgi, 1 worker"
+                served = SERVED_BY[name]
                 stacks[name] = Stack(name, port, served, proc.pid)
             yield stacks
         finally:

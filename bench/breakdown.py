@@ -1,0 +1,181 @@
+"""The refresh hot path, stage by stage, in-process and without a profiler, in CPU time.
+
+``python -m bench.breakdown`` builds the real app (SQLite file in WAL mode,
+rate limits off) and times each stage of a refresh in a tight loop: the
+ES256 signature, the access-token mint, the refresh-token MAC, the store's
+compare-and-swap, the whole :meth:`SessionService.refresh`, and the whole
+ASGI app answering ``POST /auth/token`` (Starlette, middleware, form parsing,
+JSON) with no HTTP server around it. What the bench's per-core cost adds on
+top of the last figure is the HTTP server (uvicorn + httptools + uvloop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from silentauth.core.passwords import Passwords
+from silentauth.server.app import create_app
+from silentauth.settings import Settings
+
+N = 2000
+
+
+async def _asgi(app: Any, method: str, path: str, body: bytes, ctype: bytes) -> tuple[int, bytes]:
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000), "state": {},
+    }
+    sent = False
+    out: dict[str, Any] = {"status": 0, "body": b""}
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return int(out["status"]), bytes(out["body"])
+
+
+def _raw_refresh_app(svc: Any) -> Callable[..., Awaitable[None]]:
+    """What a fast path for ``grant_type=refresh_token`` could cost: no Request,
+    router, form parser or Response objects; same service call, same JSON out.
+    An experiment to size the framework's share, not a proposed implementation
+    (it skips the size caps and error mapping the real route has)."""
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+
+    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        message = await receive()
+        form = dict(parse_qsl(message["body"].decode()))
+        grant = await svc.refresh(form["refresh_token"], ip=scope["client"][0])
+        body = json.dumps({
+            "access_token": grant.access_token, "token_type": "Bearer", "expires_in": grant.expires_in,
+            "refresh_token": grant.refresh_token, "scope": grant.scope,
+        }).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+async def _time(label: str, fn: Callable[[], Awaitable[Any]], n: int = N) -> tuple[str, float]:
+    for _ in range(50):
+        await fn()
+    # CPU time of this process, not wall time: neighbours on a shared machine
+    # would otherwise inflate every stage.
+    t0 = time.process_time()
+    for _ in range(n):
+        await fn()
+    return label, (time.process_time() - t0) / n * 1e6
+
+
+async def measure() -> list[tuple[str, float]]:
+    with tempfile.TemporaryDirectory(prefix="silentauth-breakdown-") as tmp:
+        settings = Settings(
+            database_url=f"sqlite:///{Path(tmp) / 'b.db'}",
+            secret_key="bench-only-silentauth-secret-key-0123456789abcdef",
+            rate_limit_login=None,
+            rate_limit_refresh=None,
+        )
+        app = create_app(settings, passwords=Passwords(time_cost=1, memory_cost=8), background=False)
+        async with app.router.lifespan_context(app):
+            rt = app.state.runtime
+            await rt.ensure_user("bench", "pw")
+            svc = rt.service
+            grant = await svc.login("bench", "pw")
+            session, now = grant.session, rt.clock()
+            key = rt.ring.signing_key(now)
+            token = [grant.refresh_token]
+
+            async def sign() -> None:
+                key.sign(b"x" * 400)
+
+            async def mint() -> None:
+                svc.mint_access(session, session.scope, now)
+
+            async def mac() -> None:
+                rt.refresh_tokens.issue(session.id, 7)
+
+            async def parse() -> None:
+                rt.refresh_tokens.parse(grant.refresh_token)
+
+            counter = [0]
+            spare = await svc.login("bench", "pw")
+
+            async def cas_sync() -> None:
+                with rt.store._lock:
+                    rt.store._rotate_one(spare.session.id, counter[0], now, now + 3600)
+                counter[0] += 1
+
+            async def cas() -> None:
+                await rt.store.rotate(spare.session.id, counter[0], now, now + 3600)
+                counter[0] += 1
+
+            async def metric() -> None:
+                rt.metrics.event("refresh", "rotated")
+
+            async def refresh() -> None:
+                token[0] = (await svc.refresh(token[0])).refresh_token
+
+            async def http_refresh() -> None:
+                body = urlencode({"grant_type": "refresh_token", "refresh_token": token[0]}).encode()
+                status, out = await _asgi(app, "POST", "/auth/token", body, b"application/x-www-form-urlencoded")
+                if status != 200:
+                    raise RuntimeError(out)
+                token[0] = json.loads(out)["refresh_token"]
+
+            async def raw_refresh() -> None:
+                body = urlencode({"grant_type": "refresh_token", "refresh_token": token[0]}).encode()
+                status, out = await _asgi(raw, "POST", "/auth/token", body, b"application/x-www-form-urlencoded")
+                if status != 200:
+                    raise RuntimeError(out)
+                token[0] = json.loads(out)["refresh_token"]
+
+            raw = _raw_refresh_app(svc)
+
+            async def healthz() -> None:
+                await _asgi(app, "GET", "/healthz", b"", b"text/plain")
+
+            rows = [
+                await _time("ES256 sign (cryptography)", sign),
+                await _time("mint access token (claims, JSON, base64, sign)", mint),
+                await _time("refresh token MAC (issue)", mac),
+                await _time("refresh token parse + MAC check", parse),
+                await _time("metrics event (prometheus counter)", metric),
+                await _time("SQLite UPDATE ... RETURNING, autocommit (store._rotate_one)", cas_sync),
+                await _time("store.rotate: same, via the group-commit future", cas),
+                await _time("SessionService.refresh (whole; store CAS + group commit)", refresh),
+                await _time("ASGI app: POST /auth/token refresh (no HTTP server)", http_refresh),
+                await _time("experiment: bare ASGI callable around SessionService.refresh", raw_refresh),
+                await _time("ASGI app: GET /healthz (no HTTP server)", healthz),
+            ]
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    for label, us in asyncio.run(measure()):
+        print(f"{us:8.1f} us  {label}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
