@@ -1,0 +1,94 @@
+"""What only one engine promises: Redis TTLs and cursor reset, PostgreSQL migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+
+from silentauth.stores.base import User
+from silentauth.stores.postgres import MIGRATIONS, PostgresStore
+from silentauth.stores.redis import RedisStore
+from tests.stores.servers import PostgresServer, RedisServer
+from tests.stores.test_conformance import make_session
+
+pytestmark = pytest.mark.anyio
+
+RETENTION = 1000.0
+
+
+@pytest.fixture
+async def redis_store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    with redis.Redis(port=redis_server.port, db=2) as client:
+        client.flushdb()
+    store = RedisStore(redis_server.url(db=2), retention=RETENTION)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def ttls(server: RedisServer) -> dict[str, int]:
+    with redis.Redis(port=server.port, db=2, decode_responses=True) as client:
+        return {k: int(client.ttl(k)) for k in client.keys("*")}
+
+
+async def test_redis_keys_that_hold_sessions_or_counters_expire_by_themselves(
+    redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    # Real time here: Redis expires keys on its own clock.
+    now = time.time()
+    await redis_store.add_user(User("u1", "alice", "h", now))
+    live = make_session("u1", now=now, idle=100.0, max_age=500.0)
+    ended = make_session("u1", now=now, idle=100.0, max_age=500.0)
+    for s in (live, ended):
+        await redis_store.create_session(s)
+    await redis_store.rotate(live.id, 0, now + 1, now + 201)  # idle deadline moves to +201
+    await redis_store.revoke_session(ended.id, "logout", now + 2)
+    await redis_store.hit("login:alice", 60, now)
+    t = ttls(redis_server)
+    p = redis_store.prefix
+    # Dead data evaporates `retention` after its end; live data when it could end.
+    assert 201 + RETENTION - 5 <= t[f"{p}session:{live.id}"] <= 201 + RETENTION
+    assert RETENTION - 5 <= t[f"{p}session:{ended.id}"] <= RETENTION
+    assert 500 + RETENTION - 5 <= t[f"{p}user-sessions:u1"] <= 500 + RETENTION
+    assert 0 < t[next(k for k in t if k.startswith(f"{p}rl:login:alice:"))] <= 60
+    # Only the documented bookkeeping keys live on (purge trims them).
+    permanent = {k for k, ttl in t.items() if ttl == -1}
+    assert permanent == {
+        f"{p}user:alice", f"{p}users", f"{p}session-ends",
+        f"{p}revocations", f"{p}revocations:at", f"{p}revocations:seq",
+    }  # fmt: skip
+
+
+async def test_redis_cursor_restarts_when_the_server_comes_back_empty(
+    redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    sessions = [make_session() for _ in range(3)]
+    for s in sessions:
+        await redis_store.create_session(s)
+        await redis_store.revoke_session(s.id, "logout", s.created_at)
+    _, cursor = await redis_store.revocations_since(0)
+    assert cursor == 3
+    with redis.Redis(port=redis_server.port, db=2) as client:
+        client.flushdb()  # what a restart without persistence leaves
+    fresh = make_session()
+    await redis_store.create_session(fresh)
+    await redis_store.revoke_session(fresh.id, "logout", fresh.created_at)
+    # The counter restarted at 1, below the reader's cursor: not missed.
+    assert await redis_store.revocations_since(cursor) == ([fresh.id], 1)
+
+
+async def test_postgres_instances_starting_together_migrate_once(postgres_server: PostgresServer) -> None:
+    url = postgres_server.create_database("racing_migrations")
+    stores = [PostgresStore(url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        assert {s.schema_version for s in stores} == {len(MIGRATIONS)}
+        rows = await stores[0]._execute("SELECT version FROM schema_version ORDER BY version")
+        assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        for s in stores:
+            await s.close()
