@@ -92,3 +92,22 @@ async def test_postgres_instances_starting_together_migrate_once(postgres_server
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_redis_out_of_memory_reads_as_unavailable_not_as_an_error(
+    redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    from silentauth.errors import StoreUnavailable
+
+    s = make_session()
+    await redis_store.create_session(s)
+    with redis.Redis(port=redis_server.port) as admin:
+        admin.config_set("maxmemory", "1")
+        try:
+            with pytest.raises(StoreUnavailable):
+                await redis_store.rotate(s.id, 0, s.created_at + 1, s.created_at + 100)
+            with pytest.raises(StoreUnavailable):
+                await redis_store.create_session(make_session())
+        finally:
+            admin.config_set("maxmemory", "0")
+    assert (await redis_store.rotate(s.id, 0, s.created_at + 1, s.created_at + 100)).swapped

@@ -61,6 +61,8 @@ _FIELDS = [
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
 _UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError)
+_TRANSIENT_ERRORS = (rexc.OutOfMemoryError, rexc.MasterDownError, rexc.TryAgainError)
+_TRANSIENT_REPLIES = {"MISCONF", "NOREPLICAS", "BUSY"}
 _PURGE_BATCH = 500
 
 _ADD_USER = """
@@ -218,6 +220,7 @@ class RedisStore:
         self.prefix = prefix
         self._retention = retention
         self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
         self._timeout = timeout
 
     def _k(self, *parts: str) -> str:
@@ -269,6 +272,13 @@ class RedisStore:
             return await call
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+        except rexc.ResponseError as exc:
+            # Out of memory, failing persistence, a failover in progress: the
+            # server is there but cannot serve writes now. Retry later (503).
+            code = str(exc).split(" ", 1)[0]
+            if isinstance(exc, _TRANSIENT_ERRORS) or code in _TRANSIENT_REPLIES:
+                raise StoreUnavailable(f"Redis: {type(exc).__name__} {code}") from exc
+            raise
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         self._r()
