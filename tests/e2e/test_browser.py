@@ -256,20 +256,27 @@ def test_reloading_three_tabs_at_once_restores_with_one_refresh(site: Callable[.
     assert s.rotated() - before == 1
 
 
-def test_demo_page_screenshot(site: Callable[..., Site]) -> None:
-    s = site(renew_within=10)
+def test_demo_page_shows_push_step_up_and_devices_and_is_screenshotted(site: Callable[..., Site]) -> None:
+    s = site(renew_within=10, step_up_max_age=20)
     page = s.tab()
     s.login(page)
     second = s.tab()
     page.click("#burst")
-    page.wait_for_function("document.getElementById('result').textContent.includes('50/50')", timeout=10_000)
-    s.advance(page, ACCESS_TTL - 5)
-    page.evaluate("demo.auth.fetch('/api/me')")  # inside renew_within: the server pushes a token
+    page.wait_for_function("document.getElementById('result').textContent.includes('50/50 OK')", timeout=10_000)
+    s.clock.advance(ACCESS_TTL - 8)  # server side only: 8 s left, inside renew_within
+    page.evaluate("demo.auth.fetch('/api/me')")
     page.wait_for_function("document.getElementById('log').textContent.includes('pushed')", timeout=5_000)
     second.wait_for_function("document.getElementById('log').textContent.includes('another tab')", timeout=5_000)
-    page.click("#payments")
+    assert s.live.metric("silentauth_renewal_total") >= 1
+    assert s.rotated() == 0
+
+    page.click("#payments")  # the login is 22 s old, payments want 20 s: step-up
+    page.wait_for_selector("#step-up-form:not([hidden])", timeout=5_000)
+    page.click("#step-up-form button[type=submit]")
     page.wait_for_function("document.getElementById('result').textContent.includes('Payment accepted')", timeout=5_000)
-    page.wait_for_selector("#sessions tr.current")
+    page.click("#reload-sessions")
+    page.wait_for_function("document.querySelectorAll('#sessions tr').length === 1", timeout=5_000)
+    assert page.is_visible("#sessions tr.current")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
     assert (ARTIFACTS / "demo.png").stat().st_size > 10_000

@@ -79,7 +79,9 @@ setInterval(tick, 200);
 async function guarded(label, fn) {
   $("result").textContent = `${label}…`;
   try {
-    $("result").textContent = await fn();
+    const outcome = await fn();
+    $("result").textContent = outcome;
+    log(outcome);
   } catch (err) {
     if (err instanceof SessionExpiredError) return; // onSessionExpired shows the login form
     $("result").textContent = `${label} failed: ${err.message}`;
@@ -146,6 +148,7 @@ $("step-up-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const password = new FormData(event.target).get("password");
   guarded("Step-up", async () => {
+    log("step-up: password entered again, a fresh login replaces this session");
     await auth.login(auth.claims.preferred_username, password);
     $("step-up-form").hidden = true;
     return pay();
