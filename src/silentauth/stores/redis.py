@@ -27,6 +27,10 @@ are Lua scripts, so each is atomic without WATCH retries, whichever instance
 runs it. Scripts touch keys they compute from ``P``, so this store wants one
 Redis (optionally behind Sentinel), not Redis Cluster.
 
+Run it with ``maxmemory-policy noeviction``: under any evicting policy Redis
+may drop a live session or a signing key to make room, which users would see
+as being logged out. :meth:`RedisStore.open` logs a warning otherwise.
+
 Failures: connection refused, lost or timed out, a server still loading its
 data, or a read-only replica become :class:`~silentauth.errors.StoreUnavailable`.
 The client retries a command once on a fresh connection, which covers a
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -53,6 +58,7 @@ from silentauth.errors import AlreadyExists, StoreUnavailable
 from silentauth.stores.base import RotateResult, SessionRecord, StoredKey, User
 
 T = TypeVar("T")
+log = logging.getLogger("silentauth.stores.redis")
 
 _FIELDS = [
     "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
@@ -256,6 +262,18 @@ class RedisStore:
         except StoreUnavailable:
             await self.close()
             raise
+        await self._check_eviction_policy()
+
+    async def _check_eviction_policy(self) -> None:
+        try:
+            policy = (await self._r().config_get("maxmemory-policy")).get("maxmemory-policy")
+        except rexc.RedisError:  # CONFIG is often disabled on managed Redis
+            return
+        if policy not in (None, "noeviction"):
+            log.warning(
+                "Redis maxmemory-policy is %s: sessions and keys may be evicted; use noeviction",
+                policy,
+            )
 
     async def close(self) -> None:
         if self._client is not None:
