@@ -260,21 +260,21 @@ def _silentauth_async(base: str, n: int) -> list[Any]:
 
 
 def _authlib_requests(base: str, n: int) -> list[Any]:
-    from authlib.integrations.requests_client import OAuth2Session
+    from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
 
     s = OAuth2Session(client_id="bench", token=_expired(_grant(base)), token_endpoint=f"{base}/auth/token")
     return _together(n, lambda: s.get(f"{base}/api/me", timeout=120).status_code)
 
 
 def _authlib_httpx_sync(base: str, n: int) -> list[Any]:
-    from authlib.integrations.httpx_client import OAuth2Client
+    from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
 
     c = OAuth2Client(client_id="bench", token=_expired(_grant(base)), token_endpoint=f"{base}/auth/token", timeout=120)
     return _together(n, lambda: c.get(f"{base}/api/me").status_code)
 
 
 def _authlib_httpx_async(base: str, n: int) -> list[Any]:
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
 
     token = _expired(_grant(base))
     holder: dict[str, Any] = {}
@@ -289,7 +289,7 @@ def _authlib_httpx_async(base: str, n: int) -> list[Any]:
 
 
 def _requests_oauthlib(base: str, n: int) -> list[Any]:
-    from requests_oauthlib import OAuth2Session
+    from requests_oauthlib import OAuth2Session  # type: ignore[import-untyped]
 
     s = OAuth2Session(
         client_id="bench",
