@@ -274,7 +274,7 @@ def _authlib_httpx_sync(base: str, n: int) -> list[Any]:
 
 
 def _authlib_httpx_async(base: str, n: int) -> list[Any]:
-    from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     token = _expired(_grant(base))
     holder: dict[str, Any] = {}
