@@ -19,6 +19,7 @@ import pytest
 
 from silentauth.clock import FakeClock
 from tests.conftest import LiveServer, need_binary
+from tests.web.test_node import ensure_node_modules
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -83,7 +84,7 @@ class Site:
 def site(browser: Any, live_server_factory: Callable[..., LiveServer]) -> Iterator[Callable[..., Site]]:
     contexts: list[Any] = []
 
-    def start(**overrides: Any) -> Site:
+    def start(init_script: str | None = None, **overrides: Any) -> Site:
         clock = FakeClock(time.time())
         settings: dict[str, Any] = {"access_ttl": ACCESS_TTL, "renew_within": 0, "cookie_secure": True}
         settings.update(overrides)
@@ -93,6 +94,8 @@ def site(browser: Any, live_server_factory: Callable[..., LiveServer]) -> Iterat
             live = pool.submit(live_server_factory, clock=clock, users={"demo": "demo"}, **settings).result()
         context = browser.new_context(viewport={"width": 1100, "height": 1400})
         context.clock.install()
+        if init_script:
+            context.add_init_script(init_script)
         contexts.append(context)
         return Site(live, clock, context)
 
@@ -138,6 +141,53 @@ def test_three_tabs_fifty_calls_each_after_expiry_make_one_refresh(site: Callabl
     assert s.auth_calls == ["refresh"]
     tokens = {p.evaluate("demo.auth.getAccessToken()") for p in tabs}
     assert len(tokens) == 1, "every tab uses the one new token"
+    assert s.errors == []
+
+
+def test_without_web_locks_tabs_fall_back_to_the_grace_window(site: Callable[..., Site]) -> None:
+    s = site(init_script="Object.defineProperty(Navigator.prototype, 'locks', {get: () => undefined})")
+    first = s.tab()
+    s.login(first)
+    tabs = [first, s.tab(), s.tab()]
+    assert first.evaluate("navigator.locks") is None
+    s.advance(first, ACCESS_TTL + 1)
+    s.auth_calls.clear()
+    for page in tabs:
+        page.evaluate(ARM, "burst")
+    first.evaluate(GO)
+    statuses = [status for page in tabs for status in page.evaluate("window.__burst")]
+    assert statuses == [200] * 150
+    assert 1 <= s.auth_calls.count("refresh") <= 3  # at most one per tab
+    assert s.live.metric("silentauth_refresh_total", outcome="reuse_detected") == 0
+    assert all(p.evaluate("demo.auth.fetch('/api/me').then(r => r.status)") == 200 for p in tabs)
+    assert s.errors == []
+
+
+def test_axios_adapter_in_chromium_refreshes_once_and_replays_bodies(site: Callable[..., Site]) -> None:
+    axios = ensure_node_modules() / "axios" / "dist" / "axios.min.js"
+    s = site()
+    page = s.tab()
+    s.login(page)
+    page.add_script_tag(path=str(axios))
+    s.clock.advance(ACCESS_TTL + 10)  # server side only: the page meets 401s
+    before = s.rotated()
+    result = page.evaluate(
+        """async () => {
+            const { attachSilentAuth } = await import("/static/silentauth-axios.js");
+            const api = axios.create();
+            attachSilentAuth(api, demo.auth);
+            const form = { essay: "x".repeat(100000), tags: ["a", "b"] };
+            const [echo, ...rest] = await Promise.all([
+                api.post("/api/echo", form),
+                ...Array.from({ length: 20 }, () => api.get("/api/me")),
+            ]);
+            return { intact: JSON.stringify(echo.data) === JSON.stringify(form),
+                     statuses: rest.map((r) => r.status) };
+        }"""
+    )
+    assert result == {"intact": True, "statuses": [200] * 20}
+    assert s.rotated() - before == 1
+    assert s.auth_calls.count("refresh") == 1
     assert s.errors == []
 
 

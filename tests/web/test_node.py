@@ -17,15 +17,22 @@ HERE = Path(__file__).resolve().parent
 SUITES = sorted(p.name for p in HERE.glob("*.test.mjs"))
 
 
-@pytest.fixture(scope="module")
-def node() -> str:
-    path = need_binary("node", "nodejs")
-    if not (HERE / "node_modules" / "axios" / "package.json").exists():
+def ensure_node_modules() -> Path:
+    """``tests/web/node_modules`` with axios in it, installed from the lock file if missing."""
+    modules = HERE / "node_modules"
+    if not (modules / "axios" / "package.json").exists():
         npm = need_binary("npm")
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=HERE, check=True, timeout=180, capture_output=True,
         )
+    return modules
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    path = need_binary("node", "nodejs")
+    ensure_node_modules()
     return path
 
 
