@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import time
+import warnings
 
 import httpx
 import pytest
@@ -151,3 +155,35 @@ async def test_async_flow_by_hand_refreshes_on_401() -> None:
     assert second.headers["Authorization"] == "Bearer a1" and second.content == b"payload"
     with pytest.raises(StopAsyncIteration):
         await flow.asend(httpx.Response(200))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_is_not_stuck_on_a_lock_a_parent_thread_held() -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpointDouble(grant(1))
+    auth = make_auth(endpoint, clock)
+    clock.advance(700)
+    assert auth.store.acquire(0)  # a parent thread is mid-refresh at fork time
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
+            pid = os.fork()
+        if pid == 0:  # the child: must refresh on its own, not wait forever
+            code = 1
+            try:
+                code = 0 if auth.ensure_fresh().access_token == "a1" else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on an inherited lock")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        auth.store.release()

@@ -61,6 +61,7 @@ class MemoryTokenStore:
 
     def __init__(self, tokens: TokenSet | None = None) -> None:
         self._tokens = tokens
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def load(self) -> TokenSet | None:
@@ -73,6 +74,9 @@ class MemoryTokenStore:
         self._tokens = None
 
     def acquire(self, timeout: float) -> bool:
+        if os.getpid() != self._pid:
+            # A forked child: a lock some parent thread held must not stay held.
+            self._pid, self._lock = os.getpid(), threading.Lock()
         return _acquire_thread_lock(self._lock, timeout)
 
     def release(self) -> None:
