@@ -192,3 +192,9 @@ def _store(kind: str, tmp: Path) -> tuple[Callable[[str], str], Callable[[], Non
     rs.start()
     dbs = iter(range(16))
     return (lambda name: rs.url(next(dbs))), rs.stop
+
+
+if __name__ == "__main__":  # python bench/stores.py: the same dict, as JSON
+    import json
+
+    print(json.dumps(run(), indent=2))
