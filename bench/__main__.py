@@ -40,8 +40,8 @@ def _other(name: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--only", help=f"comma-separated subset of {', '.join(OURS + OTHERS)}")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per target (refresh)")
-    p.add_argument("--slice", type=float, default=2.0, help="seconds per target per round")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per target (refresh)")
+    p.add_argument("--slice", type=float, default=1.5, help="seconds per target per round")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = p.parse_args(argv)

@@ -1,15 +1,20 @@
 """The load generator: raw HTTP/1.1 keep-alive over asyncio, in its own process.
 
 ``python -m bench.loadgen '<json spec>'`` prints one JSON line of results.
-Every stack is driven by this same code, with the same connection count and
+Every stack is driven by this same code with the same connection count and
 timing, so their figures compare. Raw sockets rather than httpx: an httpx
-client tops out near the rate of the servers we measure and would flatten
-the differences we want to see.
+client tops out near the rates we measure and would flatten the differences.
+
+A spec lists targets (stack, port, mode, server pid). Each target gets its own
+pool of connections; then, round after round, each target in turn is driven
+alone for one short slice. Per slice we record the completed requests and the
+server's CPU time (``/proc/<pid>/stat`` of the server and its children), so a
+target yields one rate and one CPU-per-request figure per round.
 
 Modes: ``noop`` (the stack's no-op route), ``login`` (one password login per
-request) and ``refresh`` (each connection first logs in once, then refreshes
-its own session over and over, always presenting the token it got last, as a
-rotating client must; the pool of distinct refresh tokens is one per connection).
+request) and ``refresh`` (each connection logs in once, then refreshes its
+own session over and over, always presenting the token it got last, as a
+rotating client must: the pool of distinct refresh tokens is one per connection).
 """
 
 from __future__ import annotations

@@ -13,13 +13,14 @@ from typing import Any
 
 from bench.measure import drive, ratio, summary
 from bench.peers import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST
+from bench.refresh import PEERS
 from bench.servers import Stack, running
 
 ARGON2 = f"argon2id t={ARGON2_TIME_COST} m={ARGON2_MEMORY_KIB}KiB p={ARGON2_PARALLELISM}"
 
 
 def measure(
-    stacks: dict[str, Stack], *, rounds: int = 4, slice_s: float = 2.0, connections: int = 8
+    stacks: dict[str, Stack], *, rounds: int = 3, slice_s: float = 1.5, connections: int = 8
 ) -> dict[str, Any]:
     results = drive([(s, "login") for s in stacks.values()], connections=connections, rounds=rounds, slice_s=slice_s)
     out = {r["stack"]: {"served_by": stacks[r["stack"]].served_by, "login": summary(r)} for r in results}
@@ -38,7 +39,7 @@ def measure(
                 "per_core": ratio(ours.get("per_core"), v["login"]["per_core"]),
             }
             for p, v in out.items()
-            if p != "silentauth"
+            if p in PEERS
         },
     }
 

@@ -21,7 +21,7 @@ PEERS = ("simplejwt", "flask-jwt-extended")  # silentauth-granian is ours, not a
 
 
 def measure(
-    stacks: dict[str, Stack], *, rounds: int = 5, slice_s: float = 2.0, connections: int = 32
+    stacks: dict[str, Stack], *, rounds: int = 4, slice_s: float = 1.5, connections: int = 32
 ) -> dict[str, Any]:
     targets = [(stack, mode) for stack in stacks.values() for mode in ("noop", "refresh")]
     results = drive(targets, connections=connections, rounds=rounds, slice_s=slice_s)
