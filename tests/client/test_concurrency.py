@@ -6,12 +6,14 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from silentauth.client import (
+    FileTokenStore,
     MemoryTokenStore,
     RefreshFailed,
     SessionExpired,
@@ -112,6 +114,24 @@ def test_500_threads_and_500_tasks_after_expiry_cause_exactly_one_refresh(
     assert outcomes["rotated"] == 1
     assert outcomes["grace"] == outcomes["reuse_detected"] == outcomes["invalid"] == 0
     assert time.monotonic() - started < 45
+
+
+def test_threads_and_tasks_sharing_a_file_store_refresh_once(
+    live_server_factory: Callable[..., LiveServer], shared_clock: FakeClock, tmp_path: Path
+) -> None:
+    # Two auth objects on one file, as two libraries in one app would have.
+    live = live_server_factory(clock=shared_clock, reuse_grace=0)
+    url = f"{live.url}/api/me"
+    first = TokenAuth(token_url=f"{live.url}/auth/token", store=FileTokenStore(tmp_path / "t.json"), clock=shared_clock)
+    first.login("alice", "secret")
+    second = TokenAuth(token_url=f"{live.url}/auth/token", store=FileTokenStore(tmp_path / "t.json"), clock=shared_clock)
+    shared_clock.advance(ACCESS_TTL + 1)
+    with httpx.Client(auth=first, limits=SYNC_POOL, timeout=TIMEOUT) as client:
+        results = run_together(100, 100, lambda: client.get(url).status_code, async_getter(second, url))
+    assert [r for r in results if r != 200] == []
+    outcomes = refresh_total(live)
+    assert outcomes["rotated"] == 1 and outcomes["grace"] == outcomes["reuse_detected"] == 0
+    assert first.tokens == second.tokens
 
 
 @pytest.mark.parametrize("expired_locally", [True, False], ids=["proactive", "after-401"])

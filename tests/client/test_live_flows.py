@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ import requests
 
 from silentauth.client import (
     BodyNotReplayable,
+    FileTokenStore,
     LoginFailed,
     SessionExpired,
     StepUpRequired,
@@ -202,3 +204,18 @@ def test_revoked_session_raises_session_expired_and_calls_back_once(
     auth.login("alice", "secret")  # a new login revives the auth object
     with httpx.Client(auth=auth) as client:
         assert client.get(f"{live.url}/api/me").status_code == 200
+
+
+def test_logout_forgets_tokens_without_calling_the_expiry_callback(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+    store = FileTokenStore(tmp_path / "tokens.json")
+    auth = TokenAuth(token_url=f"{live_server.url}/auth/token", store=store, on_session_expired=lambda: calls.append(1))
+    auth.login("alice", "secret")
+    assert store.load() == auth.tokens
+    auth.logout()
+    assert store.load() is None and auth.tokens is None
+    with httpx.Client(auth=auth) as client, pytest.raises(SessionExpired, match="ended"):
+        client.get(f"{live_server.url}/api/me")
+    assert calls == []
