@@ -384,7 +384,7 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-def run(seconds: float = 10.0, callers: tuple[int, ...] = (50, 500)) -> dict[str, Any]:
+def run(seconds: float = 6.0, callers: tuple[int, ...] = (50, 500)) -> dict[str, Any]:
     """Both measurements against one freshly started token service."""
     started = time.perf_counter()
     with running(("silentauth",)) as stacks, _pinned(LOADGEN_CPU):
