@@ -5,8 +5,9 @@ lifetime ``T`` (read from the first login): at most :data:`MAX_SESSIONS`
 sessions, a run of ``LIFETIMES`` lifetimes (or ``--hours``, if shorter), the
 first half of it (at most four lifetimes, the analogue of the simulator's
 first hour at ``T`` = 15 min) excluded, bins and client margin scaled by
-``T / 900``. The result is printed next to a simulation at the same scale,
-so the two can be compared.
+``T / 900``. The result is printed next to the in-process simulation at the
+same scale (jitter off and on; the server's own ``TTL_JITTER`` is not visible
+from outside), so the two can be compared.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class LiveRun:
     stats: LoadStats
     refreshes: int
     sessions_lost: int
+    burst_seconds: float
 
 
 async def _drive(url: str, sessions: int, hours: float, username: str, password: str) -> LiveRun:
@@ -58,6 +60,7 @@ async def _drive(url: str, sessions: int, hours: float, username: str, password:
             return body
 
         first = await asyncio.gather(*(login() for _ in range(sessions)))
+        burst = time.monotonic() - began
         ttl = max(int(str(g["expires_in"])) for g in first)
         scale = ttl / REFERENCE_TTL
         margin = max(1.0, 60.0 * scale)
@@ -96,7 +99,24 @@ async def _drive(url: str, sessions: int, hours: float, username: str, password:
 
             await asyncio.gather(tick(), *(client(g) for g in first))
     stats = load_stats(timeline, warmup, bin_seconds)
-    return LiveRun(sessions, ttl, margin, bin_seconds, warmup, duration, stats, timeline.total, lost)
+    return LiveRun(sessions, ttl, margin, bin_seconds, warmup, duration, stats, timeline.total, lost, burst)
+
+
+def simulated(run: LiveRun, seed: int) -> dict[str, LoadStats]:
+    """The in-process simulation at the live run's scale, jitter off and on."""
+    from silentauth.storm.simulate import JITTER_OFF, JITTER_ON, StormConfig, simulate
+
+    config = StormConfig(
+        sessions=run.sessions,
+        hours=run.duration / 3600,
+        seed=seed,
+        burst_seconds=max(run.burst_seconds, 0.001),
+        margin=run.margin,
+        access_ttl=run.access_ttl,
+        warmup=run.warmup,
+        bin_seconds=run.bin_seconds,
+    )
+    return {r.scenario.name: r.stats for r in simulate(config, [JITTER_OFF, JITTER_ON])}
 
 
 def main(args: object) -> int:
@@ -113,8 +133,13 @@ def main(args: object) -> int:
     except (httpx.HTTPError, ValueError) as exc:
         report.error(f"live run against {url} failed: {exc}")
         return 1
+    try:
+        sim = {name: stats.as_dict() for name, stats in simulated(run, int(getattr(args, "seed", 1))).items()}
+    except ValueError:  # too short a run to simulate at this scale
+        sim = {}
     out = {
         "live": run.stats.as_dict(),
+        "simulated": sim,
         "sessions_lost": run.sessions_lost,
         "sessions": run.sessions,
         "refreshes": run.refreshes,
@@ -134,4 +159,7 @@ def main(args: object) -> int:
             f"mean {s.mean:.2f}/s, peak/mean {s.peak_to_mean:.2f}, "
             f"{run.refreshes} refreshes, {run.sessions_lost} sessions lost"
         )
+        for name, stats in sim.items():
+            print(f"simulated at the same scale, {name}: peak {stats['peak']:.2f}/s, "
+                  f"mean {stats['mean']:.2f}/s, peak/mean {stats['peak_to_mean']:.2f}")
     return 0 if run.sessions_lost == 0 else 1
