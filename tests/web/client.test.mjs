@@ -172,6 +172,19 @@ test("a page load without a session cookie makes no request", async () => {
   await assert.rejects(tab.auth.fetch(API), SessionExpiredError);
 });
 
+test("a page load with a dead session cookie shows the login quietly, without telling other tabs", async () => {
+  const [a] = await loggedIn();
+  a.auth.destroy(); // the only tab reloads: its memory is gone
+  env.server.alive = false; // revoked elsewhere; this browser still holds the cookie
+  const other = env.tab({ restore: false }); // a tab that never had a session
+  const reloaded = env.tab();
+  assert.equal(await env.time.until(reloaded.auth.ready), false);
+  assert.equal(env.server.refreshCalls, 1);
+  assert.equal(reloaded.expired.length, 0);
+  assert.ok(!env.hub.sent.some((m) => m.type === "logout"), "nothing known to log out");
+  assert.equal(other.expired.length, 0);
+});
+
 test("a pushed New-Access-Token is adopted and shared without a refresh", async () => {
   const [a, b] = await loggedIn({ ttl: 60 }, 2);
   env.time.now += 50_000;

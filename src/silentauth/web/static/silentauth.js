@@ -297,8 +297,9 @@ class AuthClient {
         return;
       }
       flight.resolve(await this.#callRefresh(reason, epoch));
-      // Keep the lock a moment so the broadcast reaches waiting tabs before they re-check.
-      if (locked) await this.#sleep(this.#o.handoffDelay);
+      // Keep the lock a moment so the broadcast reaches waiting tabs before they re-check
+      // (not in hidden tabs: their timers are throttled to a second or more).
+      if (locked && !this.#hidden()) await this.#sleep(this.#o.handoffDelay);
     }).catch((error) => flight.reject(error));
     return flight.promise;
   }
