@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - schemathesis is a test extra
         raise
     pytest.skip("schemathesis is not installed (pip install schemathesis)", allow_module_level=True)
 
-EXAMPLES = int(os.environ.get("SILENTAUTH_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("SILENTAUTH_FUZZ_EXAMPLES", "100"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
