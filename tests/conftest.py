@@ -207,7 +207,20 @@ def seed_users(settings: Settings, users: dict[str, str]) -> None:
         finally:
             await store.close()
 
-    asyncio.run(run())
+    # A thread of its own, so async tests (which run inside a loop) can seed too.
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture

@@ -125,14 +125,10 @@ def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:
 async def refresh(request: Request) -> Response:
     """Browser refresh: the cookie plus the CSRF header; the cookie rotates."""
     rt = runtime(request)
-    try:
-        refresh_token, _ = _cookie_session(request, rt)
-        grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
-    except InvalidGrant as exc:
-        # A dead cookie is cleared, so the page stops offering it.
-        response = JSONResponse(exc.as_dict(), status_code=400, headers=exc.headers())
-        cookies.clear_session_cookies(response, rt.settings)
-        return response
+    # A failed refresh does not clear the cookies: the jar may already hold a
+    # newer login's cookie (another tab), which a late 400 would wipe out.
+    refresh_token, _ = _cookie_session(request, rt)
+    grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
     return _browser_response(rt, grant)
 
 
