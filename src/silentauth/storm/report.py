@@ -53,7 +53,7 @@ def print_table(results: list[ScenarioResult], config: StormConfig, plot_path: s
             str(r.sessions_lost),
             f"{r.wall_seconds:.1f}",
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 110)
     console.print(table)
     console.print(
         f"Refresh rate per {config.bin_seconds} s bin, after the first "
