@@ -39,6 +39,8 @@ KEY_RELOAD = 5.0  # server.runtime.KEY_RELOAD_SECONDS
 
 @dataclass
 class Cluster:
+    """Two service processes and the database server they share."""
+
     kind: str
     a: ServiceProcess
     b: ServiceProcess
@@ -51,28 +53,32 @@ class Cluster:
 
 @pytest.fixture(scope="module", params=["postgres", "redis"])
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Instances A and B on one fresh store of the kind, user alice added by the CLI."""
     kind = str(request.param)
     db: PostgresServer | RedisServer
     if kind == "postgres":
         need_binary("initdb", find_binary("initdb") or "initdb")
         need_binary("postgres", find_binary("postgres") or "postgres")
         db = PostgresServer()
-        db.init()
-        db.start()
-        url = db.create_database("multi")
     else:
         need_binary("redis-server")
         db = RedisServer()
-        db.start()
-        url = db.url(0)
-    # A long grace: a rotation committed just before the store died, whose
-    # answer was lost, must still converge when the client retries after the
-    # restart (the outage test's recovery may take several seconds).
-    env = service_env(url, reuse_grace="30")
-    added = cli(env, "users", "add", "alice", "--password-stdin", stdin="secret\n")
-    assert added.returncode == 0, added.stderr
-    a, b = ServiceProcess(env), ServiceProcess(env)
+    a = b = None
     try:
+        if isinstance(db, PostgresServer):
+            db.init()
+            db.start()
+            url = db.create_database("multi")
+        else:
+            db.start()
+            url = db.url(0)
+        # A long grace: a rotation committed just before the store died, whose
+        # answer was lost, must still converge when the client retries after
+        # the restart (the outage test's recovery may take several seconds).
+        env = service_env(url, reuse_grace="30")
+        added = cli(env, "users", "add", "alice", "--password-stdin", stdin="secret\n")
+        assert added.returncode == 0, added.stderr
+        a, b = ServiceProcess(env), ServiceProcess(env)
         a.start()
         b.start()
         a.wait_ready()
@@ -80,8 +86,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield Cluster(kind, a, b, db, env)
     finally:
         for proc in (a, b):
-            err = proc.stop()
-            assert "Traceback" not in err, err[-3000:]
+            if proc is not None:
+                err = proc.stop()
+                assert "Traceback" not in err, err[-3000:]
         db.stop()
 
 
