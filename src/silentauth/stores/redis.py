@@ -22,6 +22,11 @@ key                                 type     contents, lifetime
 ``P rl:{key}:{slot}``               string   rate-limit counter; expires with its window
 ==================================  =======  ==========================================
 
+Users, keys, the revocation counter and the two indexes carry no TTL: users
+and keys are few, and :meth:`RedisStore.purge` trims ``session-ends`` and the
+feed. Give Redis persistence (``appendonly yes``): a restart without it
+loses every user and session.
+
 Rotation, revocation (counter increment plus feed append) and user creation
 are Lua scripts, so each is atomic without WATCH retries, whichever instance
 runs it. Scripts touch keys they compute from ``P``, so this store wants one
@@ -32,7 +37,8 @@ may drop a live session or a signing key to make room, which users would see
 as being logged out. :meth:`RedisStore.open` logs a warning otherwise.
 
 Failures: connection refused, lost or timed out, a server still loading its
-data, or a read-only replica become :class:`~silentauth.errors.StoreUnavailable`.
+data, out of memory, a read-only replica or a failover in progress become
+:class:`~silentauth.errors.StoreUnavailable`.
 The client retries a command once on a fresh connection, which covers a
 server restart; every script is safe to repeat (a repeated rotation reads as a
 grace hit, a repeated revocation as done, a repeated user insert as success).
