@@ -85,18 +85,16 @@ class PostgresServer:
         postgres = find_binary("postgres")
         if postgres is None:
             raise RuntimeError("postgres not found")
+        args = [
+            postgres, "-D", str(self.root / "data"), "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+            # Throwaway data: no fsync, but every commit still reaches the OS,
+            # so a killed (not crashed-machine) server loses nothing acknowledged.
+            "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+            "-c", "shared_buffers=32MB", "-c", "logging_collector=off",
+        ]  # fmt: skip
         with open(self.root / "postgres.log", "ab") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen(
-                [postgres, "-D", str(self.root / "data"), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-             # Throwaway data: no fsync, but every commit still reaches the OS,
-             # so a killed (not crashed-machine) server loses nothing acknowledged.
-             "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
-             "-c", "shared_buffers=32MB", "-c", "logging_collector=off"],
-                user=self._user(),
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+            self.proc = subprocess.Popen(args, user=self._user(), stdout=subprocess.DEVNULL, stderr=log)
         _wait_port(self.port, self.proc, "postgres")
         self._wait_ready()
 
