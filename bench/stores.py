@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/stores.py` as well as `python -m bench`
     sys.path.insert(0, str(ROOT))
 
+from silentauth.core.passwords import Passwords  # noqa: E402
+from silentauth.stores.base import User, open_store  # noqa: E402
 from tests.stores.servers import (  # noqa: E402
     PostgresServer,
     RedisServer,
@@ -39,9 +41,6 @@ from tests.stores.servers import (  # noqa: E402
     find_binary,
     service_env,
 )
-
-from silentauth.core.passwords import Passwords  # noqa: E402
-from silentauth.stores.base import User, open_store  # noqa: E402
 
 STORES = ("sqlite", "postgres", "redis")
 

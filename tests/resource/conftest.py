@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx
-from examples.fastapi_app import create_app as create_example_app
 from fastapi import FastAPI
 
+from examples.fastapi_app import create_app as create_example_app
 from silentauth.core.encoding import b64encode, dumps
 from silentauth.core.keys import SigningKey
 from silentauth.resource import RemoteAuthenticator

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from examples.fastapi_app import create_app
 
+from examples.fastapi_app import create_app
 from silentauth.clock import FakeClock
 from silentauth.core.keys import SigningKey
 from silentauth.core.tokens import decode_unverified
