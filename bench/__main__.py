@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import machine, report
-from bench.servers import running
+from bench.servers import available, running
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OURS = ("refresh", "login")
@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine.describe()}
     results: dict[str, Any] = {}
     with contextlib.ExitStack() as es:
-        stacks = es.enter_context(running()) if set(chosen) & set(OURS) else {}
+        names, notes = available()
+        for note in notes:
+            print(f"bench: {note}", file=sys.stderr)
+        doc["skipped_stacks"] = notes
+        stacks = es.enter_context(running(names)) if set(chosen) & set(OURS) else {}
         for name in chosen:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             t0 = time.monotonic()

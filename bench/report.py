@@ -95,6 +95,8 @@ def _other(name: str, r: dict[str, Any]) -> str:
 
 def render(doc: dict[str, Any]) -> str:
     parts = [_machine(doc)]
+    if doc.get("skipped_stacks"):
+        parts.append("\n".join(doc["skipped_stacks"]))
     for name, r in doc["results"].items():
         if "failed" in r:
             parts.append(f"{name.upper()}: FAILED ({r['failed']})")

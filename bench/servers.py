@@ -39,6 +39,12 @@ SERVED_BY = {
     "simplejwt": "granian wsgi, 1 worker",
     "flask-jwt-extended": "granian wsgi, 1 worker",
 }
+NEEDS = {
+    "silentauth": ("uvicorn",),
+    "silentauth-granian": ("granian",),
+    "simplejwt": ("granian", "django", "rest_framework_simplejwt"),
+    "flask-jwt-extended": ("granian", "flask", "flask_jwt_extended"),
+}
 DEFAULT_STACKS = ("silentauth", "silentauth-granian", "simplejwt", "flask-jwt-extended")
 LOADGEN_CPU = 1
 
@@ -113,6 +119,20 @@ def _commands(name: str, tmp: Path, port: int) -> tuple[list[str], list[str], di
     serve = [granian, "--interface", "wsgi", "--workers", "1", "--host", "127.0.0.1", "--port", str(port)]
     serve += ["--no-access-log", "--log-level", "warning", module]
     return setup, serve, env, "/noop"
+
+
+def available(names: tuple[str, ...] = DEFAULT_STACKS) -> tuple[tuple[str, ...], list[str]]:
+    """The stacks whose packages are installed, and a note for each one that is not."""
+    import importlib.util
+
+    ok, notes = [], []
+    for name in names:
+        missing = [m for m in NEEDS[name] if importlib.util.find_spec(m) is None]
+        if missing:
+            notes.append(f"{name} skipped: pip install {' '.join(missing)} (bench extras)")
+        else:
+            ok.append(name)
+    return tuple(ok), notes
 
 
 @contextlib.contextmanager
