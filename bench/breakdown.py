@@ -155,6 +155,33 @@ async def measure() -> list[tuple[str, float]]:
             async def healthz() -> None:
                 await _asgi(app, "GET", "/healthz", b"", b"text/plain")
 
+            async def concurrent_refresh(width: int = 32, each: int = 60) -> tuple[str, float]:
+                """``width`` clients refreshing at once: group commit gets batches."""
+                sizes: list[int] = []
+                flush = rt.store._flush_rotations
+
+                def counting_flush() -> None:
+                    sizes.append(len(rt.store._pending))
+                    flush()
+
+                rt.store._flush_rotations = counting_flush
+                chains = [(await svc.login("bench", "pw")).refresh_token for _ in range(width)]
+
+                async def chain(i: int) -> None:
+                    for _ in range(each):
+                        body = urlencode({"grant_type": "refresh_token", "refresh_token": chains[i]}).encode()
+                        status, out = await _asgi(app, "POST", "/auth/token", body, b"application/x-www-form-urlencoded")
+                        if status != 200:
+                            raise RuntimeError(out)
+                        chains[i] = json.loads(out)["refresh_token"]
+
+                t0 = time.process_time()
+                await asyncio.gather(*(chain(i) for i in range(width)))
+                cpu = (time.process_time() - t0) / (width * each) * 1e6
+                rt.store._flush_rotations = flush
+                mean = sum(sizes) / len(sizes) if sizes else 0.0
+                return f"ASGI app: {width} concurrent refresh chains (mean group-commit batch {mean:.1f})", cpu
+
             rows = [
                 await _time("ES256 sign (cryptography)", sign),
                 await _time("mint access token (claims, JSON, base64, sign)", mint),
@@ -165,6 +192,7 @@ async def measure() -> list[tuple[str, float]]:
                 await _time("store.rotate: same, via the group-commit future", cas),
                 await _time("SessionService.refresh (whole; store CAS + group commit)", refresh),
                 await _time("ASGI app: POST /auth/token refresh (no HTTP server)", http_refresh),
+                await concurrent_refresh(),
                 await _time("experiment: bare ASGI callable around SessionService.refresh", raw_refresh),
                 await _time("ASGI app: GET /healthz (no HTTP server)", healthz),
             ]
