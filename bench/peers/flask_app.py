@@ -24,7 +24,6 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from bench.peers import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import (
@@ -35,6 +34,8 @@ from flask_jwt_extended import (
     get_jwt_identity,
     jwt_required,
 )
+
+from bench.peers import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST
 
 DB = os.environ.get("BENCH_DB", "bench-flask.db")
 hasher = PasswordHasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM)

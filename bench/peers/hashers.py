@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bench.peers import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST
 from django.contrib.auth.hashers import Argon2PasswordHasher
+
+from bench.peers import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST
 
 
 class BenchArgon2PasswordHasher(Argon2PasswordHasher):
