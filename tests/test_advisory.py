@@ -798,3 +798,99 @@ def test_oversize_headers_tokens_and_cookies_are_refused_and_the_server_survives
         listed = c.get("/auth/sessions", headers=bearer(answers[6].json()["access_token"])).json()
         assert max(len(s["user_agent"]) for s in listed) <= 512
         assert c.get("/healthz").status_code == 200
+
+
+# -- Regressions found by the hardening pass (each failed before its fix) -----------------
+
+
+async def test_concurrent_bad_password_burst_cannot_exceed_the_rate_limit(service_factory: ServiceFactory) -> None:
+    # core/sessions.py login(): RateLimiter.check() peeks, Argon2 runs in a thread,
+    # and only then record() counts: a concurrent burst all passes the check.
+    svc = await service_factory(rate_limit_login=Rate(10, 60), client_ip="203.0.113.66")
+    await svc.add_user()
+
+    async def guess(i: int) -> int:
+        r = await svc.client.post(
+            "/auth/token", data={"grant_type": "password", "username": "alice", "password": f"g{i}"}
+        )
+        return r.status_code
+
+    codes = await asyncio.gather(*(guess(i) for i in range(200)))
+    assert svc.metric("silentauth_login_total", outcome="bad_credentials") <= 10
+    assert codes.count(429) >= 190
+
+
+async def test_lone_surrogate_password_in_json_login_is_refused_not_500(service: Service) -> None:
+    # json.loads accepts "\ud800"; argon2 encodes the password as UTF-8 -> UnicodeEncodeError -> 500.
+    r = await service.client.post(
+        "/auth/login", content=b'{"username":"alice","password":"\\ud800"}', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+
+
+@pytest.mark.parametrize("body", [b'{"a":NaN}', b'{"a":Infinity}', b'{"a":"\\udc00"}'])
+async def test_echo_of_nan_or_lone_surrogate_json_is_refused_not_500(service: Service, body: bytes) -> None:
+    # read_json accepts NaN/Infinity and lone surrogates; JSONResponse cannot render them -> 500.
+    token = (await service.password_grant())["access_token"]
+    r = await service.client.post("/api/echo", content=body, headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 400, r.text
+
+
+async def test_refresh_token_with_trailing_newline_is_refused(service: Service) -> None:
+    # core/refresh.py _SHAPE ends in "$", which also matches before a final "\n":
+    # a non-canonical spelling of a token is accepted. Use re.fullmatch or "\Z".
+    token = (await service.password_grant())["refresh_token"]
+    r = await service.refresh(token + "\n")
+    assert r.status_code == 400, r.text
+
+
+def test_refresh_token_parse_accepts_only_the_canonical_spelling() -> None:
+    from silentauth.core.keys import MasterKey
+    from silentauth.core.refresh import RefreshTokens
+    from silentauth.errors import InvalidGrant
+
+    tokens = RefreshTokens(MasterKey(b"k" * 32))
+    good = tokens.issue("A" * 22, 5)
+    with pytest.raises(InvalidGrant):
+        tokens.parse(good + "\n")
+
+
+async def test_non_ascii_digit_content_length_is_refused_not_500(service: Service) -> None:
+    # parsing.read_body: "\xb2".isdigit() is True but int("\xb2") raises ValueError -> 500.
+    # (uvicorn's parsers reject such a header first; other ASGI servers may not.)
+    r = await service.client.post(
+        "/auth/token", content=b"grant_type=password", headers={**FORM, "content-length": b"\xb2"}  # type: ignore[dict-item]
+    )
+    assert r.status_code == 400, r.text
+
+
+async def test_refresh_with_refused_scope_does_not_burn_the_refresh_token(service: Service) -> None:
+    # core/sessions.py refresh(): the store rotates first, _finish() checks the scope after;
+    # invalid_scope is answered but the counter moved, so the client's token is now stale
+    # and its retry after REUSE_GRACE is treated as theft: the session is revoked.
+    grant = await service.password_grant()
+    r = await service.refresh(grant["refresh_token"], scope="admin")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+    service.clock.advance(service.runtime.settings.reuse_grace + 1)
+    r = await service.refresh(grant["refresh_token"])
+    assert r.status_code == 200, r.text
+
+
+async def test_json_login_with_duplicate_keys_is_refused(service: Service) -> None:
+    # parsing.py promises "no duplicates" but read_json lets the last key win:
+    # {"username":"mallory","username":"alice"} is parameter pollution (a WAF or
+    # log sees one name, the service logs in another).
+    r = await service.client.post(
+        "/auth/login", content=b'{"username":"mallory","username":"alice","password":"secret"}'
+    )
+    assert r.status_code == 400, r.text
+
+
+async def test_claims_cache_does_not_keep_expired_tokens(service: Service) -> None:
+    rt = service.runtime
+    grant = await rt.service.login("alice", "secret")
+    for _ in range(2000):
+        token, _ = rt.service.mint_access(grant.session, grant.scope, service.clock())
+        rt.authenticator.check(token)
+        service.clock.advance(rt.settings.access_ttl + 10)  # every earlier token is expired
+    assert len(rt.authenticator._cache) <= 100

@@ -15,7 +15,12 @@ session exists, and ``PRAGMA integrity_check`` says ``ok``.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,7 @@ import pytest
 from silentauth.clock import FakeClock
 from silentauth.server.app import create_app
 from silentauth.stores.sqlite import SQLiteStore
-from tests.conftest import FAST_PASSWORDS, make_settings
+from tests.conftest import FAST_PASSWORDS, REQUIRE_SERVICES, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -95,6 +100,55 @@ async def test_full_database_max_page_count_answers_503_and_nothing_is_corrupted
         conn.execute("PRAGMA max_page_count = 1073741823")
         await check_recovered(c, db, tokens)
         print(f"\nmax_page_count full: {ok} writes fitted, {full} answered 503; recovered, integrity ok")
+    finally:
+        await c.aclose()
+        await store.close()
+
+
+def need(reason: str) -> None:
+    """Skip for a real environment limit; fail when CI demands every service."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"SILENTAUTH_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB tmpfs, or a skip saying why it cannot be had."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        need("mounting a tmpfs needs root and mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        need(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_full_tmpfs_answers_503_and_nothing_is_corrupted(tiny_disk: Path) -> None:
+    db = tiny_disk / "silentauth.db"
+    c, store, rt = await start(db)
+    try:
+        first = (await login(c)).json()["refresh_token"]
+        tokens = {first.split(".")[1]: first}
+        filler = tiny_disk / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        ok, full = await exercise_while_full(c, tokens)
+        assert full > 0, "the disk never looked full"
+        filler.unlink()
+        await check_recovered(c, db, tokens)
+        print(f"\ntmpfs full: {ok} writes fitted, {full} answered 503; recovered, integrity ok")
     finally:
         await c.aclose()
         await store.close()

@@ -40,7 +40,11 @@ class Passwords:
         return f"argon2id t={p.time_cost} m={p.memory_cost}KiB p={p.parallelism}"
 
     def hash(self, password: str) -> str:
-        if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        try:
+            encoded = password.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest("The password is not valid Unicode text.") from None
+        if len(encoded) > MAX_PASSWORD_BYTES:
             raise InvalidRequest(f"The password is longer than {MAX_PASSWORD_BYTES} bytes.")
         return self._hasher.hash(password)
 
@@ -50,7 +54,7 @@ class Passwords:
             return False
         try:
             ok = self._hasher.verify(password_hash or self._dummy, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
             return False
         return ok and password_hash is not None
 

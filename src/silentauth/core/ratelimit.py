@@ -6,12 +6,14 @@ Redis); :class:`MemoryCounter` serves a single process (the SQLite store).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from silentauth.errors import RateLimited
 from silentauth.settings import Rate
-from silentauth.stores.base import Store
 
 
 class MemoryCounter:
@@ -44,13 +46,34 @@ class MemoryCounter:
             del self._counts[k]
 
 
+class Counters(Protocol):
+    """Where fixed-window counts live: a store (shared) or :class:`LocalCounters`."""
+
+    async def hit(self, key: str, window: int, now: float) -> int: ...
+    async def peek(self, key: str, window: int, now: float) -> int: ...
+
+
+class LocalCounters:
+    """:class:`MemoryCounter` behind the async counter interface (per process)."""
+
+    def __init__(self) -> None:
+        self._counter = MemoryCounter()
+
+    async def hit(self, key: str, window: int, now: float) -> int:
+        return self._counter.hit(key, window, now)
+
+    async def peek(self, key: str, window: int, now: float) -> int:
+        return self._counter.peek(key, window, now)
+
+
 class RateLimiter:
     """Checks and counts attempts per key against one :class:`Rate`."""
 
-    def __init__(self, store: Store, rate: Rate | None, scale: int = 1) -> None:
+    def __init__(self, store: Counters, rate: Rate | None, scale: int = 1) -> None:
         self._store = store
         self._rate = rate
         self._scale = scale
+        self._in_flight: dict[str, int] = {}
 
     @property
     def enabled(self) -> bool:
@@ -67,6 +90,31 @@ class RateLimiter:
             return
         if await self._store.peek(key, rate.window, now) >= rate.limit * self._scale:
             raise RateLimited(retry_after=self._retry_after(rate, now))
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, key: str, now: float) -> AsyncIterator[None]:
+        """Admit one attempt whose outcome is counted later (by :meth:`record`).
+
+        Attempts still in flight count against the limit, so a concurrent burst
+        cannot slip past the check while its first failures are being judged
+        (Argon2 takes milliseconds). The slot is taken before the first await.
+        """
+        rate = self._rate
+        if rate is None:
+            yield
+            return
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            used = await self._store.peek(key, rate.window, now)
+            if used + self._in_flight[key] > rate.limit * self._scale:
+                raise RateLimited(retry_after=self._retry_after(rate, now))
+            yield
+        finally:
+            left = self._in_flight[key] - 1
+            if left:
+                self._in_flight[key] = left
+            else:
+                del self._in_flight[key]
 
     async def hit(self, key: str, now: float) -> None:
         """Count one attempt; raise :class:`RateLimited` once over the limit."""

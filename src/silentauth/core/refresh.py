@@ -18,7 +18,7 @@ from silentauth.errors import InvalidGrant
 
 PREFIX = "v1"
 MAX_LENGTH = 256
-_SHAPE = re.compile(r"^v1\.([A-Za-z0-9_-]{16,64})\.(0|[1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})$")
+_SHAPE = re.compile(r"v1\.([A-Za-z0-9_-]{16,64})\.(0|[1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})")
 
 
 class RefreshTokens:
@@ -36,7 +36,7 @@ class RefreshTokens:
 
     def parse(self, token: str) -> tuple[str, int]:
         """(session id, counter) of an authentic token; :class:`InvalidGrant` otherwise."""
-        m = _SHAPE.match(token) if len(token) <= MAX_LENGTH else None
+        m = _SHAPE.fullmatch(token) if len(token) <= MAX_LENGTH else None
         if m is None:
             raise InvalidGrant("The refresh token is malformed.")
         session_id, counter = m.group(1), int(m.group(2))

@@ -25,7 +25,7 @@ from silentauth.clock import Clock
 from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.policy import LifetimePolicy
-from silentauth.core.ratelimit import RateLimiter
+from silentauth.core.ratelimit import LocalCounters, RateLimiter
 from silentauth.core.refresh import RefreshTokens
 from silentauth.core.tokens import mint, new_jti
 from silentauth.errors import (
@@ -84,8 +84,12 @@ class SessionService:
         self._login_pair = RateLimiter(store, settings.rate_limit_login)
         # One address may front many users (NAT): it gets ten times the allowance.
         self._login_ip = RateLimiter(store, settings.rate_limit_login, scale=10)
-        self._refresh_session = RateLimiter(store, settings.rate_limit_refresh)
-        self._refresh_fail_ip = RateLimiter(store, settings.rate_limit_refresh, scale=10)
+        # Refresh limits count per instance: they guard this instance's database
+        # writes and must not add store round trips to the hot path. (Guessing a
+        # refresh token is hopeless anyway: the MAC is checked before the store.)
+        local = LocalCounters()
+        self._refresh_session = RateLimiter(local, settings.rate_limit_refresh)
+        self._refresh_fail_ip = RateLimiter(local, settings.rate_limit_refresh, scale=10)
         self._renewals: dict[str, tuple[float, asyncio.Future[str | None]]] = {}
 
     # -- tokens ----------------------------------------------------------------
@@ -136,20 +140,20 @@ class SessionService:
     ) -> Grant:
         now = self.clock()
         name = normalize_username(username)
+        pair_key, ip_key = f"login:{name}:{ip}", f"login-ip:{ip}"
         try:
-            await self._login_pair.check(f"login:{name}:{ip}", now)
-            await self._login_ip.check(f"login-ip:{ip}", now)
+            async with self._login_pair.attempt(pair_key, now), self._login_ip.attempt(ip_key, now):
+                user = await self.store.get_user(name)
+                ok = await self.passwords.verify(user.password_hash if user else None, password)
+                if user is None or not ok:
+                    # Only failures count: a user who logs in often is not an attacker.
+                    await self._login_pair.record(pair_key, now)
+                    await self._login_ip.record(ip_key, now)
+                    self.on_event("login", "bad_credentials")
+                    raise InvalidGrant("Invalid user name or password.")
         except RateLimited:
             self.on_event("login", "rate_limited")
             raise
-        user = await self.store.get_user(name)
-        ok = await self.passwords.verify(user.password_hash if user else None, password)
-        if user is None or not ok:
-            # Only failures count: a user who logs in often is not an attacker.
-            await self._login_pair.record(f"login:{name}:{ip}", now)
-            await self._login_ip.record(f"login-ip:{ip}", now)
-            self.on_event("login", "bad_credentials")
-            raise InvalidGrant("Invalid user name or password.")
         granted = self._scope(scope, self.settings.scope)
         expires_at = self.policy.session_expiry(now)
         session = SessionRecord(
@@ -187,6 +191,15 @@ class SessionService:
             await self._fail("invalid", ip, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
+        if scope is not None and scope.strip():
+            # A refused scope must not burn the token: judge it before rotating.
+            current = await self.store.get_session(session_id)
+            if current is not None:
+                try:
+                    self._scope(scope, current.scope)
+                except InvalidScope:
+                    self.on_event("refresh", "invalid")
+                    raise
         result = await self.store.rotate(session_id, counter, now, self.policy.idle_deadline(now))
         s = result.session
         if result.swapped and s is not None:

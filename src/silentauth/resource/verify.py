@@ -59,6 +59,9 @@ class Principal:
         return str(self.claims.get("preferred_username", ""))
 
 
+SWEEP_INTERVAL = 60.0  # seconds between sweeps of expired cache entries
+
+
 class TokenAuthenticator:
     """Turns an ``Authorization`` header into a :class:`Principal` or a BearerError.
 
@@ -80,6 +83,7 @@ class TokenAuthenticator:
         self.clock = clock
         self.key_learner = key_learner
         self._cache: dict[str, Principal] = {}
+        self._next_sweep = 0.0
         self._cache_size = cache_size
 
     @classmethod
@@ -136,8 +140,11 @@ class TokenAuthenticator:
             principal = Principal(
                 token, claims, frozenset(str(claims["scope"]).split())
             )
-            if len(self._cache) >= self._cache_size:
+            if len(self._cache) >= self._cache_size or now >= self._next_sweep:
+                # Expired entries go on a schedule too, not only when the cache is
+                # full: otherwise memory grows for hours before anything leaves.
                 self._evict(now)
+                self._next_sweep = now + SWEEP_INTERVAL
             self._cache[token] = principal
         elif principal.expires_at <= now - self.verifier.leeway:
             del self._cache[token]

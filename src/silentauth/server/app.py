@@ -12,10 +12,11 @@ from starlette.middleware import Middleware
 
 from silentauth.clock import Clock, system_clock
 from silentauth.core.passwords import Passwords
+from silentauth.errors import StoreUnavailable
 from silentauth.resource.middleware import BearerAuthMiddleware
 from silentauth.resource.verify import Principal
 from silentauth.server import auth_routes, demo_routes, meta_routes, openapi
-from silentauth.server.errors import EXCEPTION_HANDLERS
+from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
 from silentauth.server.runtime import Runtime
 from silentauth.settings import Settings
 from silentauth.stores.base import Store, open_store
@@ -51,11 +52,18 @@ def create_app(
         await rt.store.close()
 
     async def renew(principal: Principal) -> str | None:
-        return await rt.service.renew(dict(principal.claims))
+        try:
+            return await rt.service.renew(dict(principal.claims))
+        except StoreUnavailable:
+            # The response has started: renewal is a bonus, never a reason to fail it.
+            return None
 
     app = Starlette(
         routes=[*auth_routes.routes, *meta_routes.routes, *openapi.routes, *demo_routes.routes],
-        middleware=[Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew)],
+        middleware=[
+            Middleware(CatchAllMiddleware),
+            Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -7,6 +7,7 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from silentauth.errors import OAuthError, StoreUnavailable, TemporarilyUnavailable
 
@@ -39,18 +40,52 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    # Logged by type only: exception text may quote a token or a password.
-    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+def _server_error() -> JSONResponse:
     return JSONResponse(
         {"error": "server_error", "error_description": "An unexpected error occurred."},
         status_code=500,
     )
 
 
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # Logged by type only: exception text may quote a token or a password.
+    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return _server_error()
+
+
+class CatchAllMiddleware:
+    """The outermost guard: an unexpected error becomes a JSON 500, logged by type only.
+
+    Starlette's own handler for ``Exception`` re-raises after answering, and
+    the server then logs the traceback — whose text may quote a token. Here the
+    exception ends, and the connection stays usable.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"))
+            if not started:
+                await _server_error()(scope, receive, send)
+
+
 EXCEPTION_HANDLERS = {
     OAuthError: on_oauth_error,
     StoreUnavailable: on_store_unavailable,
     HTTPException: on_http_error,
-    Exception: on_unexpected,
 }

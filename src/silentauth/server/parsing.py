@@ -22,7 +22,7 @@ class PayloadTooLarge(OAuthError):
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise InvalidRequest("Content-Length is not a number.")
         if int(declared) > limit:
             raise PayloadTooLarge()
@@ -58,12 +58,32 @@ async def read_form(request: Request) -> dict[str, str]:
     return form
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # {"username": "mallory", "username": "alice"}: parsers disagree on which wins.
+        raise ValueError("duplicate key")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
+    """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity, no duplicate keys, no lone surrogates."""
     body = await read_body(request, limit)
     try:
-        return json.loads(body.decode("utf-8", "strict"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = json.loads(
+            body.decode("utf-8", "strict"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+        )
+        # "\ud800" escapes decode to lone surrogates, which no UTF-8 output can carry.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
         raise InvalidRequest("The body is not valid UTF-8 JSON.") from None
+    return data
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:

@@ -12,12 +12,12 @@ import anyio
 
 from silentauth.clock import Clock
 from silentauth.core.keys import KeyManager, KeyRing, MasterKey
-from silentauth.core.passwords import Passwords
+from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.policy import LifetimePolicy
 from silentauth.core.refresh import RefreshTokens
 from silentauth.core.sessions import SessionService
 from silentauth.core.tokens import AccessTokenVerifier
-from silentauth.errors import AlreadyExists
+from silentauth.errors import AlreadyExists, StoreUnavailable
 from silentauth.resource.verify import TokenAuthenticator
 from silentauth.server.metrics import Metrics
 from silentauth.settings import Settings
@@ -83,7 +83,11 @@ class Runtime:
         """An unknown ``kid``: another instance may have rotated. Reload, at most 1/s."""
         if time.monotonic() - self._last_key_reload < KEY_LEARN_INTERVAL:
             return False
-        await self.reload_keys()
+        try:
+            await self.reload_keys()
+        except StoreUnavailable:
+            self._last_key_reload = time.monotonic()  # no retry storm while it is down
+            return False
         return self.ring.get(kid, self.clock()) is not None
 
     async def ensure_user(self, username: str, password: str) -> None:
@@ -91,7 +95,12 @@ class Runtime:
 
         try:
             await self.store.add_user(
-                User(str(uuid.uuid4()), username, self.passwords.hash(password), self.clock())
+                User(
+                    str(uuid.uuid4()),
+                    normalize_username(username),
+                    self.passwords.hash(password),
+                    self.clock(),
+                )
             )
         except AlreadyExists:
             pass

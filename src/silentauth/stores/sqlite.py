@@ -10,8 +10,10 @@ the grace window and reuse detection turn into a clean re-login at worst.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,14 +117,14 @@ class SQLiteStore:
         self._migrate()
 
     async def close(self) -> None:
-        with self._lock:
+        with self._locked():
             if self._db is not None:
                 self._db.close()
                 self._db = None
 
     def _migrate(self) -> None:
         db = self._conn()
-        with self._lock:
+        with self._locked():
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -142,6 +144,22 @@ class SQLiteStore:
         row = self._conn().execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise access and turn engine failures into :class:`StoreUnavailable`.
+
+        Errors surface from ``fetchone()`` as well as from ``execute()`` (a full
+        disk shows up while stepping ``UPDATE … RETURNING``), so the whole
+        block is guarded, not the statement alone.
+        """
+        with self._lock:
+            try:
+                yield
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise StoreUnavailable("store is not open")
@@ -159,7 +177,7 @@ class SQLiteStore:
     # -- users ---------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
-        with self._lock:
+        with self._locked():
             try:
                 self._run(
                     "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
@@ -169,7 +187,7 @@ class SQLiteStore:
                 raise AlreadyExists(f"user {user.username!r} exists") from None
 
     async def get_user(self, username: str) -> User | None:
-        with self._lock:
+        with self._locked():
             row = self._run(
                 "SELECT id, username, password_hash, created_at FROM users WHERE username = ?",
                 (username,),
@@ -177,27 +195,27 @@ class SQLiteStore:
         return User(*row) if row else None
 
     async def list_users(self) -> list[User]:
-        with self._lock:
+        with self._locked():
             rows = self._run(
                 "SELECT id, username, password_hash, created_at FROM users ORDER BY username"
             ).fetchall()
         return [User(*r) for r in rows]
 
     async def remove_user(self, username: str) -> bool:
-        with self._lock:
+        with self._locked():
             return self._run("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
 
     # -- keys ----------------------------------------------------------------
 
     async def add_key(self, key: StoredKey) -> None:
-        with self._lock:
+        with self._locked():
             self._run(
                 "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?)",
                 (key.kid, key.alg, key.private_blob, key.public_jwk, key.created_at, key.not_after),
             )
 
     async def list_keys(self) -> list[StoredKey]:
-        with self._lock:
+        with self._locked():
             rows = self._run(
                 "SELECT kid, alg, private_blob, public_jwk, created_at, not_after "
                 "FROM signing_keys ORDER BY created_at"
@@ -207,14 +225,14 @@ class SQLiteStore:
     # -- sessions ------------------------------------------------------------
 
     async def create_session(self, session: SessionRecord) -> None:
-        with self._lock:
+        with self._locked():
             self._run(
                 f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 16)})",
                 tuple(getattr(session, c.strip()) for c in _SESSION_COLS.split(",")),
             )
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        with self._lock:
+        with self._locked():
             row = self._run(
                 f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
@@ -239,7 +257,7 @@ class SQLiteStore:
             # Alone in this turn: an autocommit statement is one commit already.
             (args, fut), = batch
             try:
-                with self._lock:
+                with self._locked():
                     result = self._rotate_one(*args)
             except Exception as exc:
                 if not fut.done():
@@ -249,7 +267,7 @@ class SQLiteStore:
                 fut.set_result(result)
             return
         try:
-            with self._lock:
+            with self._locked():
                 db = self._conn()
                 self._run("BEGIN IMMEDIATE")
                 try:
@@ -288,7 +306,7 @@ class SQLiteStore:
         return RotateResult(False, _session(current) if current else None)
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:
-        with self._lock:
+        with self._locked():
             db = self._conn()
             self._run("BEGIN IMMEDIATE")
             try:
@@ -309,7 +327,7 @@ class SQLiteStore:
         return n > 0
 
     async def revoke_user_sessions(self, user_id: str, reason: str, now: float) -> list[str]:
-        with self._lock:
+        with self._locked():
             db = self._conn()
             self._run("BEGIN IMMEDIATE")
             try:
@@ -331,7 +349,7 @@ class SQLiteStore:
         return ids
 
     async def list_sessions(self, user_id: str) -> list[SessionRecord]:
-        with self._lock:
+        with self._locked():
             rows = self._run(
                 f"SELECT {_SESSION_COLS} FROM sessions WHERE user_id = ? ORDER BY created_at",
                 (user_id,),
@@ -339,7 +357,7 @@ class SQLiteStore:
         return [_session(r) for r in rows]
 
     async def revocations_since(self, cursor: int) -> tuple[list[str], int]:
-        with self._lock:
+        with self._locked():
             rows = self._run(
                 "SELECT seq, session_id FROM revocations WHERE seq > ? ORDER BY seq", (cursor,)
             ).fetchall()
@@ -349,7 +367,7 @@ class SQLiteStore:
 
     async def purge(self, now: float, keep_revocations: float) -> int:
         horizon = now - keep_revocations
-        with self._lock:
+        with self._locked():
             n = self._run(
                 "DELETE FROM sessions WHERE (revoked_at IS NOT NULL AND revoked_at < ?) "
                 "OR expires_at < ? OR idle_expires_at < ?",
