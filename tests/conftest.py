@@ -64,6 +64,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "rate_limit_login": None,
         "rate_limit_refresh": None,
         "ttl_jitter": 0.0,
+        "first_token_spread": 0.0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -90,7 +90,8 @@ def test_serve_demo_logs_in_demo_user_and_sessions_cli_sees_it(tmp_path: Path) -
             assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
             time.sleep(0.1)
         r = httpx.post(f"{url}/auth/token", data={"grant_type": "password", "username": "demo", "password": "demo"})
-        assert r.status_code == 200 and 27 <= r.json()["expires_in"] <= 30  # demo: 30 s, jittered
+        # demo: 30 s; a session's first token is spread over up to 90 % of that
+        assert r.status_code == 200 and 3 <= r.json()["expires_in"] <= 30
         listed = run(tmp_path, "sessions", "list", "demo")
         assert listed.returncode == 0 and "live" in listed.stdout
         sid = listed.stdout.split("\t", 1)[0]

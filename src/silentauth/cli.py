@@ -199,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     storm.add_argument("--json", action="store_true")
     storm.add_argument("--live", action="store_true", help="drive a running server over HTTP")
     storm.add_argument("--url", default="http://127.0.0.1:8000")
+    storm.add_argument("--burst", type=float, help="seconds over which the logins arrive (60)")
+    storm.add_argument("--margin", type=float, help="client refreshes this many seconds early (60)")
+    storm.add_argument("--bin", type=int, help="seconds per load bin (60)")
+    storm.add_argument(
+        "--what-if",
+        action="append",
+        choices=["client_jitter", "per_token_only"],
+        help="add a comparison scenario (repeatable)",
+    )
     storm.set_defaults(func=cmd_storm)
     return p
 

@@ -68,6 +68,9 @@ class Settings:
     session_max_age: int = 30 * 86400
     reuse_grace: float = 10.0
     ttl_jitter: float = 0.1
+    # The first access token of a session is shortened by up to this fraction, so a
+    # login wave turns into an even refresh load from the first refresh on.
+    first_token_spread: float = 0.9
     renew_within: int = 60
     step_up_max_age: int = 300
     issuer: str = ""
@@ -96,6 +99,11 @@ class Settings:
         need(self.session_max_age >= 1, "session_max_age", "must be at least 1 second")
         need(self.reuse_grace >= 0, "reuse_grace", "must not be negative")
         need(0 <= self.ttl_jitter < 1, "ttl_jitter", "must be a fraction in [0, 1)")
+        need(
+            0 <= self.first_token_spread < 1,
+            "first_token_spread",
+            "must be a fraction in [0, 1)",
+        )
         need(self.renew_within >= 0, "renew_within", "must not be negative")
         need(self.step_up_max_age >= 1, "step_up_max_age", "must be at least 1 second")
         need(self.revocation_poll > 0, "revocation_poll", "must be positive")

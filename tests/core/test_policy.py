@@ -30,3 +30,22 @@ def test_risk_based_scope_gets_the_shorter_lifetime() -> None:
 def test_access_token_never_outlives_the_session() -> None:
     policy = LifetimePolicy(Settings(access_ttl=900, ttl_jitter=0.0))
     assert policy.access_expiry("api", NOW, NOW + 30) == NOW + 30
+
+
+def test_first_token_of_a_session_is_spread_over_most_of_a_lifetime() -> None:
+    policy = LifetimePolicy(
+        Settings(access_ttl=1000, ttl_jitter=0.1, first_token_spread=0.9), random.Random(7)
+    )
+    firsts = [policy.access_expiry("api", NOW, NOW + 10**6, first=True) - NOW for _ in range(2000)]
+    later = [policy.access_expiry("api", NOW, NOW + 10**6) - NOW for _ in range(2000)]
+    assert 100 <= min(firsts) < 150 and max(firsts) > 950  # spread across 10 %..100 %
+    assert min(later) >= 900  # later tokens keep the ordinary jitter
+
+
+def test_bad_first_token_spread_is_a_config_error() -> None:
+    import pytest
+
+    from silentauth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="FIRST_TOKEN_SPREAD"):
+        Settings(first_token_spread=1.0)

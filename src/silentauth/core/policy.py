@@ -1,8 +1,11 @@
 """Lifetimes: jittered so that cohorts spread out, capped by the session's limit.
 
-Every lifetime is shortened by a random fraction up to ``ttl_jitter``: a burst
-of logins at 9:00 then expires spread over a window instead of all at once,
-which flattens the refresh load (see ``silentauth storm``).
+Every lifetime is shortened by a random fraction up to ``ttl_jitter``. That
+alone spreads a burst of logins only as a random walk: hours later the cohort
+still refreshes as a wave. So the *first* access token of a session is
+shortened by up to ``first_token_spread`` (default 90 %): the cohort is spread
+over a whole lifetime at its first refresh, for the price of one early refresh
+per session (``silentauth storm`` measures both).
 """
 
 from __future__ import annotations
@@ -29,9 +32,15 @@ class LifetimePolicy:
         matching = [ttl for name, ttl in self._s.token_policy.items() if name in granted]
         return min([self._s.access_ttl, *matching])
 
-    def access_expiry(self, scope: str, now: float, session_expires_at: float) -> int:
-        exp = now + self._jitter(self.base_access_ttl(scope))
-        return int(min(exp, session_expires_at))
+    def access_expiry(
+        self, scope: str, now: float, session_expires_at: float, first: bool = False
+    ) -> int:
+        ttl: float = self.base_access_ttl(scope)
+        if first and self._s.first_token_spread > 0:
+            ttl *= 1.0 - self._rng.uniform(0.0, self._s.first_token_spread)
+        else:
+            ttl = self._jitter(ttl)
+        return int(min(now + ttl, session_expires_at))
 
     def idle_deadline(self, now: float) -> float:
         return now + self._jitter(self._s.refresh_idle_ttl)

@@ -102,11 +102,13 @@ class SessionService:
             raise InvalidScope()
         return " ".join(dict.fromkeys(wanted))
 
-    def mint_access(self, session: SessionRecord, scope: str, now: float) -> tuple[str, int]:
+    def mint_access(
+        self, session: SessionRecord, scope: str, now: float, first: bool = False
+    ) -> tuple[str, int]:
         key = self.keyring().signing_key(now)
         if key is None:
             raise TemporarilyUnavailable("No signing key is available.")
-        exp = self.policy.access_expiry(scope, now, session.expires_at)
+        exp = self.policy.access_expiry(scope, now, session.expires_at, first)
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
             "sub": session.user_id,
@@ -123,7 +125,7 @@ class SessionService:
         return mint(key, claims), max(0, exp - int(now))
 
     def _grant(self, session: SessionRecord, counter: int, scope: str, now: float, outcome: str) -> Grant:
-        access, expires_in = self.mint_access(session, scope, now)
+        access, expires_in = self.mint_access(session, scope, now, first=counter == 0)
         return Grant(access, expires_in, self.refresh_tokens.issue(session.id, counter), scope, session, outcome)
 
     # -- login -----------------------------------------------------------------
