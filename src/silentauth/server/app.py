@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from silentauth.clock import Clock, system_clock
 from silentauth.core.passwords import Passwords
@@ -18,6 +19,7 @@ from silentauth.resource.verify import Principal
 from silentauth.server import auth_routes, demo_routes, meta_routes, openapi
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
 from silentauth.server.runtime import Runtime
+from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
 from silentauth.settings import Settings
 from silentauth.stores.base import Store, open_store
 
@@ -58,10 +60,18 @@ def create_app(
             # The response has started: renewal is a bonus, never a reason to fail it.
             return None
 
+    token_endpoint = TokenEndpoint(lambda: rt)
     app = Starlette(
-        routes=[*auth_routes.routes, *meta_routes.routes, *openapi.routes, *demo_routes.routes],
+        routes=[
+            Route("/auth/token", token_endpoint),
+            *auth_routes.routes,
+            *meta_routes.routes,
+            *openapi.routes,
+            *demo_routes.routes,
+        ],
         middleware=[
             Middleware(CatchAllMiddleware),
+            Middleware(TokenFastPath, endpoint=token_endpoint),
             Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

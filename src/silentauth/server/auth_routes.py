@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,7 +13,6 @@ from silentauth.errors import (
     InvalidRequest,
     InvalidToken,
     OAuthError,
-    UnsupportedGrantType,
 )
 from silentauth.resource.middleware import require_auth
 from silentauth.server import cookies
@@ -32,39 +29,6 @@ def runtime(request: Request) -> Runtime:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
-
-
-def _token_body(grant: Grant) -> dict[str, Any]:
-    return {
-        "access_token": grant.access_token,
-        "token_type": "Bearer",
-        "expires_in": grant.expires_in,
-        "refresh_token": grant.refresh_token,
-        "scope": grant.scope,
-    }
-
-
-async def token(request: Request) -> Response:
-    """RFC 6749 token endpoint: password and refresh_token grants."""
-    rt = runtime(request)
-    form = await read_form(request)
-    grant_type = require(form, "grant_type")
-    if grant_type == "password":
-        grant = await rt.service.login(
-            require(form, "username"),
-            require(form, "password"),
-            scope=form.get("scope"),
-            client_id=form.get("client_id") or "native",
-            user_agent=request.headers.get("user-agent", ""),
-            ip=client_ip(request),
-        )
-    elif grant_type == "refresh_token":
-        grant = await rt.service.refresh(
-            require(form, "refresh_token"), scope=form.get("scope"), ip=client_ip(request)
-        )
-    else:
-        raise UnsupportedGrantType()
-    return JSONResponse(_token_body(grant), headers=NO_STORE)
 
 
 def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
@@ -211,7 +175,6 @@ async def revoke(request: Request) -> Response:
 
 
 routes = [
-    Route("/auth/token", token, methods=["POST"]),
     Route("/auth/login", login, methods=["POST"]),
     Route("/auth/refresh", refresh, methods=["POST"]),
     Route("/auth/logout", logout, methods=["POST"]),

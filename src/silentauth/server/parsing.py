@@ -19,13 +19,17 @@ class PayloadTooLarge(OAuthError):
     description = f"The request body exceeds {MAX_BODY} bytes."
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    declared = request.headers.get("content-length")
+def check_length(declared: str | None, limit: int = MAX_BODY) -> None:
+    """Refuse a body by its ``Content-Length`` before reading a byte of it."""
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
             raise InvalidRequest("Content-Length is not a number.")
         if int(declared) > limit:
             raise PayloadTooLarge()
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    check_length(request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -36,12 +40,10 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-async def read_form(request: Request) -> dict[str, str]:
+def parse_form(content_type: str, body: bytes) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body as a dict (RFC 6749 §3.2)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
+    if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         raise InvalidRequest("Send the parameters as application/x-www-form-urlencoded.")
-    body = await read_body(request)
     try:
         text = body.decode("utf-8", "strict")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
@@ -56,6 +58,10 @@ async def read_form(request: Request) -> dict[str, str]:
             raise InvalidRequest(f"The parameter {key!r} contains a NUL byte.")
         form[key] = value
     return form
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    return parse_form(request.headers.get("content-type", ""), await read_body(request))
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Concurrent rotations share SQLite transactions without changing any outcome."""
+"""Concurrent rotations of many sessions, and a store that goes away mid-flight."""
 
 from __future__ import annotations
 

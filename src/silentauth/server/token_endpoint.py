@@ -1,0 +1,146 @@
+"""``POST /auth/token`` (RFC 6749) as a bare ASGI app: the refresh hot path.
+
+Every native client's refresh lands here, so it skips what it does not need:
+no router, no ``Request``/``Response`` objects, no middleware past the
+outermost guard — a header scan, one bounded body read, the service call, and
+one JSON write. :class:`TokenFastPath` hands it ``POST /auth/token`` before the
+rest of the stack; the Starlette route points at the same object, so there is
+one implementation either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from silentauth.errors import (
+    OAuthError,
+    StoreUnavailable,
+    TemporarilyUnavailable,
+    UnsupportedGrantType,
+)
+from silentauth.server.parsing import (
+    MAX_BODY,
+    PayloadTooLarge,
+    check_length,
+    parse_form,
+    require,
+)
+from silentauth.server.runtime import Runtime
+
+_NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+_JSON = (b"content-type", b"application/json")
+
+
+class MethodNotAllowed(OAuthError):
+    error = "method_not_allowed"
+    status_code = 405
+    description = "Use POST."
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": "POST"}
+
+
+async def _body(receive: Receive, limit: int = MAX_BODY) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; an empty form fails validation
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class TokenEndpoint:
+    """The token endpoint: password and refresh_token grants."""
+
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self._runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            payload = await self._grant(scope, receive)
+            await send_json(send, 200, payload, _NO_STORE)
+        except OAuthError as exc:
+            await self._error(send, exc)
+        except StoreUnavailable:
+            await self._error(send, TemporarilyUnavailable(retry_after=2))
+
+    @staticmethod
+    async def _error(send: Send, exc: OAuthError) -> None:
+        headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
+        await send_json(send, exc.status_code, exc.as_dict(), headers)
+
+    async def _grant(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        if scope["method"] != "POST":
+            raise MethodNotAllowed()
+        content_type = length = user_agent = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value.decode("latin-1")
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+        check_length(length)
+        form = parse_form(content_type or "", await _body(receive))
+        client = scope.get("client")
+        ip = client[0] if client else ""
+        service = self._runtime().service
+        grant_type = require(form, "grant_type")
+        if grant_type == "refresh_token":
+            grant = await service.refresh(require(form, "refresh_token"), scope=form.get("scope"), ip=ip)
+        elif grant_type == "password":
+            grant = await service.login(
+                require(form, "username"),
+                require(form, "password"),
+                scope=form.get("scope"),
+                client_id=form.get("client_id") or "native",
+                user_agent=user_agent or "",
+                ip=ip,
+            )
+        else:
+            raise UnsupportedGrantType()
+        return {
+            "access_token": grant.access_token,
+            "token_type": "Bearer",
+            "expires_in": grant.expires_in,
+            "refresh_token": grant.refresh_token,
+            "scope": grant.scope,
+        }
+
+
+class TokenFastPath:
+    """Send ``POST /auth/token`` straight to :class:`TokenEndpoint`; all else on."""
+
+    def __init__(self, app: ASGIApp, endpoint: TokenEndpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/auth/token" and scope["method"] == "POST":
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
