@@ -45,8 +45,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"silentauth: serving on http://{settings.host}:{settings.port}/ "
           f"(store {settings.database_url}{', demo user demo/demo' if settings.demo else ''})",
           file=sys.stderr)
+    from silentauth.server.http import BoundedHttpToolsProtocol
+
     uvicorn.run(
         app,
+        http=BoundedHttpToolsProtocol,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
