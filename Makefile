@@ -8,7 +8,7 @@ STAMP := .make/installed
 .PHONY: install serve test lint bench soak clean
 
 $(STAMP): pyproject.toml
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,bench]'
 	@mkdir -p .make && touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(PYTHON) -m bench $(ARGS)
 
 soak: $(STAMP)
-	SILENTAUTH_SOAK_SECONDS=1800 $(PYTHON) -m pytest -m slow tests/e2e $(PYTEST_ARGS)
+	SILENTAUTH_SOAK_SECONDS=1800 SILENTAUTH_CRASH_ROUNDS=5 $(PYTHON) -m pytest tests/reliability $(PYTEST_ARGS)
 
 clean:
 	rm -rf .make build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
