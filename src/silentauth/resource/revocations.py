@@ -26,10 +26,12 @@ from typing import Any
 import anyio
 import httpx
 
+from silentauth.core.revoked import RevokedSessions
+
 log = logging.getLogger("silentauth.resource")
 
 
-class RevocationFollower:
+class RevocationFollower(RevokedSessions):
     """Revoked session ids, kept fresh by polling the issuer's feed.
 
     Use ``follower.__contains__`` as a :class:`TokenAuthenticator`'s
@@ -46,6 +48,7 @@ class RevocationFollower:
         max_entries: int = 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(max_entries)
         self.url = url
         self.poll = poll
         self.timeout = timeout
@@ -53,22 +56,7 @@ class RevocationFollower:
         self.last_sync: float | None = None  # monotonic time of the last good sync
         self._client = client
         self._own_client = client is None
-        self._revoked: dict[str, None] = {}  # insertion-ordered set
-        self._max = max_entries
         self._monotonic = monotonic
-
-    def __contains__(self, session_id: object) -> bool:
-        return session_id in self._revoked
-
-    def __len__(self) -> int:
-        return len(self._revoked)
-
-    def add(self, session_id: str) -> None:
-        """Refuse ``session_id`` from now on (also usable for local revocations)."""
-        self._revoked[session_id] = None
-        if len(self._revoked) > self._max:
-            # Oldest first: their access tokens have long expired.
-            del self._revoked[next(iter(self._revoked))]
 
     async def sync(self) -> int:
         """Pull the revocations after our cursor; return how many arrived."""

@@ -13,32 +13,20 @@ import logging
 
 import anyio
 
+from silentauth.core.revoked import RevokedSessions
 from silentauth.stores.base import Store
 
 log = logging.getLogger("silentauth.revocations")
 
 
-class RevocationSet:
-    """Session ids whose access tokens must be refused."""
+class RevocationSet(RevokedSessions):
+    """Revoked session ids, fed by this instance and by the store's feed."""
 
     def __init__(self, store: Store, max_entries: int = 1_000_000) -> None:
+        super().__init__(max_entries)
         self._store = store
-        self._revoked: dict[str, None] = {}  # insertion-ordered set
         self._cursor = 0
-        self._max = max_entries
         self.synced = False
-
-    def __contains__(self, session_id: object) -> bool:
-        return session_id in self._revoked
-
-    def __len__(self) -> int:
-        return len(self._revoked)
-
-    def add(self, session_id: str) -> None:
-        self._revoked[session_id] = None
-        if len(self._revoked) > self._max:
-            # Oldest first: their access tokens have long expired.
-            del self._revoked[next(iter(self._revoked))]
 
     async def sync(self) -> int:
         """Pull revocations made since the last sync; return how many arrived."""
