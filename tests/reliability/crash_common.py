@@ -1,0 +1,195 @@
+"""PostgreSQL and Redis as a crash test needs them: real durability, kill -9, direct inspection.
+
+:mod:`tests.stores.servers` starts throwaway servers tuned for speed
+(PostgreSQL ``fsync=off``, Redis ``appendfsync no``) and stops PostgreSQL with
+SIGQUIT. A crash test must assume no more than production gives, so the
+subclasses here keep the realistic settings and die by SIGKILL:
+
+- PostgreSQL: its defaults (``fsync``, ``full_page_writes`` and
+  ``synchronous_commit`` on). The postmaster *and every backend* are killed,
+  as the OOM killer or ``docker kill`` would. A commit is durable before it is
+  acknowledged, even against power loss.
+- Redis: ``appendonly yes`` + ``appendfsync everysec``. Redis write()s the AOF
+  before it answers, so a killed *process* loses nothing it acknowledged (the
+  kernel still holds the data). Assumed: the machine survives. A power loss
+  could drop up to 1 s of acknowledged rotations; a client would then hold a
+  token ahead of the store and have to log in again. Not simulated here.
+
+Each store object also reads what the service left behind, with its own
+connection: per-session counters, and a list of integrity problems (empty
+means whole).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from silentauth.stores.base import SessionRecord
+from tests.stores.servers import PostgresServer, RedisServer, _wait_port, find_binary
+
+Sessions = dict[str, tuple[int, float | None]]  # session id -> (counter, revoked_at)
+SESSION_FIELDS = {f.name for f in dataclasses.fields(SessionRecord)}
+_names = itertools.count(1)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of the group that still run (orphaned zombies hold no shared memory)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+class CrashPostgres(PostgresServer):
+    """PostgreSQL with default durability, in a process group of its own."""
+
+    kind = "postgres"
+
+    def start(self) -> None:
+        postgres = find_binary("postgres")
+        if postgres is None:
+            raise RuntimeError("postgres not found")
+        args = [
+            postgres, "-D", str(self.root / "data"), "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+            "-c", "max_connections=100", "-c", "shared_buffers=32MB", "-c", "logging_collector=off",
+        ]  # fmt: skip
+        with open(self.root / "postgres.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                args, user=self._user(), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
+        _wait_port(self.port, self.proc, "postgres")
+        self._wait_ready()
+
+    def kill9(self) -> None:
+        """SIGKILL the postmaster and all its backends at once; crash recovery on restart."""
+        assert self.proc is not None
+        pgid = self.proc.pid
+        os.killpg(pgid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.proc = None
+        deadline = time.monotonic() + 10
+        while _live_members(pgid):  # a live orphan would keep the shared memory attached
+            assert time.monotonic() < deadline, "postgres backends outlived SIGKILL"
+            time.sleep(0.02)
+
+    def fresh(self) -> str:
+        """An empty database; its URL."""
+        return self.create_database(f"crash{next(_names)}")
+
+    def sessions(self, url: str) -> Sessions:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT id, counter, revoked_at FROM sessions")}
+
+    def problems(self, url: str) -> list[str]:
+        """amcheck over the sessions heap and primary key, then each row's own invariants."""
+        import psycopg
+
+        found: list[str] = []
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            for row in conn.execute("SELECT blkno, offnum, msg FROM verify_heapam('sessions')"):
+                found.append(f"heap {row}")
+            # heapallindexed: every heap tuple has its index entry (raises if not).
+            conn.execute("SELECT bt_index_check('sessions_pkey'::regclass, true)")
+            bad = conn.execute(
+                "SELECT s.id FROM sessions s LEFT JOIN users u ON u.id = s.user_id "
+                "WHERE u.id IS NULL OR s.counter < 0 OR s.idle_expires_at > s.expires_at "
+                "OR s.rotated_at < s.created_at OR s.last_used_at < s.created_at "
+                "OR (s.revoked_at IS NULL) <> (s.revoked_reason IS NULL) OR length(s.id) = 0"
+            ).fetchall()
+            found += [f"row {r[0]} breaks an invariant" for r in bad]
+        return found
+
+
+class CrashRedis(RedisServer):
+    """Redis with ``appendonly yes`` and ``appendfsync everysec``; ``kill`` is SIGKILL."""
+
+    kind = "redis"
+    prefix = "silentauth:"
+    appendfsync = "everysec"
+
+    def start(self) -> None:
+        binary = find_binary("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
+             "--save", "", "--appendonly", "yes", "--appendfsync", self.appendfsync,
+             "--maxmemory-policy", "noeviction", "--daemonize", "no", "--loglevel", "warning",
+             "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_port(self.port, self.proc, "redis-server")
+        self._wait_ready()
+
+    def kill9(self) -> None:
+        self.kill()  # RedisServer.kill is SIGKILL
+
+    def fresh(self) -> str:
+        """An empty logical database; its URL."""
+        import redis
+
+        db = next(_names) % 16
+        with redis.Redis(port=self.port, db=db) as client:
+            client.flushdb()
+        return self.url(db)
+
+    def _hashes(self, url: str) -> dict[str, dict[str, str]]:
+        import redis
+
+        with redis.Redis.from_url(url, decode_responses=True) as client:
+            keys = sorted(client.scan_iter(match=f"{self.prefix}session:*", count=1000))
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            return {k.removeprefix(f"{self.prefix}session:"): h for k, h in zip(keys, pipe.execute(), strict=True)}
+
+    def sessions(self, url: str) -> Sessions:
+        return {
+            sid: (int(h["counter"]), float(h["revoked_at"]) if h.get("revoked_at") else None)
+            for sid, h in self._hashes(url).items()
+        }
+
+    def problems(self, url: str) -> list[str]:
+        """Every session hash has every field, each parseable, and a TTL; the indexes name it."""
+        import redis
+
+        found: list[str] = []
+        hashes = self._hashes(url)
+        with redis.Redis.from_url(url, decode_responses=True) as client:
+            ends = set(client.zrange(f"{self.prefix}session-ends", 0, -1))
+            for sid, h in hashes.items():
+                if set(h) != SESSION_FIELDS:
+                    found.append(f"{sid}: fields {sorted(set(h) ^ SESSION_FIELDS)}")
+                    continue
+                try:
+                    int(h["counter"])
+                    for f in ("auth_time", "created_at", "rotated_at", "idle_expires_at", "expires_at"):
+                        float(h[f])
+                except ValueError as exc:
+                    found.append(f"{sid}: {exc}")
+                if client.ttl(f"{self.prefix}session:{sid}") <= 0:
+                    found.append(f"{sid}: no TTL")
+                if sid not in ends:
+                    found.append(f"{sid}: missing from session-ends")
+                if not client.sismember(f"{self.prefix}user-sessions:{h['user_id']}", sid):
+                    found.append(f"{sid}: missing from user-sessions")
+        return found
+
+
+CrashStore = CrashPostgres | CrashRedis
