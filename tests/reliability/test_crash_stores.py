@@ -230,6 +230,12 @@ def test_kill_9_service_mid_storm_leaves_every_session_intact_on_the_store(
         stop_service(service)
 
 
+def assert_no_session_ended(clients: list[Client]) -> None:
+    """Fail at once on an answer that logged a user out (not after the recovery bound)."""
+    ended = [(c.user, c.errors) for c in clients if c.errors]
+    assert not ended, f"{len(ended)} sessions ended, e.g. {ended[0]}"
+
+
 async def storm_through_store_crash(store: CrashStore, service_url: str, clients: list[Client], probe: Client) -> tuple[Traffic, dict[str, float]]:
     """Storm on the service, kill -9 the store, keep it down, restart it, and run
     until every client is served again. Returns the traffic and the timeline."""
@@ -247,11 +253,13 @@ async def storm_through_store_crash(store: CrashStore, service_url: str, clients
     t_ready = time.monotonic()
     deadline = t_ready + BOUND
     while not probing.served_after(t_ready):
+        assert_no_session_ended([probe, *clients])
         assert time.monotonic() < deadline, f"the service did not recover within {BOUND} s"
         await asyncio.sleep(0.02)
     t_back = min(t for t, _, status, _, _ in probing.seen if t > t_ready and status == 200)
     while len(traffic.served_after(t_ready)) < len(clients):
         missing = len(clients) - len(traffic.served_after(t_ready))
+        assert_no_session_ended(clients)
         assert time.monotonic() < deadline, f"{missing} clients not served again within {BOUND} s"
         await asyncio.sleep(0.05)
     t_all = time.monotonic()
