@@ -21,14 +21,11 @@ if TYPE_CHECKING:
 class RequestsAuthMixin:
     """The ``requests`` half of :class:`TokenAuth` (``AuthBase`` protocol)."""
 
-    def _check_fork(self) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by TokenAuth, which mixes this class in
 
-    def _obtain(self, seen: TokenSet | None, force: bool) -> TokenSet:
-        raise NotImplementedError
-
-    def _inspect(self, status: int, headers: Any, sent: TokenSet) -> bool:
-        raise NotImplementedError
+        def _check_fork(self) -> None: ...
+        def _obtain(self, seen: TokenSet | None, force: bool) -> TokenSet: ...
+        def _inspect(self, status: int, headers: Any, sent: TokenSet) -> bool: ...
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         self._check_fork()
