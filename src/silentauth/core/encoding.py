@@ -23,5 +23,9 @@ def b64decode(text: str | bytes) -> bytes:
         raise ValueError("not base64url") from exc
 
 
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    """Compact JSON (RFC 7515 needs no canonical order), one shared encoder."""
+    return _compact(obj).encode()

@@ -22,15 +22,21 @@ class LifetimePolicy:
         self._s = settings
         # Jitter spreads load; it is not a secret, so a seedable PRNG is right here.
         self._rng = rng or random.Random()  # noqa: S311
+        self._ttl_by_scope: dict[str, int] = {}
 
     def _jitter(self, seconds: float) -> float:
         return seconds * (1.0 - self._rng.uniform(0.0, self._s.ttl_jitter))
 
     def base_access_ttl(self, scope: str) -> int:
         """The risk-based lifetime: the shortest policy entry among the scopes."""
-        granted = set(scope.split())
-        matching = [ttl for name, ttl in self._s.token_policy.items() if name in granted]
-        return min([self._s.access_ttl, *matching])
+        ttl = self._ttl_by_scope.get(scope)
+        if ttl is None:
+            granted = set(scope.split())
+            matching = [t for name, t in self._s.token_policy.items() if name in granted]
+            ttl = min([self._s.access_ttl, *matching])
+            if len(self._ttl_by_scope) < 1024:  # scope strings come from a small set
+                self._ttl_by_scope[scope] = ttl
+        return ttl
 
     def access_expiry(
         self, scope: str, now: float, session_expires_at: float, first: bool = False

@@ -29,23 +29,21 @@ class Metrics:
         self.revocation_set = Gauge(
             "silentauth_revocation_set_size", "Sessions in the in-process revocation set.", registry=self.registry
         )
-        for o in REFRESH_OUTCOMES:
-            self.refresh.labels(o)
-        for o in LOGIN_OUTCOMES:
-            self.login.labels(o)
-        for r in REVOKE_REASONS:
-            self.revoked.labels(r)
+
+        # Label children resolved once: labels() costs more than the increment.
+        self._children: dict[tuple[str, str], Counter] = {
+            **{("refresh", o): self.refresh.labels(o) for o in REFRESH_OUTCOMES},
+            **{("login", o): self.login.labels(o) for o in LOGIN_OUTCOMES},
+            **{("revoked", r): self.revoked.labels(r) for r in REVOKE_REASONS},
+        }
 
     def event(self, kind: str, outcome: str) -> None:
         """The core's event hook; unknown labels are dropped, never invented."""
-        if kind == "refresh" and outcome in REFRESH_OUTCOMES:
-            self.refresh.labels(outcome).inc()
-        elif kind == "login" and outcome in LOGIN_OUTCOMES:
-            self.login.labels(outcome).inc()
+        child = self._children.get((kind, outcome))
+        if child is not None:
+            child.inc()
         elif kind == "renewal":
             self.renewal.inc()
-        elif kind == "revoked" and outcome in REVOKE_REASONS:
-            self.revoked.labels(outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

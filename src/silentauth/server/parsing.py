@@ -45,8 +45,19 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
     if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         raise InvalidRequest("Send the parameters as application/x-www-form-urlencoded.")
     try:
-        text = body.decode("utf-8", "strict")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+        if b"%" not in body and b"+" not in body and body.isascii():
+            # Nothing to unquote (a refresh grant never has): split directly,
+            # with parse_qsl's strict rule that every field has an "=".
+            text = body.decode("ascii")
+            pairs = []
+            for field in text.split("&") if text else ():
+                key, sep, value = field.partition("=")
+                if not sep:
+                    raise ValueError(field)
+                pairs.append((key, value))
+        else:
+            text = body.decode("utf-8", "strict")
+            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The form body is not valid UTF-8 url-encoding.") from None
     form: dict[str, str] = {}
