@@ -21,11 +21,13 @@ subclasses here keep the realistic settings and die by SIGKILL:
 
 Each store object also reads what the service left behind, with its own
 connection: per-session counters, and a list of integrity problems (empty
-means whole).
+means whole). :class:`Traffic` is the client side: sessions refreshing in a
+loop through the crash, every answer recorded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import os
@@ -35,7 +37,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from silentauth.stores.base import SessionRecord
+from tests.reliability.test_crash_consistency import Client, refresh
 from tests.stores.servers import PostgresServer, RedisServer, _wait_port, find_binary
 
 Sessions = dict[str, tuple[int, float | None]]  # session id -> (counter, revoked_at)
@@ -199,3 +204,68 @@ class CrashRedis(RedisServer):
 
 
 CrashStore = CrashPostgres | CrashRedis
+
+
+# httpx clients the storm is spread over: one pool of 200 connections is
+# itself the bottleneck here (35-150 refreshes/s measured, against 400-900
+# with the load spread over 18-20 clients).
+GROUPS = 20
+
+Seen = tuple[float, str, int, str, bool]  # (monotonic time, user, status, error, has Retry-After)
+
+
+class Traffic:
+    """Clients refreshing in a loop, and every answer they saw.
+
+    A client treats a 503 as the service asks (waits Retry-After, at most
+    ``pause``, and retries the same token); a dropped connection means the
+    service is gone: the client stops and keeps its token. Any other answer
+    would end the user's session and is kept in ``Client.errors``.
+    """
+
+    def __init__(self, url: str, clients: list[Client], pause: float) -> None:
+        self.url, self.clients, self.pause = url, clients, pause
+        self.seen: list[Seen] = []
+        self.ready = asyncio.Event()  # set once the clients exist and the first requests go out
+        self.t_kill = float("inf")  # when the service was killed, if it was
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # verify=False: plain HTTP on loopback, and loading the CA bundle for
+        # each client costs tens of ms of CPU (seconds under load).
+        https = [httpx.AsyncClient(base_url=self.url, timeout=10, verify=False) for _ in range(GROUPS)]
+        self.ready.set()
+        try:
+            await asyncio.gather(*(self._loop(c, https[i % GROUPS], stop) for i, c in enumerate(self.clients)))
+        finally:
+            for http in https:
+                await http.aclose()
+
+    async def _loop(self, c: Client, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        for _ in range(100_000):  # bounded; stop ends it long before
+            if stop.is_set():
+                return
+            try:
+                r = await refresh(http, c.token)
+            except httpx.TransportError as exc:
+                self.seen.append((time.monotonic(), c.user, 0, type(exc).__name__, False))
+                return
+            error = "" if r.status_code == 200 else str(r.json().get("error", ""))
+            self.seen.append((time.monotonic(), c.user, r.status_code, error, "retry-after" in r.headers))
+            if r.status_code == 200:
+                c.token = r.json()["refresh_token"]
+                c.refreshes += 1
+            elif r.status_code == 503:
+                await asyncio.sleep(min(float(r.headers.get("retry-after", 1)), self.pause))
+            else:
+                c.errors.append(r.text)
+                return
+
+    def answers(self, until: float = float("inf")) -> set[tuple[int, str, bool]]:
+        return {(status, error, retry) for t, _, status, error, retry in self.seen if t < until}
+
+    def count(self, status: int) -> int:
+        return sum(1 for s in self.seen if s[2] == status)
+
+    def served_after(self, t0: float) -> set[str]:
+        """Users who got a 200 after ``t0``."""
+        return {user for t, user, status, _, _ in self.seen if t > t0 and status == 200}

@@ -25,14 +25,18 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings, metric_value, need_binary, seed_users
-from tests.reliability.crash_common import CrashPostgres, CrashRedis, CrashStore
+from tests.reliability.crash_common import (
+    CrashPostgres,
+    CrashRedis,
+    CrashStore,
+    Traffic,
+)
 from tests.reliability.test_crash_consistency import (
     CLIENTS,
     LOST,
     Client,
     login_all,
     recover,
-    refresh,
     send_and_never_read,
     where,
 )
@@ -45,70 +49,7 @@ STORE_STORM = 2.0  # before the store is killed
 OUTAGE = 2.0  # seconds the store stays dead
 BOUND = 20.0  # any wait for recovery, at most
 SETTLE = 3.0  # seconds the storm goes on once the service answers again
-# httpx clients the storm is spread over: one pool of 200 connections is
-# itself the bottleneck here (35-150 refreshes/s measured, against 400-900
-# with the load spread over 18-20 clients).
-GROUPS = 20
 OK, UNAVAILABLE = (200, "", False), (503, "temporarily_unavailable", True)
-
-Seen = tuple[float, str, int, str, bool]  # (monotonic time, user, status, error, has Retry-After)
-
-
-class Traffic:
-    """Clients refreshing in a loop, and every answer they saw.
-
-    A client treats a 503 as the service asks (waits Retry-After, at most
-    ``pause``, and retries the same token); a dropped connection means the
-    service is gone: the client stops and keeps its token. Any other answer
-    would end the user's session and is kept in ``Client.errors``.
-    """
-
-    def __init__(self, url: str, clients: list[Client], pause: float) -> None:
-        self.url, self.clients, self.pause = url, clients, pause
-        self.seen: list[Seen] = []
-        self.ready = asyncio.Event()  # set once the clients exist and the first requests go out
-        self.t_kill = float("inf")  # when the service was killed, if it was
-
-    async def run(self, stop: asyncio.Event) -> None:
-        # verify=False: plain HTTP on loopback, and loading the CA bundle for
-        # each client costs tens of ms of CPU (seconds under load).
-        https = [httpx.AsyncClient(base_url=self.url, timeout=10, verify=False) for _ in range(GROUPS)]
-        self.ready.set()
-        try:
-            await asyncio.gather(*(self._loop(c, https[i % GROUPS], stop) for i, c in enumerate(self.clients)))
-        finally:
-            for http in https:
-                await http.aclose()
-
-    async def _loop(self, c: Client, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
-        for _ in range(100_000):  # bounded; stop ends it long before
-            if stop.is_set():
-                return
-            try:
-                r = await refresh(http, c.token)
-            except httpx.TransportError as exc:
-                self.seen.append((time.monotonic(), c.user, 0, type(exc).__name__, False))
-                return
-            error = "" if r.status_code == 200 else str(r.json().get("error", ""))
-            self.seen.append((time.monotonic(), c.user, r.status_code, error, "retry-after" in r.headers))
-            if r.status_code == 200:
-                c.token = r.json()["refresh_token"]
-                c.refreshes += 1
-            elif r.status_code == 503:
-                await asyncio.sleep(min(float(r.headers.get("retry-after", 1)), self.pause))
-            else:
-                c.errors.append(r.text)
-                return
-
-    def answers(self, until: float = float("inf")) -> set[tuple[int, str, bool]]:
-        return {(status, error, retry) for t, _, status, error, retry in self.seen if t < until}
-
-    def count(self, status: int) -> int:
-        return sum(1 for s in self.seen if s[2] == status)
-
-    def served_after(self, t0: float) -> set[str]:
-        """Users who got a 200 after ``t0``."""
-        return {user for t, user, status, _, _ in self.seen if t > t0 and status == 200}
 
 
 @pytest.fixture(scope="module", params=["postgres", "redis"])
