@@ -11,6 +11,8 @@ one implementation either way.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +32,9 @@ from silentauth.server.parsing import (
     require,
 )
 from silentauth.server.runtime import Runtime
+
+log = logging.getLogger("silentauth.server")
+WARN_EVERY = 10.0  # seconds between "store unavailable" warnings
 
 _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 _JSON = (b"content-type", b"application/json")
@@ -78,6 +83,7 @@ class TokenEndpoint:
 
     def __init__(self, runtime: Callable[[], Runtime]) -> None:
         self._runtime = runtime
+        self._last_warning = -WARN_EVERY
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -85,7 +91,11 @@ class TokenEndpoint:
             await send_json(send, 200, payload, _NO_STORE)
         except OAuthError as exc:
             await self._error(send, exc)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            now = time.monotonic()
+            if now - self._last_warning >= WARN_EVERY:  # one line per outage, not per request
+                self._last_warning = now
+                log.warning("store unavailable: %s", exc)
             await self._error(send, TemporarilyUnavailable(retry_after=2))
 
     @staticmethod

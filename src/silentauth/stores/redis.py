@@ -76,6 +76,7 @@ _UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSE
 _TRANSIENT_ERRORS = (rexc.OutOfMemoryError, rexc.MasterDownError, rexc.TryAgainError)
 _TRANSIENT_REPLIES = {"MISCONF", "NOREPLICAS", "BUSY"}
 _PURGE_BATCH = 500
+POOL_SIZE = 100  # connections per instance; more callers queue for one
 
 _ADD_USER = """
 local existing = redis.call('HGET', KEYS[1], 'id')
@@ -243,8 +244,13 @@ class RedisStore:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(
+        # A blocking pool: past max_connections, calls wait their turn (up to the
+        # timeout) instead of failing at once, which read as a store outage (503)
+        # on a healthy Redis as soon as 101 requests were in flight.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
+            max_connections=POOL_SIZE,
+            timeout=self._timeout,
             decode_responses=True,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
@@ -253,6 +259,7 @@ class RedisStore:
             retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
         )
+        client = aioredis.Redis(connection_pool=pool)
         self._scripts = {
             name: client.register_script(src)
             for name, src in {
@@ -296,6 +303,12 @@ class RedisStore:
             return await call
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+        except RuntimeError as exc:
+            # uvloop: Redis died while a connection was being opened ("unable to
+            # perform operation on <TCPTransport closed=True>; the handler is closed").
+            if "handler is closed" in str(exc) or "closed=True" in str(exc):
+                raise StoreUnavailable("Redis: connection closed while opening") from exc
+            raise
         except rexc.ResponseError as exc:
             # Out of memory, failing persistence, a failover in progress: the
             # server is there but cannot serve writes now. Retry later (503).
