@@ -75,10 +75,6 @@ class RateLimiter:
         self._scale = scale
         self._in_flight: dict[str, int] = {}
 
-    @property
-    def enabled(self) -> bool:
-        return self._rate is not None
-
     def _retry_after(self, rate: Rate, now: float) -> int:
         w = rate.window
         return max(1, math.ceil((int(now // w) + 1) * w - now))
@@ -115,14 +111,6 @@ class RateLimiter:
                 self._in_flight[key] = left
             else:
                 del self._in_flight[key]
-
-    async def hit(self, key: str, now: float) -> None:
-        """Count one attempt; raise :class:`RateLimited` once over the limit."""
-        rate = self._rate
-        if rate is None:
-            return
-        if await self._store.hit(key, rate.window, now) > rate.limit * self._scale:
-            raise RateLimited(retry_after=self._retry_after(rate, now))
 
     async def record(self, key: str, now: float) -> None:
         """Count one attempt without judging it (the outcome is already known)."""
