@@ -30,6 +30,7 @@ the exception alone. Client-side errors are what application code sees.
         ├── SessionExpired              the refresh token is dead: log in again
         ├── StepUpRequired              the route wants a fresher login
         ├── RefreshFailed               transient failure (network, 5xx): retry later
+        ├── LoginFailed                 the password grant was refused
         └── BodyNotReplayable           a streaming body cannot be retried
 """
 
@@ -224,6 +225,16 @@ class StepUpRequired(ClientError):
 
 class RefreshFailed(ClientError):
     """A refresh failed for a transient reason (network, 5xx); tokens are kept."""
+
+
+class LoginFailed(ClientError):
+    """The token endpoint refused a password grant (bad credentials, rate limit…)."""
+
+    def __init__(self, status_code: int, error: str | None, description: str) -> None:
+        super().__init__(f"login failed: {status_code} {error or ''} {description}".strip())
+        self.status_code = status_code
+        self.error = error
+        self.description = description
 
 
 class BodyNotReplayable(ClientError):

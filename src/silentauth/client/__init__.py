@@ -14,12 +14,12 @@ the server side of silentauth.
 from __future__ import annotations
 
 from silentauth.client.auth import TokenAuth
-from silentauth.client.endpoint import LoginFailed
 from silentauth.client.state import TokenSet
 from silentauth.client.stores import FileTokenStore, MemoryTokenStore, TokenStore
 from silentauth.errors import (
     BodyNotReplayable,
     ClientError,
+    LoginFailed,
     RefreshFailed,
     SessionExpired,
     StepUpRequired,

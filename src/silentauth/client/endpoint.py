@@ -16,19 +16,9 @@ from urllib.parse import quote
 import httpx
 
 from silentauth.client.state import TokenSet, oauth_error
-from silentauth.errors import ClientError
+from silentauth.errors import LoginFailed
 
 USER_AGENT = "silentauth-client/0.1"
-
-
-class LoginFailed(ClientError):
-    """The token endpoint refused a password grant (bad credentials, rate limit…)."""
-
-    def __init__(self, status_code: int, error: str | None, description: str) -> None:
-        super().__init__(f"login failed: {status_code} {error or ''} {description}".strip())
-        self.status_code = status_code
-        self.error = error
-        self.description = description
 
 
 class TokenEndpoint:
