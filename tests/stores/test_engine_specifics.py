@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from silentauth.stores.base import User
-from silentauth.stores.postgres import MIGRATIONS, PostgresStore
+from silentauth.stores.postgres import PostgresStore
+from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
 from tests.stores.servers import PostgresServer, RedisServer
 from tests.stores.test_conformance import make_session

@@ -62,6 +62,7 @@ from redis.backoff import NoBackoff
 
 from silentauth.errors import AlreadyExists, StoreUnavailable
 from silentauth.stores.base import RotateResult, SessionRecord, StoredKey, User
+from silentauth.stores.redis_lua import SCRIPTS
 
 T = TypeVar("T")
 log = logging.getLogger("silentauth.stores.redis")
@@ -77,113 +78,6 @@ _TRANSIENT_ERRORS = (rexc.OutOfMemoryError, rexc.MasterDownError, rexc.TryAgainE
 _TRANSIENT_REPLIES = {"MISCONF", "NOREPLICAS", "BUSY"}
 _PURGE_BATCH = 500
 POOL_SIZE = 100  # connections per instance; more callers queue for one
-
-_ADD_USER = """
-local existing = redis.call('HGET', KEYS[1], 'id')
-if existing then
-  if existing == ARGV[1] then return 1 end  -- our own insert, retried
-  return 0
-end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'username', ARGV[2], 'password_hash', ARGV[3], 'created_at', ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[2])
-return 1
-"""
-
-_REMOVE_USER = """
-redis.call('SREM', KEYS[2], ARGV[1])
-return redis.call('DEL', KEYS[1])
-"""
-
-_CREATE_SESSION = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-redis.call('SADD', KEYS[2], ARGV[1])
-if redis.call('TTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-return 1
-"""
-
-# KEYS: session, session-ends. ARGV: counter, now, idle_expires_at, retention, id.
-_ROTATE = """
-local s = redis.call('HMGET', KEYS[1], 'counter', 'revoked_at', 'idle_expires_at', 'expires_at')
-if not s[1] then return {0, {}} end
-local now = tonumber(ARGV[2])
-if s[1] == ARGV[1] and s[2] == '' and tonumber(s[3]) > now and tonumber(s[4]) > now then
-  local idle = ARGV[3]
-  if tonumber(s[4]) < tonumber(idle) then idle = s[4] end
-  redis.call('HSET', KEYS[1], 'counter', tostring(tonumber(s[1]) + 1),
-             'rotated_at', ARGV[2], 'last_used_at', ARGV[2], 'idle_expires_at', idle)
-  redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(idle) - now + tonumber(ARGV[4]))))
-  redis.call('ZADD', KEYS[2], idle, ARGV[5])
-  return {1, redis.call('HGETALL', KEYS[1])}
-end
-return {0, redis.call('HGETALL', KEYS[1])}
-"""
-
-# KEYS: revocations, revocations:at, revocations:seq, session-ends, user-sessions.
-# ARGV: prefix, now, reason, retention, session id ('' = every session of the user).
-_REVOKE = """
-local ids
-if ARGV[5] == '' then ids = redis.call('SMEMBERS', KEYS[5]) else ids = {ARGV[5]} end
-local done = {}
-for _, id in ipairs(ids) do
-  local key = ARGV[1] .. 'session:' .. id
-  local r = redis.call('HMGET', key, 'revoked_at', 'idle_expires_at', 'expires_at')
-  if r[2] and r[1] == '' then
-    redis.call('HSET', key, 'revoked_at', ARGV[2], 'revoked_reason', ARGV[3])
-    local ttl = redis.call('TTL', key)
-    if ttl < 0 or ttl > tonumber(ARGV[4]) then redis.call('EXPIRE', key, ARGV[4]) end
-    local seq = redis.call('INCR', KEYS[3])
-    redis.call('ZADD', KEYS[1], seq, id)
-    redis.call('ZADD', KEYS[2], ARGV[2], id)
-    local ends = r[2]
-    if tonumber(r[3]) < tonumber(ends) then ends = r[3] end
-    if tonumber(ARGV[2]) < tonumber(ends) then ends = ARGV[2] end
-    redis.call('ZADD', KEYS[4], ends, id)
-    table.insert(done, id)
-  end
-end
-return done
-"""
-
-# KEYS: revocations, revocations:seq. ARGV: cursor.
-_SINCE = """
-local top = tonumber(redis.call('GET', KEYS[2]) or '0')
-local cursor = ARGV[1]
-if tonumber(cursor) > top then cursor = '0' end  -- the server came back empty
-return {cursor, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES')}
-"""
-
-# KEYS: session-ends. ARGV: prefix, horizon, batch.
-_PURGE_SESSIONS = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local n = 0
-for _, id in ipairs(ids) do
-  local key = ARGV[1] .. 'session:' .. id
-  local uid = redis.call('HGET', key, 'user_id')
-  if uid then redis.call('SREM', ARGV[1] .. 'user-sessions:' .. uid, id) end
-  n = n + redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], id)
-end
-return {#ids, n}
-"""
-
-# KEYS: revocations, revocations:at. ARGV: horizon.
-_PURGE_FEED = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
-for _, id in ipairs(ids) do redis.call('ZREM', KEYS[1], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
-return #ids
-"""
-
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-
 
 def _num(value: float) -> str:
     # repr round-trips a float exactly; Lua compares the parsed doubles.
@@ -260,15 +154,7 @@ class RedisStore:
             health_check_interval=30,
         )
         client = aioredis.Redis(connection_pool=pool)
-        self._scripts = {
-            name: client.register_script(src)
-            for name, src in {
-                "add_user": _ADD_USER, "remove_user": _REMOVE_USER,
-                "create_session": _CREATE_SESSION, "rotate": _ROTATE, "revoke": _REVOKE,
-                "since": _SINCE, "purge_sessions": _PURGE_SESSIONS,
-                "purge_feed": _PURGE_FEED, "hit": _HIT,
-            }.items()
-        }  # fmt: skip
+        self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
         self._client = client
         try:
             await self._do(client.ping())
