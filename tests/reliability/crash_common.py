@@ -65,22 +65,8 @@ class CrashPostgres(PostgresServer):
     """PostgreSQL with default durability, in a process group of its own."""
 
     kind = "postgres"
-
-    def start(self) -> None:
-        postgres = find_binary("postgres")
-        if postgres is None:
-            raise RuntimeError("postgres not found")
-        args = [
-            postgres, "-D", str(self.root / "data"), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-            "-c", "max_connections=100", "-c", "shared_buffers=32MB", "-c", "logging_collector=off",
-        ]  # fmt: skip
-        with open(self.root / "postgres.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                args, user=self._user(), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
-            )
-        _wait_port(self.port, self.proc, "postgres")
-        self._wait_ready()
+    durability = ("max_connections=100",)  # PostgreSQL's defaults: fsync and full pages on
+    own_process_group = True
 
     def kill9(self) -> None:
         """SIGKILL the postmaster and all its backends at once; crash recovery on restart."""

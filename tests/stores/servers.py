@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar
 
 import httpx
 
@@ -81,6 +81,11 @@ class PostgresServer:
             user=user, check=True, capture_output=True, timeout=120,
         )
 
+    # Throwaway data: no fsync, but every commit still reaches the OS, so a
+    # killed (not crashed-machine) server loses nothing acknowledged.
+    durability: ClassVar[tuple[str, ...]] = ("fsync=off", "full_page_writes=off", "max_connections=200")
+    own_process_group = False  # True lets a crash test SIGKILL every backend at once
+
     def start(self) -> None:
         postgres = find_binary("postgres")
         if postgres is None:
@@ -88,13 +93,18 @@ class PostgresServer:
         args = [
             postgres, "-D", str(self.root / "data"), "-p", str(self.port),
             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-            # Throwaway data: no fsync, but every commit still reaches the OS,
-            # so a killed (not crashed-machine) server loses nothing acknowledged.
-            "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
             "-c", "shared_buffers=32MB", "-c", "logging_collector=off",
         ]  # fmt: skip
+        for setting in self.durability:
+            args += ["-c", setting]
         with open(self.root / "postgres.log", "ab") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen(args, user=self._user(), stdout=subprocess.DEVNULL, stderr=log)
+            self.proc = subprocess.Popen(
+                args,
+                user=self._user(),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=self.own_process_group,
+            )
         _wait_port(self.port, self.proc, "postgres")
         self._wait_ready()
 
