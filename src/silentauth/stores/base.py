@@ -95,7 +95,6 @@ class Store(Protocol):
         ``now``) and its counter is still ``counter``. Either way, returns the
         row as it stands after the attempt (``None`` if it does not exist).
         """
-        ...
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool: ...
     async def revoke_user_sessions(self, user_id: str, reason: str, now: float) -> list[str]: ...
@@ -106,16 +105,13 @@ class Store(Protocol):
 
         ``cursor=0`` means from the start of the retained feed.
         """
-        ...
 
     async def purge(self, now: float, keep_revocations: float) -> int:
         """Delete ended sessions and revocation entries older than needed."""
-        ...
 
     # rate limits (fixed windows, shared by every instance on the store)
     async def hit(self, key: str, window: int, now: float) -> int:
         """Count one event for ``key`` in the current window; return the count."""
-        ...
 
     async def peek(self, key: str, window: int, now: float) -> int: ...
 
