@@ -11,6 +11,10 @@ outcome is decided from the row the swap leaves behind:
 
 Because the grace answer re-derives the token for ``counter + 1``, racing or
 retried refreshes converge on one token and the session never forks.
+
+Refreshes that arrive in the same event-loop turn swap together
+(:meth:`Store.rotate_many`, one transaction on SQLite) and are judged in
+arrival order, so two racers in one batch still come out ``rotated`` + ``grace``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from silentauth.clock import Clock
+from silentauth.core.batch import Batcher
 from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.policy import LifetimePolicy
@@ -35,10 +40,19 @@ from silentauth.errors import (
     TemporarilyUnavailable,
 )
 from silentauth.settings import Settings
-from silentauth.stores.base import SessionRecord, Store
+from silentauth.stores.base import RotateRequest, RotateResult, SessionRecord, Store
 from silentauth.stores.revocations import RevocationSet
 
 Event = Callable[[str, str], None]
+
+
+class _Refresh(NamedTuple):
+    """A refresh that passed the checks needing no store, waiting for its batch."""
+
+    session_id: str
+    counter: int
+    scope: str | None
+    ip: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class SessionService:
         clock: Clock,
         policy: LifetimePolicy | None = None,
         on_event: Event = _noop,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,6 +106,8 @@ class SessionService:
         self._refresh_session = RateLimiter(local, settings.rate_limit_refresh)
         self._refresh_fail_ip = RateLimiter(local, settings.rate_limit_refresh, scale=10)
         self._renewals: dict[str, tuple[float, asyncio.Future[str | None]]] = {}
+        # Concurrent refreshes rotate in one store call and sign back to back.
+        self._rotations: Batcher[_Refresh, Grant] = Batcher(self._rotate_batch, on_batch=on_batch)
 
     # -- tokens ----------------------------------------------------------------
 
@@ -185,6 +202,11 @@ class SessionService:
         return self.refresh_tokens.parse(refresh_token)[0]
 
     async def refresh(self, refresh_token: str, *, scope: str | None = None, ip: str = "") -> Grant:
+        """Rotate ``refresh_token``: a new access and refresh token, or InvalidGrant.
+
+        Checks that need no store happen here, per call; the rotation itself
+        joins the calls made in the same event-loop turn (:mod:`silentauth.core.batch`).
+        """
         now = self.clock()
         await self._refresh_fail_ip.check(f"refresh-fail:{ip}", now)
         try:
@@ -202,26 +224,42 @@ class SessionService:
                 except InvalidScope:
                     self.on_event("refresh", "invalid")
                     raise
-        result = await self.store.rotate(session_id, counter, now, self.policy.idle_deadline(now))
+        return await self._rotations.submit(_Refresh(session_id, counter, scope, ip))
+
+    async def _rotate_batch(self, batch: list[_Refresh]) -> list[Grant | BaseException]:
+        now = self.clock()
+        results = await self.store.rotate_many(
+            [RotateRequest(r.session_id, r.counter, self.policy.idle_deadline(now)) for r in batch], now
+        )
+        outcomes: list[Grant | BaseException] = []
+        for request, result in zip(batch, results, strict=True):
+            try:
+                outcomes.append(await self._settle(request, result, now))
+            except Exception as exc:  # this caller's answer alone; the batch goes on
+                outcomes.append(exc)
+        return outcomes
+
+    async def _settle(self, r: _Refresh, result: RotateResult, now: float) -> Grant:
+        """Judge one compare-and-swap (see the module docstring)."""
         s = result.session
         if result.swapped and s is not None:
-            await self._refresh_session.record(f"refresh:{session_id}", now)
-            return self._finish(s, counter + 1, scope, now, "rotated")
+            await self._refresh_session.record(f"refresh:{r.session_id}", now)
+            return self._finish(s, r.counter + 1, r.scope, now, "rotated")
         if s is None or s.revoked_at is not None:
-            await self._fail("invalid", ip, now)
+            await self._fail("invalid", r.ip, now)
             raise InvalidGrant("The refresh token is invalid or revoked.")
         if s.expires_at <= now or s.idle_expires_at <= now:
-            await self._fail("expired", ip, now)
+            await self._fail("expired", r.ip, now)
             raise InvalidGrant("The session has expired; log in again.")
-        if s.counter == counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
+        if s.counter == r.counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
             # A concurrent or retried refresh: hand out the same successor token.
-            return self._finish(s, counter + 1, scope, now, "grace")
-        if s.counter > counter:
-            await self.revoke(session_id, "reuse")
-            await self._fail("reuse_detected", ip, now)
+            return self._finish(s, r.counter + 1, r.scope, now, "grace")
+        if s.counter > r.counter:
+            await self.revoke(r.session_id, "reuse")
+            await self._fail("reuse_detected", r.ip, now)
             raise InvalidGrant("The refresh token was already used; the session is revoked.")
         # A counter ahead of the store: only a restored (older) database does this.
-        await self._fail("invalid", ip, now)
+        await self._fail("invalid", r.ip, now)
         raise InvalidGrant("The refresh token is invalid.")
 
     def _finish(self, s: SessionRecord, counter: int, scope: str | None, now: float, outcome: str) -> Grant:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 REFRESH_OUTCOMES = ("rotated", "grace", "reuse_detected", "expired", "invalid")
 LOGIN_OUTCOMES = ("ok", "bad_credentials", "rate_limited")
@@ -26,6 +32,12 @@ class Metrics:
         self.revoked = Counter(
             "silentauth_sessions_revoked", "Sessions revoked by reason.", ["reason"], registry=self.registry
         )
+        self.refresh_batch = Histogram(
+            "silentauth_refresh_batch_size",
+            "Refreshes rotated together in one store call (one event-loop turn).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
         self.revocation_set = Gauge(
             "silentauth_revocation_set_size", "Sessions in the in-process revocation set.", registry=self.registry
         )
@@ -44,6 +56,10 @@ class Metrics:
             child.inc()
         elif kind == "renewal":
             self.renewal.inc()
+
+    def batch(self, size: int) -> None:
+        """The core's batch hook: how many refreshes one rotation call carried."""
+        self.refresh_batch.observe(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

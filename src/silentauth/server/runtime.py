@@ -61,6 +61,7 @@ class Runtime:
             self.clock,
             LifetimePolicy(s, self.rng),
             self.metrics.event,
+            self.metrics.batch,
         )
         self.verifier = AccessTokenVerifier.from_ring(lambda: self.ring, s.issuer, s.audience)
         self.authenticator = TokenAuthenticator(

@@ -8,8 +8,10 @@ an atomic compare-and-swap on the session's counter, never check-then-act.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from silentauth.errors import ConfigError
 
@@ -67,6 +69,14 @@ class RotateResult:
     session: SessionRecord | None
 
 
+class RotateRequest(NamedTuple):
+    """One compare-and-swap of a batch (see :meth:`Store.rotate_many`)."""
+
+    session_id: str
+    counter: int
+    idle_expires_at: float
+
+
 class Store(Protocol):
     """What the core asks of persistence. All methods may raise StoreUnavailable."""
 
@@ -96,6 +106,15 @@ class Store(Protocol):
         row as it stands after the attempt (``None`` if it does not exist).
         """
 
+    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+        """:meth:`rotate` for each request, in order, at one ``now``.
+
+        Each swap is as atomic as :meth:`rotate`'s, and a later request sees
+        the effect of an earlier one on the same session. If this raises, any
+        of the swaps may or may not have happened: callers answer 503, and a
+        client's retry lands in the grace window.
+        """
+
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool: ...
     async def revoke_user_sessions(self, user_id: str, reason: str, now: float) -> list[str]: ...
     async def list_sessions(self, user_id: str) -> list[SessionRecord]: ...
@@ -114,6 +133,20 @@ class Store(Protocol):
         """Count one event for ``key`` in the current window; return the count."""
 
     async def peek(self, key: str, window: int, now: float) -> int: ...
+
+
+async def rotate_each(store: Store, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+    """:meth:`Store.rotate_many` for a store that swaps one row per round trip.
+
+    The swaps run concurrently, as separate refreshes would. Requests for the
+    same session still see each other: every swap is atomic in the store.
+    """
+    if len(requests) == 1:
+        r = requests[0]
+        return [await store.rotate(r.session_id, r.counter, now, r.idle_expires_at)]
+    return list(
+        await asyncio.gather(*(store.rotate(r.session_id, r.counter, now, r.idle_expires_at) for r in requests))
+    )
 
 
 def open_store(url: str) -> Store:

@@ -32,7 +32,14 @@ import psycopg
 import psycopg_pool
 
 from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import RotateResult, SessionRecord, StoredKey, User
+from silentauth.stores.base import (
+    RotateRequest,
+    RotateResult,
+    SessionRecord,
+    StoredKey,
+    User,
+    rotate_each,
+)
 from silentauth.stores.postgres_schema import (
     REVOCATION_LOCK,
     SESSION_COLS,
@@ -238,6 +245,9 @@ class PostgresStore:
             return RotateResult(False, _session(current) if current else None)
 
         return await self._run(job)
+
+    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+        return await rotate_each(self, requests, now)
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:
         return bool(

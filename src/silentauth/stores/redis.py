@@ -52,7 +52,7 @@ import base64
 import json
 import logging
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -61,7 +61,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import RotateResult, SessionRecord, StoredKey, User
+from silentauth.stores.base import (
+    RotateRequest,
+    RotateResult,
+    SessionRecord,
+    StoredKey,
+    User,
+    rotate_each,
+)
 from silentauth.stores.redis_lua import SCRIPTS
 
 T = TypeVar("T")
@@ -290,6 +297,9 @@ class RedisStore:
             [self.prefix, _num(now), reason, str(self._ttl(0)), session_id],
         )  # fmt: skip
         return [str(i) for i in ids]
+
+    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+        return await rotate_each(self, requests, now)
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:
         return bool(await self._revoke(session_id, "", reason, now))
