@@ -40,3 +40,37 @@ async def test_a_failing_batch_reports_store_unavailable_not_invalid_grant(servi
     assert r.json()["error"] == "temporarily_unavailable" and "retry-after" in r.headers
     await service.runtime.store.open()
     assert (await service.refresh(g["refresh_token"])).status_code == 200
+
+
+async def test_refreshes_started_together_rotate_in_shared_batches(service: Service) -> None:
+    grants = [await service.password_grant() for _ in range(40)]
+    async with anyio.create_task_group() as tg:
+        for g in grants:
+            tg.start_soon(service.refresh, g["refresh_token"])
+    assert service.metric("silentauth_refresh_total", outcome="rotated") == 40
+    assert service.metric("silentauth_refresh_batch_size_sum") == 40
+    assert service.metric("silentauth_refresh_batch_size_count") < 40
+
+
+async def test_a_replayed_token_in_a_batch_revokes_its_session_alone(service: Service) -> None:
+    victim, bystander = await service.password_grant(), await service.password_grant()
+    stolen = victim["refresh_token"]
+    assert (await service.refresh(stolen)).status_code == 200  # the owner rotates
+    service.clock.advance(service.runtime.settings.reuse_grace + 1)
+    answers: dict[str, int] = {}
+    batches_before = service.metric("silentauth_refresh_batch_size_count")
+
+    async def refresh(name: str, token: str) -> None:
+        answers[name] = (await service.refresh(token)).status_code
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(refresh, "thief", stolen)
+        tg.start_soon(refresh, "bystander", bystander["refresh_token"])
+    assert answers == {"thief": 400, "bystander": 200}
+    assert service.metric("silentauth_refresh_batch_size_count") == batches_before + 1  # one batch
+    assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
+    store = service.runtime.store
+    victim_sid = service.runtime.service.session_of(stolen)
+    bystander_sid = service.runtime.service.session_of(bystander["refresh_token"])
+    assert (await store.get_session(victim_sid)).revoked_reason == "reuse"  # type: ignore[union-attr]
+    assert (await store.get_session(bystander_sid)).revoked_at is None  # type: ignore[union-attr]

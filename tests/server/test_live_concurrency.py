@@ -46,6 +46,32 @@ async def test_200_concurrent_refreshes_of_one_token_make_one_lineage(live_serve
         assert nxt.status_code == 200
 
 
+async def test_refreshes_of_100_sessions_over_http_rotate_once_each_in_shared_batches(
+    live_server: LiveServer,
+) -> None:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=live_server.url, limits=limits, timeout=30) as client:
+        login = {"grant_type": "password", "username": "alice", "password": "secret"}
+        tokens = [(await client.post("/auth/token", data=login)).json()["refresh_token"] for _ in range(100)]
+        go = asyncio.Event()
+
+        async def refresh(token: str) -> httpx.Response:
+            await go.wait()
+            return await client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": token})
+
+        tasks = [asyncio.create_task(refresh(t)) for t in tokens]
+        await asyncio.sleep(0.05)
+        go.set()
+        responses = await asyncio.gather(*tasks)
+    assert Counter(r.status_code for r in responses) == {200: 100}
+    assert live_server.metric("silentauth_refresh_total", outcome="rotated") == 100
+    assert live_server.metric("silentauth_refresh_batch_size_sum") == 100
+    batches = live_server.metric("silentauth_refresh_batch_size_count")
+    assert batches < 100, f"no two refreshes shared a store transaction ({batches} batches)"
+    path = live_server.runtime.settings.database_url.partition("///")[2]
+    assert sqlite3.connect(path).execute("SELECT DISTINCT counter FROM sessions").fetchall() == [(1,)]
+
+
 async def test_healthz_and_jwks_over_http(live_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         assert (await client.get("/healthz")).status_code == 200

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import SessionRecord, Store, StoredKey, User, open_store
+from silentauth.stores.base import RotateRequest, SessionRecord, Store, StoredKey, User, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -153,6 +153,43 @@ async def test_rotate_after_absolute_expiry_does_not_swap(store: Store) -> None:
     s = await new_session(store, idle=MAX_AGE * 2, max_age=10.0)
     result = await store.rotate(s.id, 0, T0 + 10, T0 + 10 + IDLE)
     assert not result.swapped and result.session == s
+
+
+async def test_rotate_many_answers_each_request_in_order(store: Store) -> None:
+    a, b, dead = await new_session(store), await new_session(store), await new_session(store)
+    await store.revoke_session(dead.id, "logout", T0 + 1)
+    now = T0 + 2
+    results = await store.rotate_many(
+        [
+            RotateRequest(a.id, 0, now + IDLE),
+            RotateRequest("no-such-session", 0, now + IDLE),
+            RotateRequest(b.id, 3, now + IDLE),
+            RotateRequest(dead.id, 0, now + IDLE),
+        ],
+        now,
+    )
+    assert [r.swapped for r in results] == [True, False, False, False]
+    assert results[0].session == a.with_(counter=1, rotated_at=now, last_used_at=now, idle_expires_at=now + IDLE)
+    assert results[1].session is None
+    assert results[2].session == b
+    assert results[3].session is not None and results[3].session.revoked_reason == "logout"
+    assert await store.get_session(a.id) == results[0].session
+
+
+async def test_rotate_many_racers_for_one_session_swap_once(store: Store) -> None:
+    s = await new_session(store)
+    now = T0 + 3
+    results = await store.rotate_many([RotateRequest(s.id, 0, now + IDLE)] * 20, now)
+    assert sum(r.swapped for r in results) == 1
+    assert {r.session.counter for r in results if r.session is not None} == {1}
+    after = await store.get_session(s.id)
+    assert after is not None and after.counter == 1
+
+
+async def test_rotate_many_of_one_is_rotate(store: Store) -> None:
+    s = await new_session(store)
+    (result,) = await store.rotate_many([RotateRequest(s.id, 0, T0 + 1 + IDLE)], T0 + 1)
+    assert result.swapped and result.session is not None and result.session.counter == 1
 
 
 async def test_rotate_revoked_session_does_not_swap(store: Store) -> None:

@@ -1,18 +1,22 @@
-"""What only one engine promises: Redis TTLs and cursor reset, PostgreSQL migrations."""
+"""What only one engine promises: Redis TTLs and cursor reset, PostgreSQL migrations,
+SQLite's all-or-nothing batch of rotations."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from silentauth.stores.base import User
+from silentauth.stores.base import RotateRequest, User
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
+from silentauth.stores.sqlite import SQLiteStore
 from tests.stores.servers import PostgresServer, RedisServer
 from tests.stores.test_conformance import make_session
 
@@ -112,3 +116,32 @@ async def test_redis_out_of_memory_reads_as_unavailable_not_as_an_error(
         finally:
             admin.config_set("maxmemory", "0")
     assert (await redis_store.rotate(s.id, 0, s.created_at + 1, s.created_at + 100)).swapped
+
+
+async def test_sqlite_rotate_many_is_one_transaction_all_or_nothing(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'batch.db'}")
+    await store.open()
+    try:
+        sessions = [make_session() for _ in range(3)]
+        for s in sessions:
+            await store.create_session(s)
+        # The third swap of the batch fails inside the transaction.
+        with sqlite3.connect(store.path) as db:
+            db.execute(
+                "CREATE TRIGGER poison BEFORE UPDATE ON sessions "
+                f"WHEN NEW.id = '{sessions[2].id}' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+            )
+        now = sessions[0].created_at + 1
+        batch = [RotateRequest(s.id, 0, now + 3600) for s in sessions]
+        with pytest.raises(sqlite3.Error):
+            await store.rotate_many(batch, now)
+        # The first two swaps were rolled back with it: no client may hold a
+        # token whose rotation the database does not have.
+        for s in sessions:
+            row = await store.get_session(s.id)
+            assert row is not None and row.counter == 0
+        # The store is usable afterwards (no transaction left open).
+        results = await store.rotate_many(batch[:2], now)
+        assert [r.swapped for r in results] == [True, True]
+    finally:
+        await store.close()
