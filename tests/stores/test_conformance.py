@@ -12,7 +12,14 @@ import uuid
 import pytest
 
 from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import RotateRequest, SessionRecord, Store, StoredKey, User, open_store
+from silentauth.stores.base import (
+    RotateRequest,
+    SessionRecord,
+    Store,
+    StoredKey,
+    User,
+    open_store,
+)
 
 pytestmark = pytest.mark.anyio
 
