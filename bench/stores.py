@@ -5,8 +5,8 @@ for each store and each process count: seeds one user, logs in a pool of
 sessions, and drives ``grant_type=refresh_token`` over loopback keep-alive
 connections (raw HTTP/1.1, as ``bench.loadgen`` does) for a fixed time. Each request takes a session's current refresh token from the
 pool and puts the successor back, so no two requests race on one token and
-every answer is a real rotation. Rate limits stay at their defaults (shared
-counters on PostgreSQL and Redis, so their round trips are counted too).
+every answer is a real rotation. Rate limits stay at their defaults (refresh
+limits count in each process's memory, so they add no store round trip).
 
 The load generator shares the machine with the servers and the database;
 compare stores and process counts with each other, not with other hardware.
