@@ -145,3 +145,20 @@ async def test_sqlite_rotate_many_is_one_transaction_all_or_nothing(tmp_path: Pa
         assert [r.swapped for r in results] == [True, True]
     finally:
         await store.close()
+
+
+async def test_redis_rotate_many_survives_a_flushed_script_cache(
+    redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    # A restarted Redis has forgotten the scripts: the pipelined batch falls
+    # back to the one-by-one path, which loads them again.
+    sessions = [make_session() for _ in range(3)]
+    for s in sessions:
+        await redis_store.create_session(s)
+    with redis.Redis(port=redis_server.port) as client:
+        client.script_flush()
+    now = sessions[0].created_at + 1
+    results = await redis_store.rotate_many([RotateRequest(s.id, 0, now + 100) for s in sessions], now)
+    assert [r.swapped for r in results] == [True, True, True]
+    again = await redis_store.rotate_many([RotateRequest(s.id, 0, now + 100) for s in sessions], now)
+    assert [(r.swapped, r.session.counter if r.session else None) for r in again] == [(False, 1)] * 3

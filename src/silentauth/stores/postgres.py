@@ -63,6 +63,20 @@ def _session(row: Sequence[Any]) -> SessionRecord:
     return SessionRecord(*row)
 
 
+_ROTATE = (
+    "UPDATE sessions SET counter = counter + 1, rotated_at = %s, last_used_at = %s, "
+    "idle_expires_at = least(%s, expires_at) "
+    "WHERE id = %s AND counter = %s AND revoked_at IS NULL "
+    "AND idle_expires_at > %s AND expires_at > %s "
+    f"RETURNING {SESSION_COLS}"
+)
+_CURRENT = f"SELECT {SESSION_COLS} FROM sessions WHERE id = %s"
+
+
+def _rotate_args(session_id: str, counter: int, now: float, idle_expires_at: float) -> tuple[Any, ...]:
+    return _clean((now, now, idle_expires_at, session_id, counter, now, now))
+
+
 class PostgresStore:
     """:class:`~silentauth.stores.base.Store` on PostgreSQL, shared by many instances.
 
@@ -227,27 +241,43 @@ class PostgresStore:
         self, session_id: str, counter: int, now: float, idle_expires_at: float
     ) -> RotateResult:
         async def job(conn: Conn) -> RotateResult:
-            cur = await conn.execute(
-                "UPDATE sessions SET counter = counter + 1, rotated_at = %s, last_used_at = %s, "
-                "idle_expires_at = least(%s, expires_at) "
-                "WHERE id = %s AND counter = %s AND revoked_at IS NULL "
-                "AND idle_expires_at > %s AND expires_at > %s "
-                f"RETURNING {SESSION_COLS}",
-                _clean((now, now, idle_expires_at, session_id, counter, now, now)),
-            )
+            cur = await conn.execute(_ROTATE, _rotate_args(session_id, counter, now, idle_expires_at))
             row = await cur.fetchone()
             if row is not None:
                 return RotateResult(True, _session(row))
-            cur = await conn.execute(
-                f"SELECT {SESSION_COLS} FROM sessions WHERE id = %s", _clean((session_id,))
-            )
+            cur = await conn.execute(_CURRENT, _clean((session_id,)))
             current = await cur.fetchone()
             return RotateResult(False, _session(current) if current else None)
 
         return await self._run(job)
 
     async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
-        return await rotate_each(self, requests, now)
+        if len(requests) == 1:
+            return await rotate_each(self, requests, now)
+
+        async def job(conn: Conn) -> list[RotateResult]:
+            # One round trip for the batch: each swap and then a read of its
+            # row, pipelined, in order, each its own autocommit statement. The
+            # read must follow its own swap at once: read after the whole
+            # batch, a later swap of the same session in this batch would make
+            # a retry look like reuse.
+            async with conn.pipeline():
+                cursors = []
+                for r in requests:
+                    swap = await conn.execute(_ROTATE, _rotate_args(r.session_id, r.counter, now, r.idle_expires_at))
+                    read = await conn.execute(_CURRENT, _clean((r.session_id,)))
+                    cursors.append((swap, read))
+            results = []
+            for swap, read in cursors:
+                row = await swap.fetchone()
+                if row is not None:
+                    results.append(RotateResult(True, _session(row)))
+                else:
+                    current = await read.fetchone()
+                    results.append(RotateResult(False, _session(current) if current else None))
+            return results
+
+        return await self._run(job)
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:
         return bool(

@@ -279,15 +279,37 @@ class RedisStore:
     async def get_session(self, session_id: str) -> SessionRecord | None:
         return _session(await self._do(self._r().hgetall(self._k("session", session_id))))
 
+    def _rotate_call(
+        self, session_id: str, counter: int, now: float, idle_expires_at: float
+    ) -> tuple[list[str], list[Any]]:
+        keys = [self._k("session", session_id), self._k("session-ends")]
+        args = [str(counter), _num(now), _num(idle_expires_at), _num(self._retention), session_id]
+        return keys, args
+
     async def rotate(
         self, session_id: str, counter: int, now: float, idle_expires_at: float
     ) -> RotateResult:
-        swapped, row = await self._script(
-            "rotate",
-            [self._k("session", session_id), self._k("session-ends")],
-            [str(counter), _num(now), _num(idle_expires_at), _num(self._retention), session_id],
-        )
+        keys, args = self._rotate_call(session_id, counter, now, idle_expires_at)
+        swapped, row = await self._script("rotate", keys, args)
         return RotateResult(bool(swapped), _session(row))
+
+    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+        if len(requests) == 1:
+            return await rotate_each(self, requests, now)
+        # One round trip for the batch: the scripts run one after another on
+        # one connection, each as atomic as a lone rotate().
+        sha = self._scripts["rotate"].sha
+        pipe = self._r().pipeline(transaction=False)
+        for r in requests:
+            keys, args = self._rotate_call(r.session_id, r.counter, now, r.idle_expires_at)
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        try:
+            replies = await self._do(pipe.execute())
+        except rexc.NoScriptError:
+            # A restarted Redis forgot the script, so no swap of the batch ran;
+            # the one-by-one path loads it again.
+            return await rotate_each(self, requests, now)
+        return [RotateResult(bool(swapped), _session(row)) for swapped, row in replies]
 
     async def _revoke(self, session_id: str, user_id: str, reason: str, now: float) -> list[str]:
         ids = await self._script(
@@ -297,9 +319,6 @@ class RedisStore:
             [self.prefix, _num(now), reason, str(self._ttl(0)), session_id],
         )  # fmt: skip
         return [str(i) for i in ids]
-
-    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
-        return await rotate_each(self, requests, now)
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:
         return bool(await self._revoke(session_id, "", reason, now))
