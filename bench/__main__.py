@@ -88,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         text = json.dumps(doc, indent=2) + "\n"
         (RESULTS / f"bench-{stamp}.json").write_text(text)
-        (RESULTS / "latest.json").write_text(text)
-        print(f"\nsaved bench/results/bench-{stamp}.json (and latest.json)")
+        if set(chosen) >= {*OURS, *OTHERS}:  # latest.json is always one whole run
+            (RESULTS / "latest.json").write_text(text)
+            print(f"\nsaved bench/results/bench-{stamp}.json (and latest.json)")
+        else:
+            print(f"\nsaved bench/results/bench-{stamp}.json (a partial run: latest.json untouched)")
     return 0
 
 
