@@ -32,6 +32,7 @@ from silentauth.stores.base import Store, StoredKey
 
 ALG = "ES256"
 _SIG_LEN = 32
+_ES256 = ec.ECDSA(hashes.SHA256())  # immutable; built once rather than per signature
 
 
 class MasterKey:
@@ -87,7 +88,7 @@ class SigningKey:
     def sign(self, data: bytes) -> bytes:
         if self.private is None:
             raise ValueError(f"key {self.kid} has no private part")
-        r, s = decode_dss_signature(self.private.sign(data, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(self.private.sign(data, _ES256))
         return r.to_bytes(_SIG_LEN, "big") + s.to_bytes(_SIG_LEN, "big")
 
     def verify(self, data: bytes, signature: bytes) -> bool:
@@ -96,7 +97,7 @@ class SigningKey:
         r = int.from_bytes(signature[:_SIG_LEN], "big")
         s = int.from_bytes(signature[_SIG_LEN:], "big")
         try:
-            self.public.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+            self.public.verify(encode_dss_signature(r, s), data, _ES256)
         except InvalidSignature:
             return False
         return True
