@@ -41,10 +41,15 @@ def test_keys_rotate_keeps_old_keys_verifying(tmp_path: Path) -> None:
     first = run(tmp_path, "keys", "list").stdout.splitlines()
     assert len(first) == 1 and first[0].endswith("signing")
     rotated = run(tmp_path, "keys", "rotate")
-    assert rotated.returncode == 0
+    assert rotated.returncode == 0 and "(published now)" in rotated.stdout
     lines = run(tmp_path, "keys", "list").stdout.splitlines()
     assert len(lines) == 2
-    assert lines[0].endswith("verify-only") and lines[1].endswith("signing")
+    # Published ahead: the old key signs on until the new one's start.
+    assert lines[0].endswith("signing") and lines[1].endswith("next")
+    at_once = run(tmp_path, "keys", "rotate", "--now")
+    assert at_once.returncode == 0 and "signs from now" in at_once.stdout
+    lines = run(tmp_path, "keys", "list").stdout.splitlines()
+    assert [line.rsplit("\t", 1)[1] for line in lines] == ["verify-only", "signing", "next"]
     # The private key never appears in output or in the database in the clear.
     db = (tmp_path / "cli.db").read_bytes()
     assert b"PRIVATE KEY" not in db and b'"d"' not in db

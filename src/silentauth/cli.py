@@ -115,14 +115,16 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     async def job(rt: Any) -> int:
+        now = rt.clock()
         if args.action == "rotate":
-            key = await rt.keys.rotate(rt.clock())
-            print(f"new signing key {key.kid}; older keys keep verifying until they expire")
-        ring = await rt.keys.load(rt.clock())
-        signer = ring.signing_key(rt.clock())
+            key = await rt.keys.rotate(now, starts=now if args.now else None)
+            when = "now" if args.now else f"at {_when(key.created_at)} (published now)"
+            print(f"new signing key {key.kid} signs from {when}; older keys keep verifying until they expire")
+        ring = await rt.keys.load(now)
+        signer = ring.signing_key(now)
         for k in ring:
-            mark = "signing" if signer and k.kid == signer.kid else "verify-only"
-            print(f"{k.kid}\t{k.jwk()['alg']}\tcreated {_when(k.created_at)}\tsigns until {_when(k.not_after)}\t{mark}")
+            mark = "signing" if signer and k.kid == signer.kid else "next" if k.created_at > now else "verify-only"
+            print(f"{k.kid}\t{k.jwk()['alg']}\tsigns from {_when(k.created_at)}\tuntil {_when(k.not_after)}\t{mark}")
         return 0
 
     return asyncio.run(_with_runtime(args, job))
@@ -183,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys")
     ks = keys.add_subparsers(dest="action", required=True)
     ks.add_parser("list")
-    ks.add_parser("rotate")
+    kr = ks.add_parser("rotate", help="publish a new key now; it signs after KEY_PREPUBLISH")
+    kr.add_argument("--now", action="store_true", help="sign with it at once (verifiers holding an older JWKS may refuse its tokens for a few seconds)")
     keys.set_defaults(func=cmd_keys)
 
     sessions = sub.add_parser("sessions", help="device sessions")

@@ -84,6 +84,9 @@ class Settings:
     cookie_secure: bool = True
     revocation_poll: float = 0.5
     key_lifetime: int = 90 * 86400
+    # A new key is published this long before it signs, so verifiers that cache
+    # the JWKS (ours refetch on an unknown kid at most every 10 s) hold it in time.
+    key_prepublish: int = 60
     scope: str = "openid profile api"
     cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
@@ -108,6 +111,7 @@ class Settings:
         need(self.step_up_max_age >= 1, "step_up_max_age", "must be at least 1 second")
         need(self.revocation_poll > 0, "revocation_poll", "must be positive")
         need(self.key_lifetime >= 60, "key_lifetime", "must be at least 60 seconds")
+        need(self.key_prepublish >= 0, "key_prepublish", "must not be negative")
         scheme = self.database_url.partition("://")[0]
         need(
             scheme in ("sqlite", "postgresql", "postgres", "redis", "rediss"),

@@ -19,6 +19,7 @@ async def test_instance_learns_a_key_rotated_elsewhere_on_first_sight(service_fa
     old = await a.password_grant()
     b.runtime._last_key_reload = time.monotonic() - 5  # as if the last periodic reload were a while ago
     await a.runtime.keys.rotate(a.clock())
+    a.clock.advance(a.runtime.keys.prepublish)  # the new key's start
     await a.runtime.reload_keys()
     new = await a.password_grant()
     assert decode_unverified(new["access_token"])[0]["kid"] != decode_unverified(old["access_token"])[0]["kid"]
@@ -27,6 +28,48 @@ async def test_instance_learns_a_key_rotated_elsewhere_on_first_sight(service_fa
         assert r.status_code == 200, r.text
     jwks = (await b.client.get("/.well-known/jwks.json")).json()["keys"]
     assert len(jwks) == 2
+
+
+async def test_a_rotated_key_is_published_before_it_signs_and_signs_before_the_old_one_ends(
+    service_factory: ServiceFactory,
+) -> None:
+    a: Service = await service_factory()
+    await a.add_user()
+    keys = a.runtime.keys
+    old = a.runtime.ring.signing_key(a.clock())
+    assert old is not None and keys.prepublish == a.runtime.settings.key_prepublish == 60
+    new = await keys.rotate(a.clock())
+    await a.runtime.reload_keys()
+    published = {k["kid"] for k in (await a.client.get("/.well-known/jwks.json")).json()["keys"]}
+    assert published == {old.kid, new.kid}
+    signed_by = decode_unverified((await a.password_grant())["access_token"])[0]["kid"]
+    assert signed_by == old.kid  # not yet: verifiers are still fetching the new key
+    a.clock.advance(keys.prepublish)
+    await a.runtime.reload_keys()
+    assert decode_unverified((await a.password_grant())["access_token"])[0]["kid"] == new.kid
+
+
+async def test_the_successor_key_is_made_ahead_without_a_gap(service_factory: ServiceFactory) -> None:
+    a: Service = await service_factory()
+    keys, clock = a.runtime.keys, a.clock
+    first = a.runtime.ring.signing_key(clock())
+    assert first is not None
+    seen: dict[str, float] = {}  # kid -> when it was first published
+    signs: dict[str, float] = {}  # kid -> when it first signed
+    # Walk past the first key's end in reload-sized steps, as the runtime does.
+    while clock() < first.not_after + 30:
+        ring = await keys.load(clock())
+        for k in ring:
+            seen.setdefault(k.kid, clock())
+        signer = ring.signing_key(clock())
+        assert signer is not None, f"no key could sign at {clock() - first.not_after:+.0f} s"
+        signs.setdefault(signer.kid, clock())
+        left = first.not_after - clock()
+        clock.advance(left - 600 if left > 600 else 5)
+    assert len(seen) == 2, "one successor, not one per reload"
+    (successor,) = set(seen) - {first.kid}
+    assert signs[successor] - seen[successor] >= keys.prepublish  # published a period ahead
+    assert signs[successor] < first.not_after  # and signing before the old key stopped
 
 
 async def test_forged_kids_do_not_reload_keys_per_request(service: Service) -> None:

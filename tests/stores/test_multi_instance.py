@@ -35,6 +35,7 @@ pytestmark = pytest.mark.anyio
 
 REVOCATION_DEADLINE = 2.0  # contract: every instance sharing the store
 KEY_RELOAD = 5.0  # server.runtime.KEY_RELOAD_SECONDS
+KEY_PREPUBLISH = 8.0
 
 
 @dataclass
@@ -75,7 +76,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         # A long grace: a rotation committed just before the store died, whose
         # answer was lost, must still converge when the client retries after
         # the restart (the outage test's recovery may take several seconds).
-        env = service_env(url, reuse_grace="30")
+        # A key is published KEY_PREPUBLISH before it signs; shortened here, but
+        # longer than the periodic key reload, so both instances publish it first.
+        env = service_env(url, reuse_grace="30", key_prepublish=str(int(KEY_PREPUBLISH)))
         added = cli(env, "users", "add", "alice", "--password-stdin", stdin="secret\n")
         assert added.returncode == 0, added.stderr
         a, b = ServiceProcess(env), ServiceProcess(env)
@@ -156,27 +159,34 @@ async def test_logout_on_one_instance_rejects_the_token_on_the_other_within_2s(c
             assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
 
 
-async def test_key_rotated_from_the_cli_signs_and_verifies_on_both_instances(cluster: Cluster) -> None:
+async def test_key_rotated_from_the_cli_is_published_on_both_instances_before_either_signs(
+    cluster: Cluster,
+) -> None:
     done = await asyncio.to_thread(cli, cluster.env, "keys", "rotate")
     assert done.returncode == 0, done.stderr
-    new_kid = done.stdout.split()[3].rstrip(";")
-    deadline = time.monotonic() + KEY_RELOAD + 5
+    rotated_at = time.monotonic()
+    new_kid = done.stdout.split()[3]
+    deadline = rotated_at + KEY_PREPUBLISH + KEY_RELOAD + 5
+    published: dict[str, float] = {}
+    tokens: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=10) as client:
-        tokens: dict[str, str] = {}
         while len(tokens) < 2:
-            assert time.monotonic() < deadline, f"new key {new_kid} not picked up: {sorted(tokens)}"
+            assert time.monotonic() < deadline, f"new key {new_kid}: published {published}, signing {sorted(tokens)}"
             for url in (cluster.a.url, cluster.b.url):
+                jwks = (await client.get(f"{url}/.well-known/jwks.json")).json()
+                if new_kid in {k["kid"] for k in jwks["keys"]}:
+                    published.setdefault(url, time.monotonic())
                 if url not in tokens:
                     access = (await login(client, url)).json()["access_token"]
                     if kid_of(access) == new_kid:
                         tokens[url] = access
+                        # Whoever signs with it first, both already publish it.
+                        assert set(published) == {cluster.a.url, cluster.b.url}, published
             await asyncio.sleep(0.2)
+        assert max(published.values()) - rotated_at < KEY_PREPUBLISH
         # Each instance verifies what the other signed with the new key.
         assert await me(client, cluster.b.url, tokens[cluster.a.url]) == 200
         assert await me(client, cluster.a.url, tokens[cluster.b.url]) == 200
-        for url in (cluster.a.url, cluster.b.url):
-            jwks = (await client.get(f"{url}/.well-known/jwks.json")).json()
-            assert new_kid in {k["kid"] for k in jwks["keys"]}
 
 
 async def test_store_raises_unavailable_while_down_and_works_at_once_when_back(cluster: Cluster) -> None:

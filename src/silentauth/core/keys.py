@@ -128,7 +128,12 @@ class SigningKey:
 
 
 class KeyRing:
-    """The keys an instance holds: newest unexpired signs, all unexpired verify."""
+    """The keys an instance holds: the newest started one signs, all unexpired verify.
+
+    A key's ``created_at`` is when it starts signing. A key created ahead of
+    that (see :class:`KeyManager`) is already published and verifies, so
+    every JWKS cache holds it before the first token it signs arrives.
+    """
 
     def __init__(self, keys: list[SigningKey], verify_grace: float) -> None:
         self._keys = sorted(keys, key=lambda k: k.created_at)
@@ -136,10 +141,16 @@ class KeyRing:
         self._verify_grace = verify_grace
 
     def signing_key(self, now: float) -> SigningKey | None:
+        """The newest key that has started signing and not stopped."""
         for key in reversed(self._keys):
-            if key.private is not None and key.not_after > now:
+            if key.private is not None and key.created_at <= now < key.not_after:
                 return key
         return None
+
+    def upcoming(self, now: float) -> SigningKey | None:
+        """A published key that will start signing after ``now``, if any."""
+        later = [k for k in self._keys if k.private is not None and k.created_at > now]
+        return later[-1] if later else None
 
     def get(self, kid: str, now: float) -> SigningKey | None:
         key = self._by_kid.get(kid)
@@ -162,11 +173,20 @@ class KeyRing:
 class KeyManager:
     """Loads, decrypts, creates and rotates keys kept in the store."""
 
-    def __init__(self, store: Store, master: MasterKey, lifetime: float, verify_grace: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        master: MasterKey,
+        lifetime: float,
+        verify_grace: float,
+        prepublish: float = 0.0,
+    ) -> None:
         self._store = store
         self._aead = AESGCM(master.derive("silentauth key-encryption v1"))
         self._lifetime = lifetime
         self._verify_grace = verify_grace
+        # Bounded so that the successor is always made while the old key still signs.
+        self.prepublish = min(prepublish, lifetime / 4)
 
     def _decrypt(self, stored: StoredKey) -> SigningKey:
         nonce, ct = stored.private_blob[:12], stored.private_blob[12:]
@@ -176,18 +196,32 @@ class KeyManager:
             raise TypeError(f"key {stored.kid} is not an EC private key")
         return SigningKey(stored.kid, private.public_key(), private, stored.created_at, stored.not_after)
 
-    async def load(self, now: float) -> KeyRing:
-        """The ring as the store holds it; creates the first key if none can sign."""
-        ring = KeyRing([self._decrypt(k) for k in await self._store.list_keys()], self._verify_grace)
-        if ring.signing_key(now) is None:
-            await self.rotate(now)
-            ring = KeyRing(
-                [self._decrypt(k) for k in await self._store.list_keys()], self._verify_grace
-            )
-        return ring
+    async def _ring(self) -> KeyRing:
+        return KeyRing([self._decrypt(k) for k in await self._store.list_keys()], self._verify_grace)
 
-    async def rotate(self, now: float) -> SigningKey:
-        """Create a new key; it signs from now on, older keys keep verifying."""
+    async def load(self, now: float) -> KeyRing:
+        """The ring as the store holds it, with a signing key now and a successor in time.
+
+        No key can sign (a new store, or all expired): one is made that signs
+        at once. The signing key ends within two pre-publication periods and
+        none follows it yet: its successor is made, published now and signing
+        one period from now, before the old key stops.
+        """
+        ring = await self._ring()
+        signer = ring.signing_key(now)
+        if signer is None:
+            await self.rotate(now, starts=now)
+        elif signer.not_after - now <= 2 * self.prepublish and ring.upcoming(now) is None:
+            await self.rotate(now)
+        else:
+            return ring
+        return await self._ring()
+
+    async def rotate(self, now: float, starts: float | None = None) -> SigningKey:
+        """Create a new key that signs from ``starts`` (default: one pre-publication
+        period from now); until then it is published and verifies, and older
+        keys keep verifying until they expire."""
+        starts = now + self.prepublish if starts is None else starts
         private = ec.generate_private_key(ec.SECP256R1())
         kid = secrets.token_urlsafe(12)
         der = private.private_bytes(
@@ -196,15 +230,15 @@ class KeyManager:
             serialization.NoEncryption(),
         )
         nonce = secrets.token_bytes(12)
-        key = SigningKey(kid, private.public_key(), private, now, now + self._lifetime)
+        key = SigningKey(kid, private.public_key(), private, starts, starts + self._lifetime)
         await self._store.add_key(
             StoredKey(
                 kid=kid,
                 alg=ALG,
                 private_blob=nonce + self._aead.encrypt(nonce, der, kid.encode()),
                 public_jwk=json.dumps(key.jwk()),
-                created_at=now,
-                not_after=now + self._lifetime,
+                created_at=starts,
+                not_after=starts + self._lifetime,
             )
         )
         return key

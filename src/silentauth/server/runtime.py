@@ -47,7 +47,9 @@ class Runtime:
         s = self.settings
         self.master = MasterKey.from_settings(s.secret_key, s.secret_key_file, s.database_url)
         # Keys verify as long as any token they signed may live.
-        self.keys = KeyManager(self.store, self.master, s.key_lifetime, verify_grace=s.access_ttl + 60)
+        self.keys = KeyManager(
+            self.store, self.master, s.key_lifetime, verify_grace=s.access_ttl + 60, prepublish=s.key_prepublish
+        )
         self.ring = KeyRing([], s.access_ttl + 60)
         self.revocations = RevocationSet(self.store)
         self.refresh_tokens = RefreshTokens(self.master)

@@ -32,7 +32,7 @@ class StoredKey:
     alg: str
     private_blob: bytes
     public_jwk: str
-    created_at: float
+    created_at: float  # when it starts signing; it is published from the moment it is stored
     not_after: float  # stops signing then; verifies until not_after + max access TTL
 
 
