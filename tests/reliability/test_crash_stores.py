@@ -17,6 +17,7 @@ would log a user out — and serve again by itself once the store is back.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +86,11 @@ def start_service(store: CrashStore, tmp_path: Path, users: dict[str, str]) -> t
 
 def stop_service(service: ServiceProcess) -> None:
     err = service.stop()
-    assert "Traceback" not in err and "unexpected" not in err, err[-3000:]
+    # A traceback anywhere, or a line from our catch-all ("unexpected KeyError on POST
+    # /auth/token"). Not any "unexpected": PostgreSQL's own "terminating connection due
+    # to unexpected postmaster exit" may reach the pool's log when its server is killed.
+    found = re.search(r"Traceback|unexpected \w+ on [A-Z]+ /", err)
+    assert found is None, f"service log:\n{err[max(0, found.start() - 1500):found.start() + 3000]}"
 
 
 def metric(service: ServiceProcess, outcome: str) -> float:
