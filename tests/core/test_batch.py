@@ -116,3 +116,24 @@ async def test_a_call_made_while_a_batch_runs_joins_the_next_batch() -> None:
 def test_max_size_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Batcher(Recorder().run, max_size=0)
+
+
+def test_a_batch_left_open_by_a_stopped_loop_does_not_trap_the_next_loop() -> None:
+    rec = Recorder()
+    batcher = Batcher(rec.run)
+
+    async def submit_and_stop() -> None:
+        # The loop stops in the turn in which this submit opens its batch,
+        # before the batch is drained.
+        asyncio.ensure_future(batcher.submit(1))
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(submit_and_stop())
+    finally:
+        loop.close()
+
+    async def later() -> int:
+        return await asyncio.wait_for(batcher.submit(2), timeout=5)
+
+    assert asyncio.run(later()) == 4

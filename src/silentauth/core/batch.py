@@ -43,6 +43,7 @@ class Batcher(Generic[T, R]):
         self.max_size = max_size
         self._on_batch = on_batch
         self._open: list[tuple[T, asyncio.Future[R]]] | None = None
+        self._open_loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until done
 
     async def submit(self, item: T) -> R:
@@ -50,8 +51,11 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         batch = self._open
-        if batch is None or len(batch) >= self.max_size:
+        # A batch left open by a loop that stopped before draining it (a server
+        # shut down mid-request) would never run: only join one of this loop.
+        if batch is None or len(batch) >= self.max_size or self._open_loop is not loop:
             batch = self._open = []
+            self._open_loop = loop
             task = loop.create_task(self._drain(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
