@@ -118,7 +118,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         now = rt.clock()
         if args.action == "rotate":
             key = await rt.keys.rotate(now, starts=now if args.now else None)
-            when = "now" if args.now else f"at {_when(key.created_at)} (published now)"
+            when = "now" if args.now else f"{_when(key.created_at)} (published now)"
             print(f"new signing key {key.kid} signs from {when}; older keys keep verifying until they expire")
         ring = await rt.keys.load(now)
         signer = ring.signing_key(now)
