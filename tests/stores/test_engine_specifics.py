@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 
@@ -162,3 +163,35 @@ async def test_redis_rotate_many_survives_a_flushed_script_cache(
     assert [r.swapped for r in results] == [True, True, True]
     again = await redis_store.rotate_many([RotateRequest(s.id, 0, now + 100) for s in sessions], now)
     assert [(r.swapped, r.session.counter if r.session else None) for r in again] == [(False, 1)] * 3
+
+
+async def test_postgres_rotate_many_is_one_transaction_all_or_nothing(postgres_server: PostgresServer) -> None:
+    url = postgres_server.create_database("batch_atomic")
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        sessions = sorted((make_session() for _ in range(3)), key=lambda s: s.id)
+        for s in sessions:
+            await store.create_session(s)
+        # The swap of the last session (in lock order) fails inside the batch.
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(
+                "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.id = '{sessions[2].id}' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; "
+                "END $$ LANGUAGE plpgsql"
+            )
+            db.execute("CREATE TRIGGER poison BEFORE UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION poison()")
+        now = sessions[0].created_at + 1
+        batch = [RotateRequest(s.id, 0, now + 3600) for s in reversed(sessions)]
+        with pytest.raises(psycopg.Error):
+            await store.rotate_many(batch, now)
+        # The other swaps were rolled back with it: one transaction per batch
+        # (and one WAL flush), not one per refresh.
+        for s in sessions:
+            row = await store.get_session(s.id)
+            assert row is not None and row.counter == 0
+        # The pooled connection came back clean.
+        results = await store.rotate_many(batch[1:], now)
+        assert [r.swapped for r in results] == [True, True]
+    finally:
+        await store.close()

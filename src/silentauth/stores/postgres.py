@@ -256,19 +256,25 @@ class PostgresStore:
             return await rotate_each(self, requests, now)
 
         async def job(conn: Conn) -> list[RotateResult]:
-            # One round trip for the batch: each swap and then a read of its
-            # row, pipelined, in order, each its own autocommit statement. The
-            # read must follow its own swap at once: read after the whole
-            # batch, a later swap of the same session in this batch would make
-            # a retry look like reuse.
+            # One round trip and one commit (one WAL flush) for the batch:
+            # BEGIN, each swap and then a read of its row, COMMIT, pipelined.
+            # Each read follows its own swap at once: read after the whole
+            # batch, a later swap of the same session in it would make a retry
+            # look like reuse. Rows are locked in session-id order, so two
+            # instances' batches cannot deadlock; the sort is stable, so
+            # requests for one session keep their arrival order.
+            order = sorted(range(len(requests)), key=lambda i: requests[i].session_id)
+            cursors: dict[int, tuple[Any, Any]] = {}
             async with conn.pipeline():
-                cursors = []
-                for r in requests:
+                await conn.execute("BEGIN")
+                for i in order:
+                    r = requests[i]
                     swap = await conn.execute(_ROTATE, _rotate_args(r.session_id, r.counter, now, r.idle_expires_at))
-                    read = await conn.execute(_CURRENT, _clean((r.session_id,)))
-                    cursors.append((swap, read))
+                    cursors[i] = (swap, await conn.execute(_CURRENT, _clean((r.session_id,))))
+                await conn.execute("COMMIT")
             results = []
-            for swap, read in cursors:
+            for i in range(len(requests)):
+                swap, read = cursors[i]
                 row = await swap.fetchone()
                 if row is not None:
                     results.append(RotateResult(True, _session(row)))
