@@ -4,7 +4,7 @@ One turn of the loop can read dozens of requests off the sockets. Their
 refreshes are then rotated in one store transaction and signed back to back,
 instead of each paying for its own commit and each evicting the other's code
 and key tables from the CPU cache. On the refresh bench (32 clients, one
-process, SQLite) that took server CPU per refresh from about 255 µs to 145 µs.
+process, SQLite) that took server CPU per refresh from about 255 µs to 131–156 µs.
 
 No timer is involved: the batch closes when the loop gets round to it, so a
 lone call waits one loop turn longer than it would unbatched, and nothing else.

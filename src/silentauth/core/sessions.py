@@ -13,7 +13,8 @@ Because the grace answer re-derives the token for ``counter + 1``, racing or
 retried refreshes converge on one token and the session never forks.
 
 Refreshes that arrive in the same event-loop turn swap together
-(:meth:`Store.rotate_many`, one transaction on SQLite) and are judged in
+(:meth:`Store.rotate_many`: one transaction on SQLite and PostgreSQL, one
+pipeline on Redis) and are judged in
 arrival order, so two racers in one batch still come out ``rotated`` + ``grace``.
 """
 

@@ -128,20 +128,14 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         db = self._conn()
-        with self._locked():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-                current = row[0] or 0
-                for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                    for statement in filter(str.strip, script.split(";")):
-                        db.execute(statement)
-                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
     @property
     def schema_version(self) -> int:
@@ -163,6 +157,20 @@ class SQLiteStore:
                 raise
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """:meth:`_locked`, inside one write transaction: committed, or rolled back on error."""
+        with self._locked():
+            db = self._conn()
+            self._run("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._run("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -253,22 +261,11 @@ class SQLiteStore:
         # WAL append, instead of one each per refresh. All or nothing: the
         # callers answer only after COMMIT, so no client holds a token the
         # database lost.
-        with self._locked():
-            if len(requests) == 1:
-                r = requests[0]
-                return [self._rotate_one(r.session_id, r.counter, now, r.idle_expires_at)]
-            db = self._conn()
-            self._run("BEGIN IMMEDIATE")
-            try:
-                results = [
-                    self._rotate_one(r.session_id, r.counter, now, r.idle_expires_at) for r in requests
-                ]
-                self._run("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            return results
+        if len(requests) == 1:
+            r = requests[0]
+            return [await self.rotate(r.session_id, r.counter, now, r.idle_expires_at)]
+        with self._transaction():
+            return [self._rotate_one(r.session_id, r.counter, now, r.idle_expires_at) for r in requests]
 
     def _rotate_one(
         self, session_id: str, counter: int, now: float, idle_expires_at: float
@@ -289,46 +286,28 @@ class SQLiteStore:
         return RotateResult(False, _session(current) if current else None)
 
     async def revoke_session(self, session_id: str, reason: str, now: float) -> bool:
-        with self._locked():
-            db = self._conn()
-            self._run("BEGIN IMMEDIATE")
-            try:
-                n = self._run(
-                    "UPDATE sessions SET revoked_at = ?, revoked_reason = ? "
-                    "WHERE id = ? AND revoked_at IS NULL",
-                    (now, reason, session_id),
-                ).rowcount
-                if n:
-                    self._run(
-                        "INSERT INTO revocations (session_id, at) VALUES (?, ?)", (session_id, now)
-                    )
-                self._run("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            n = self._run(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = ? "
+                "WHERE id = ? AND revoked_at IS NULL",
+                (now, reason, session_id),
+            ).rowcount
+            if n:
+                self._run("INSERT INTO revocations (session_id, at) VALUES (?, ?)", (session_id, now))
         return n > 0
 
     async def revoke_user_sessions(self, user_id: str, reason: str, now: float) -> list[str]:
-        with self._locked():
-            db = self._conn()
-            self._run("BEGIN IMMEDIATE")
-            try:
-                ids = [
-                    r[0]
-                    for r in self._run(
-                        "UPDATE sessions SET revoked_at = ?, revoked_reason = ? "
-                        "WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
-                        (now, reason, user_id),
-                    ).fetchall()
-                ]
-                for sid in ids:
-                    self._run("INSERT INTO revocations (session_id, at) VALUES (?, ?)", (sid, now))
-                self._run("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            ids = [
+                r[0]
+                for r in self._run(
+                    "UPDATE sessions SET revoked_at = ?, revoked_reason = ? "
+                    "WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+                    (now, reason, user_id),
+                ).fetchall()
+            ]
+            for sid in ids:
+                self._run("INSERT INTO revocations (session_id, at) VALUES (?, ?)", (sid, now))
         return ids
 
     async def list_sessions(self, user_id: str) -> list[SessionRecord]:
