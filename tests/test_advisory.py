@@ -894,3 +894,20 @@ async def test_claims_cache_does_not_keep_expired_tokens(service: Service) -> No
         rt.authenticator.check(token)
         service.clock.advance(rt.settings.access_ttl + 10)  # every earlier token is expired
     assert len(rt.authenticator._cache) <= 100
+
+
+# --- browser client token destinations ---
+
+
+def test_browser_client_sends_tokens_only_to_its_origins_and_ignores_foreign_renewals() -> None:
+    # silentauth.js and its axios binding attached the bearer token to any URL and adopted
+    # a New-Access-Token from any response: a third-party host learned the user's token and
+    # could swap the session for the attacker's own. The node suite covers both bindings:
+    # no token to other origins (nor a refresh on their 401s), apiOrigins honoured, foreign
+    # and redirected renewals ignored, counted and warned about.
+    from tests.conftest import need_binary
+    from tests.web.test_node import assert_node_suite_passes, ensure_node_modules
+
+    node = need_binary("node", "nodejs")
+    ensure_node_modules()
+    assert_node_suite_passes(node, "destinations.test.mjs")

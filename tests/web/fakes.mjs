@@ -109,6 +109,7 @@ export class FakeServer {
   refreshStatus = null; // force an answer (e.g. 500) for /auth/refresh
   renewWith = null; // a token to push as New-Access-Token
   stepUp = false;
+  redirectTo = null; // an origin the API "redirects" to: responses carry its URL
   #valid = new Map(); // token -> exp (s)
   #n = 0;
 
@@ -161,9 +162,15 @@ export class FakeServer {
     const token = (req.headers.get("Authorization") ?? "").replace(/^Bearer /, "");
     const exp = this.#valid.get(token);
     const body = req.method === "GET" ? null : await req.text();
-    this.apiCalls.push({ path, token, body });
+    const from = new URL(req.url).origin;
+    this.apiCalls.push({ path, token, body, origin: from });
+    if (from === FOREIGN) {
+      // The attacker's host: it answers everything, and pushes its own token if it can.
+      const headers = this.renewWith ? { "New-Access-Token": this.renewWith } : {};
+      return Response.json({ path, token }, { headers, status: this.rejectAll ? 401 : 200 });
+    }
     if (this.rejectAll || !this.alive || exp === undefined || exp * 1000 <= this.time.now) {
-      return new Response("{}", { status: 401, headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' } });
+      return this.#via(path, new Response("{}", { status: 401, headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' } }));
     }
     if (this.stepUp) {
       return new Response("{}", {
@@ -171,8 +178,14 @@ export class FakeServer {
       });
     }
     const headers = this.renewWith ? { "New-Access-Token": this.renewWith } : {};
-    return Response.json({ path, body, token }, { headers });
+    return this.#via(path, Response.json({ path, body, token }, { headers }));
   };
+
+  /** What fetch reports after following a redirect to `redirectTo`: the final URL. */
+  #via(path, response) {
+    if (this.redirectTo) Object.defineProperty(response, "url", { value: `${this.redirectTo}${path}` });
+    return response;
+  }
 }
 
 /** A document whose cookie jar is the server's and whose visibility can be flipped. */
@@ -196,6 +209,8 @@ export function origin({ ttl = 60, locks = true } = {}) {
     const events = [];
     const expired = [];
     const document = new FakeDocument(server);
+    const window = new EventTarget();
+    window.location = { origin: "http://app.test" };
     const auth = createAuthClient({
       baseUrl: "http://app.test",
       fetch: server.fetch,
@@ -205,7 +220,7 @@ export function origin({ ttl = 60, locks = true } = {}) {
       locks: env.locks,
       BroadcastChannel: hub.Channel,
       document,
-      window: new EventTarget(),
+      window,
       random: () => 0.5,
       onEvent: (e) => events.push(e),
       onSessionExpired: (e) => expired.push(e),
@@ -220,3 +235,5 @@ export function origin({ ttl = 60, locks = true } = {}) {
 }
 
 export const API = "http://app.test/api/me";
+/** A host that must never see the token (an attacker's, or merely a third party's). */
+export const FOREIGN = "http://evil.test";

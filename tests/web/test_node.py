@@ -18,9 +18,9 @@ SUITES = sorted(p.name for p in HERE.glob("*.test.mjs"))
 
 
 def ensure_node_modules() -> Path:
-    """``tests/web/node_modules`` with axios in it, installed from the lock file if missing."""
+    """``tests/web/node_modules`` with axios and typescript, installed from the lock file if missing."""
     modules = HERE / "node_modules"
-    if not (modules / "axios" / "package.json").exists():
+    if not all((modules / name / "package.json").exists() for name in ("axios", "typescript")):
         npm = need_binary("npm")
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -36,8 +36,8 @@ def node() -> str:
     return path
 
 
-@pytest.mark.parametrize("suite", SUITES)
-def test_browser_client_unit_suite_passes_under_node(node: str, suite: str) -> None:
+def assert_node_suite_passes(node: str, suite: str) -> None:
+    """Run ``tests/web/<suite>`` under ``node --test``: it must run tests and fail none."""
     run = subprocess.run(
         [node, "--test", suite], cwd=HERE, capture_output=True, text=True, timeout=120
     )
@@ -46,5 +46,10 @@ def test_browser_client_unit_suite_passes_under_node(node: str, suite: str) -> N
     assert summary and "# fail 0" in summary and "# pass 0" not in summary, run.stdout[-2000:]
 
 
+@pytest.mark.parametrize("suite", SUITES)
+def test_browser_client_unit_suite_passes_under_node(node: str, suite: str) -> None:
+    assert_node_suite_passes(node, suite)
+
+
 def test_every_unit_suite_is_collected() -> None:
-    assert {"client.test.mjs", "axios.test.mjs"} <= set(SUITES)
+    assert {"client.test.mjs", "axios.test.mjs", "destinations.test.mjs"} <= set(SUITES)

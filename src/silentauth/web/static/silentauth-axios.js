@@ -13,7 +13,7 @@
  * queue behind itself.
  */
 
-import { parseBearerChallenge, StepUpRequiredError } from "./silentauth.js";
+import { bindingHooks, parseBearerChallenge, StepUpRequiredError } from "./silentauth.js";
 
 // String keys: axios copies config by Object.keys on a retry, symbols would be lost.
 const USED = "silentauthToken";
@@ -25,13 +25,23 @@ function header(headers, name) {
   return headers[name.toLowerCase()] ?? headers[name] ?? null;
 }
 
+/** Where the response came from: the XHR's URL after redirects, else the request's. */
+function finalUrl(axiosInstance, response) {
+  return response.request?.responseURL || axiosInstance.getUri(response.config ?? {});
+}
+
 /**
  * Attach `auth` (from createAuthClient) to an axios instance: bearer token on every
- * request, one refresh and one retry on a 401 invalid_token, `New-Access-Token`
- * adopted, step-up challenges rejected as StepUpRequiredError. Returns a detach function.
+ * request to the issuer's origin or an `apiOrigins` one, one refresh and one retry on a
+ * 401 invalid_token, `New-Access-Token` adopted from those origins only, step-up
+ * challenges rejected as StepUpRequiredError. Returns a detach function.
  */
 export function attachSilentAuth(axiosInstance, auth) {
+  const hooks = bindingHooks(auth);
   const onRequest = axiosInstance.interceptors.request.use(async (config) => {
+    config[USED] = null;
+    // The full URL, as axios will build it (baseURL, allowAbsoluteUrls, params).
+    if (!hooks.sendsTokenTo(axiosInstance.getUri(config))) return config;
     const token = await auth.getAccessToken(config.signal);
     if (typeof config.headers?.set === "function") {
       config.headers.set("Authorization", `Bearer ${token}`);
@@ -44,12 +54,20 @@ export function attachSilentAuth(axiosInstance, auth) {
 
   const onResponse = axiosInstance.interceptors.response.use(
     (response) => {
-      auth.adoptPushedToken(header(response.headers, "New-Access-Token"), response.config?.[USED]);
+      const pushed = header(response.headers, "New-Access-Token");
+      if (!pushed) return response;
+      const url = finalUrl(axiosInstance, response);
+      if (response.config?.[USED] && hooks.sendsTokenTo(url)) {
+        auth.adoptPushedToken(pushed, response.config[USED]);
+      } else {
+        hooks.ignoreRenewal(url);
+      }
       return response;
     },
     async (error) => {
       const { response, config } = error ?? {};
-      if (!response || response.status !== 401 || !config) throw error;
+      if (!response || response.status !== 401 || !config?.[USED]) throw error;
+      if (!hooks.sendsTokenTo(finalUrl(axiosInstance, response))) throw error; // redirected away
       const challenge = parseBearerChallenge(header(response.headers, "WWW-Authenticate"));
       if (challenge.error === "insufficient_user_authentication") {
         throw new StepUpRequiredError(challenge.maxAge, response);

@@ -17,12 +17,31 @@
  * {type:"want-token"} lets a freshly loaded tab borrow a live token instead of refreshing.
  * Without Web Locks each tab refreshes alone and the server's grace window keeps the
  * racers on one session.
+ *
+ * Where the token goes: only to the issuer's origin (that of `baseUrl`, or the page's
+ * when `baseUrl` is "") and the origins listed in `apiOrigins`. A request elsewhere is
+ * sent as plain fetch, and a `New-Access-Token` from elsewhere is ignored and counted:
+ * a foreign host must neither learn the token nor swap the session for its own.
  */
 
 const LOCK_NAME = "silentauth-refresh";
 const CHANNEL_NAME = "silentauth";
 const CSRF_COOKIES = ["__Host-silentauth-csrf", "silentauth-csrf"];
 const MAX_DELAY = 2 ** 31 - 1;
+
+// What the bindings shipped beside this module (silentauth-axios.js) need from a client,
+// kept off the client object so that applications do not build on it.
+const bindings = new WeakMap();
+
+/**
+ * The internal hooks of a client, for the bindings shipped with this module (axios):
+ * not a stable API.
+ */
+export function bindingHooks(auth) {
+  const hooks = bindings.get(auth);
+  if (!hooks) throw new TypeError("Not a client made by createAuthClient().");
+  return hooks;
+}
 
 /** The session cannot be renewed (refresh token dead, logged out): log in again. */
 export class SessionExpiredError extends Error {
@@ -102,6 +121,9 @@ class AuthClient {
   #listeners = new Set();
   #peerWaiters = new Set();
   #unlisten = [];
+  #apiOrigins;
+  #origins = null; // the origins that get the token, computed on first use
+  #ignoredRenewals = 0;
 
   constructor(options) {
     const g = globalThis;
@@ -114,6 +136,7 @@ class AuthClient {
       lockTimeout: 10000,
       requestTimeout: 15000,
       restore: true,
+      apiOrigins: [], // origins besides the issuer's that get the token
       ...options,
     };
     this.#io = {
@@ -135,6 +158,12 @@ class AuthClient {
     this.#listen(this.#io.window, "online", () => this.#wake("online"));
     this.#listen(this.#io.window, "pageshow", () => this.#wake("pageshow"));
     if (options.onEvent) this.#listeners.add(options.onEvent);
+    // Absolute origins only, checked now: a typo must fail here, not leak or drop tokens later.
+    this.#apiOrigins = this.#o.apiOrigins.map((entry) => originOf(entry, "apiOrigins"));
+    bindings.set(this, {
+      sendsTokenTo: (url) => this.#sendsTokenTo(url),
+      ignoreRenewal: (url) => this.#ignoreRenewal(url),
+    });
     /** Resolves to whether a session is active once the start-up restore has run. */
     this.ready = this.#o.restore ? this.restore() : Promise.resolve(this.#settle(false));
   }
@@ -148,6 +177,8 @@ class AuthClient {
   /** The current token's claims, decoded but not verified: for display only. */
   get claims() { return this.#token ? decodeClaims(this.#token) : null; }
   get sessionId() { return this.claims?.sid ?? null; }
+  /** How many `New-Access-Token` headers from origins that never get the token were ignored. */
+  get ignoredRenewals() { return this.#ignoredRenewals; }
 
   /** Listen to events ({type: "token" | "refresh-skipped" | "expired" | ...}); returns an unsubscribe. */
   subscribe(listener) {
@@ -155,15 +186,23 @@ class AuthClient {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Like window.fetch, with the bearer token attached and refreshed as needed. */
+  /**
+   * Like window.fetch, with the bearer token attached and refreshed as needed; a request
+   * to an origin that is neither the issuer's nor in `apiOrigins` goes out untouched.
+   */
   async fetch(input, init) {
     const original = new Request(input, init);
+    if (!this.#sendsTokenTo(original.url)) {
+      return this.#fromElsewhere(await this.#io.fetch(original), original.url);
+    }
     let token = await this.getAccessToken(init?.signal);
     for (let attempt = 0; ; attempt++) {
       // A clone per attempt keeps the body replayable for the retry after a 401.
       const request = original.clone();
       request.headers.set("Authorization", `Bearer ${token}`);
       const response = await this.#io.fetch(request);
+      // Redirected to another origin: its answers say nothing about our token.
+      if (response.url && !this.#sendsTokenTo(response.url)) return this.#fromElsewhere(response, response.url);
       if (response.status !== 401) {
         this.adoptPushedToken(response.headers.get("New-Access-Token"), token);
         return response;
@@ -485,6 +524,49 @@ class AuthClient {
     return new Promise((resolve) => this.#io.setTimeout(resolve, ms));
   }
 
+  // -- token destinations ---------------------------------------------------------------
+
+  #pageOrigin() {
+    return this.#io.window?.location?.origin ?? globalThis.location?.origin ?? null;
+  }
+
+  #sendsTokenTo(url) {
+    const page = this.#pageOrigin();
+    if (!this.#origins) {
+      let issuer = page;
+      try {
+        if (this.#o.baseUrl) issuer = new URL(this.#o.baseUrl, page ?? undefined).origin;
+      } catch {
+        issuer = null; // a relative baseUrl outside a page: nothing gets the token
+      }
+      this.#origins = new Set([issuer, ...this.#apiOrigins]);
+      this.#origins.delete(null);
+      this.#origins.delete("null"); // opaque origins (file:, data:) are no one's to trust
+    }
+    let target;
+    try {
+      target = new URL(url, page ?? undefined).origin;
+    } catch {
+      return false;
+    }
+    return this.#origins.has(target);
+  }
+
+  /** A response from an origin that never gets the token: a renewal on it is an attack. */
+  #fromElsewhere(response, url) {
+    if (response.headers.get("New-Access-Token")) this.#ignoreRenewal(url);
+    return response;
+  }
+
+  #ignoreRenewal(url) {
+    this.#ignoredRenewals++;
+    let from = "another origin";
+    try { from = new URL(url).origin; } catch { /* keep the generic name */ }
+    console.warn(`silentauth: ignored a New-Access-Token from ${from}, which is not the issuer's `
+      + "origin nor listed in apiOrigins.");
+    this.#emit({ type: "renewal-ignored", origin: from });
+  }
+
   // -- helpers --------------------------------------------------------------------------
 
   #remaining() { return this.#expiresAt - this.#io.now(); }
@@ -544,4 +626,14 @@ class AuthClient {
       this.#io.clearTimeout(timer);
     }
   }
+}
+
+/** The origin of an absolute URL; a clear TypeError for anything else. */
+function originOf(url, option) {
+  let origin = "null";
+  try {
+    origin = new URL(url).origin;
+  } catch { /* reported below */ }
+  if (origin === "null") throw new TypeError(`${option}: ${JSON.stringify(url)} is not an http(s) origin.`);
+  return origin;
 }
