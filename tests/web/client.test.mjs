@@ -123,9 +123,9 @@ test("logout in one tab logs out the others, which reject without network", asyn
 });
 
 test("the proactive timer refreshes before expiry, within margin plus jitter", async () => {
-  const [a, b] = await loggedIn({ ttl: 60 }, 2);
-  // margin = min(30 s, 60 s / 4) = 15 s; jitter = 0.5 * 0.1 * 60 s = 3 s -> at 42 s.
-  await env.time.advance(41_900);
+  const [a, b] = await loggedIn({ ttl: 600 }, 2);
+  // As the Python client: margin = 60 s * (1 + 0.5 * jitter 0.1) = 63 s -> due at 537 s.
+  await env.time.advance(536_900);
   assert.equal(env.server.refreshCalls, 0);
   await env.time.advance(200);
   assert.equal(env.server.refreshCalls, 1);
@@ -134,6 +134,23 @@ test("the proactive timer refreshes before expiry, within margin plus jitter", a
   assert.ok(b.events.some((e) => e.source === "other-tab"));
   await env.time.advance(5_000);
   assert.equal(env.server.refreshCalls, 1, "the other tab adopted instead of refreshing");
+});
+
+test("the refresh margin is never more than half the token's lifetime", async () => {
+  await loggedIn({ ttl: 60 }); // min(63 s, 30 s): due at 30 s
+  await env.time.advance(29_900);
+  assert.equal(env.server.refreshCalls, 0);
+  await env.time.advance(200);
+  assert.equal(env.server.refreshCalls, 1);
+});
+
+test("refreshMargin and jitter are checked as in the Python client; test hooks are not options", () => {
+  env = origin();
+  for (const bad of [{ refreshMargin: -1 }, { jitter: 1.5 }, { jitter: -0.1 }, { refreshMargin: Number.NaN }]) {
+    assert.throws(() => env.tab(bad), RangeError, JSON.stringify(bad));
+  }
+  assert.throws(() => env.tab({ fetch: () => {} }), /second argument/);
+  assert.throws(() => env.tab({ now: () => 0 }), /second argument/);
 });
 
 test("hidden tabs pause the timer and check at once when visible again", async () => {
@@ -254,4 +271,27 @@ test("bearer challenges and token claims parse", () => {
     { error: "insufficient_user_authentication", maxAge: 300 });
   assert.deepEqual(parseBearerChallenge(null), { error: null, maxAge: null });
   assert.deepEqual(decodeClaims("not a jwt"), {});
+});
+
+test("bearer challenges parse as in the Python client: token or quoted values", () => {
+  const cases = [
+    // A token (unquoted) error value is as valid as a quoted one (RFC 9110 §11.2).
+    ["Bearer error=insufficient_user_authentication, max_age=60", "insufficient_user_authentication", 60],
+    ['bearer realm="api", error="invalid_token", error_description="a, b"', "invalid_token", null],
+    ['Bearer error_description="error=\\"x\\"", error=invalid_token', "invalid_token", null],
+    ['Bearer error="first", error="second", max_age="120"', "first", 120],
+    ["Bearer max_age=12s", null, null],
+    ['Basic realm="x", error="invalid_token"', null, null],
+    ["Bearer", null, null],
+  ];
+  for (const [header, error, maxAge] of cases) {
+    assert.deepEqual(parseBearerChallenge(header), { error, maxAge }, header);
+  }
+});
+
+test("the bindings' hooks are not on the client object", async () => {
+  const [tab] = await loggedIn();
+  for (const name of ["refreshAfterRejection", "adoptPushedToken", "sendsTokenTo", "ignoreRenewal"]) {
+    assert.equal(name in tab.auth, false, name);
+  }
 });

@@ -213,6 +213,10 @@ export function origin({ ttl = 60, locks = true } = {}) {
     window.location = { origin: "http://app.test" };
     const auth = createAuthClient({
       baseUrl: "http://app.test",
+      onEvent: (e) => events.push(e),
+      onSessionExpired: (e) => expired.push(e),
+      ...extra,
+    }, {
       fetch: server.fetch,
       now: time.clock,
       setTimeout: time.setTimeout,
@@ -222,9 +226,6 @@ export function origin({ ttl = 60, locks = true } = {}) {
       document,
       window,
       random: () => 0.5,
-      onEvent: (e) => events.push(e),
-      onSessionExpired: (e) => expired.push(e),
-      ...extra,
     });
     const tab = { auth, events, expired, document };
     env.tabs.push(tab);

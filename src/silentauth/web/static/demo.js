@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 let skew = 0;
 const now = () => Date.now() + skew;
 
-const auth = createAuthClient({ now, onSessionExpired: () => showLogin("Your session ended. Please log in again.") });
+const auth = createAuthClient({ onSessionExpired: () => showLogin("Your session ended. Please log in again.") }, { now });
 const demo = { auth, expiredCallbacks: 0, refreshes: 0 };
 window.demo = demo;
 

@@ -15,17 +15,50 @@
 
 import { bindingHooks, parseBearerChallenge, StepUpRequiredError } from "./silentauth.js";
 
+/**
+ * The parts of an axios (>= 1) instance this binding uses: an `AxiosInstance` fits.
+ * @typedef {object} AxiosLike
+ * @property {{ request: Interceptors<RequestConfig>, response: Interceptors<ResponseLike> }} interceptors
+ * @property {(config?: RequestConfig) => string} getUri
+ * @property {(config: RequestConfig) => Promise<unknown>} request
+ */
+/**
+ * @template V
+ * @typedef {object} Interceptors
+ * @property {(onFulfilled: (value: V) => V | Promise<V>, onRejected?: (error: any) => any) => number} use
+ * @property {(id: number) => void} eject
+ */
+/**
+ * @typedef {{ url?: string, baseURL?: string, signal?: unknown, headers?: unknown,
+ *   silentauthToken?: string | null, silentauthRetried?: boolean }} RequestConfig
+ * @typedef {{ status: number, headers?: unknown, config?: RequestConfig,
+ *   request?: { responseURL?: string } }} ResponseLike
+ * @typedef {import("./silentauth.js").AuthClient} AuthClient
+ */
+
 // String keys: axios copies config by Object.keys on a retry, symbols would be lost.
 const USED = "silentauthToken";
 const RETRIED = "silentauthRetried";
 
+/**
+ * A header of an axios response: AxiosHeaders or a plain object.
+ * @param {unknown} headers
+ * @param {string} name
+ * @returns {string | null}
+ */
 function header(headers, name) {
-  if (!headers) return null;
-  if (typeof headers.get === "function") return headers.get(name) ?? null;
-  return headers[name.toLowerCase()] ?? headers[name] ?? null;
+  if (!headers || typeof headers !== "object") return null;
+  const h = /** @type {{ get?: (name: string) => unknown, [key: string]: unknown }} */ (headers);
+  const value = typeof h.get === "function" ? h.get(name) : (h[name.toLowerCase()] ?? h[name]);
+  return typeof value === "string" ? value : null;
 }
 
-/** Where the response came from: the XHR's URL after redirects, else the request's. */
+/**
+ * Where the response came from: the XHR's URL after redirects, else the request's.
+ * @param {AxiosLike} axiosInstance
+ * @param {ResponseLike} response
+ * @returns {string}
+ */
 function finalUrl(axiosInstance, response) {
   return response.request?.responseURL || axiosInstance.getUri(response.config ?? {});
 }
@@ -35,6 +68,9 @@ function finalUrl(axiosInstance, response) {
  * request to the issuer's origin or an `apiOrigins` one, one refresh and one retry on a
  * 401 invalid_token, `New-Access-Token` adopted from those origins only, step-up
  * challenges rejected as StepUpRequiredError. Returns a detach function.
+ * @param {AxiosLike} axiosInstance
+ * @param {AuthClient} auth
+ * @returns {() => void}
  */
 export function attachSilentAuth(axiosInstance, auth) {
   const hooks = bindingHooks(auth);
@@ -42,11 +78,13 @@ export function attachSilentAuth(axiosInstance, auth) {
     config[USED] = null;
     // The full URL, as axios will build it (baseURL, allowAbsoluteUrls, params).
     if (!hooks.sendsTokenTo(axiosInstance.getUri(config))) return config;
-    const token = await auth.getAccessToken(config.signal);
-    if (typeof config.headers?.set === "function") {
-      config.headers.set("Authorization", `Bearer ${token}`);
+    const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
+    const token = await auth.getAccessToken(signal);
+    const headers = /** @type {{ set?: (name: string, value: string) => void } | undefined} */ (config.headers);
+    if (typeof headers?.set === "function") {
+      headers.set("Authorization", `Bearer ${token}`);
     } else {
-      config.headers = { ...config.headers, Authorization: `Bearer ${token}` };
+      config.headers = { ...(/** @type {object} */ (config.headers ?? {})), Authorization: `Bearer ${token}` };
     }
     config[USED] = token;
     return config;
@@ -57,23 +95,26 @@ export function attachSilentAuth(axiosInstance, auth) {
       const pushed = header(response.headers, "New-Access-Token");
       if (!pushed) return response;
       const url = finalUrl(axiosInstance, response);
-      if (response.config?.[USED] && hooks.sendsTokenTo(url)) {
-        auth.adoptPushedToken(pushed, response.config[USED]);
+      const used = response.config?.[USED];
+      if (used && hooks.sendsTokenTo(url)) {
+        hooks.adoptPushedToken(pushed, used);
       } else {
         hooks.ignoreRenewal(url);
       }
       return response;
     },
+    /** @param {{ response?: ResponseLike, config?: RequestConfig } | undefined} error */
     async (error) => {
       const { response, config } = error ?? {};
-      if (!response || response.status !== 401 || !config?.[USED]) throw error;
+      const used = config?.[USED];
+      if (!response || response.status !== 401 || !config || !used) throw error;
       if (!hooks.sendsTokenTo(finalUrl(axiosInstance, response))) throw error; // redirected away
       const challenge = parseBearerChallenge(header(response.headers, "WWW-Authenticate"));
       if (challenge.error === "insufficient_user_authentication") {
         throw new StepUpRequiredError(challenge.maxAge, response);
       }
       if (config[RETRIED]) throw error; // one retry, never a loop
-      await auth.refreshAfterRejection(config[USED]);
+      await hooks.refreshAfterRejection(used);
       config[RETRIED] = true;
       // Through the request interceptor again: it attaches whatever token is current now.
       return axiosInstance.request(config);
