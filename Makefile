@@ -5,7 +5,12 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 STAMP := .make/installed
 
-.PHONY: install serve test lint bench soak clean
+.PHONY: install serve test lint types bench soak clean
+
+# Node tools for the browser client (typescript, axios), from tests/web/package-lock.json.
+WEB := tests/web
+NODE_DEPS := $(WEB)/node_modules/.installed
+TSC := $(WEB)/node_modules/.bin/tsc
 
 $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test,bench]'
@@ -19,9 +24,20 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+$(NODE_DEPS): $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_DEPS)
+
+lint: $(STAMP) $(NODE_DEPS)
 	$(PYTHON) -m ruff check src tests bench
 	$(PYTHON) -m mypy
+	$(TSC) -p tsconfig.json
+	node $(WEB)/types.mjs --check
+	$(TSC) -p $(WEB)/types/tsconfig.json
+
+# Regenerate the shipped .d.ts files from the browser client's JSDoc.
+types: $(NODE_DEPS)
+	node $(WEB)/types.mjs --write
 
 bench: $(STAMP)
 	$(PYTHON) -m bench $(ARGS)

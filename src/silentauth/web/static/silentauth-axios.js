@@ -16,11 +16,14 @@
 import { bindingHooks, parseBearerChallenge, StepUpRequiredError } from "./silentauth.js";
 
 /**
- * The parts of an axios (>= 1) instance this binding uses: an `AxiosInstance` fits.
+ * The parts of an axios (>= 1) instance this binding uses: an `AxiosInstance` fits, with
+ * `C` its request config and `R` its response type.
+ * @template {RequestConfig} C
+ * @template {ResponseLike} R
  * @typedef {object} AxiosLike
- * @property {{ request: Interceptors<RequestConfig>, response: Interceptors<ResponseLike> }} interceptors
- * @property {(config?: RequestConfig) => string} getUri
- * @property {(config: RequestConfig) => Promise<unknown>} request
+ * @property {{ request: Interceptors<C>, response: Interceptors<R> }} interceptors
+ * @property {(config?: C) => string} getUri
+ * @property {(config: C) => Promise<unknown>} request
  */
 /**
  * @template V
@@ -55,12 +58,14 @@ function header(headers, name) {
 
 /**
  * Where the response came from: the XHR's URL after redirects, else the request's.
- * @param {AxiosLike} axiosInstance
+ * @template {RequestConfig} C
+ * @template {ResponseLike} R
+ * @param {AxiosLike<C, R>} axiosInstance
  * @param {ResponseLike} response
  * @returns {string}
  */
 function finalUrl(axiosInstance, response) {
-  return response.request?.responseURL || axiosInstance.getUri(response.config ?? {});
+  return response.request?.responseURL || axiosInstance.getUri(/** @type {C | undefined} */ (response.config));
 }
 
 /**
@@ -68,7 +73,9 @@ function finalUrl(axiosInstance, response) {
  * request to the issuer's origin or an `apiOrigins` one, one refresh and one retry on a
  * 401 invalid_token, `New-Access-Token` adopted from those origins only, step-up
  * challenges rejected as StepUpRequiredError. Returns a detach function.
- * @param {AxiosLike} axiosInstance
+ * @template {RequestConfig} C
+ * @template {ResponseLike} R
+ * @param {AxiosLike<C, R>} axiosInstance
  * @param {AuthClient} auth
  * @returns {() => void}
  */
@@ -84,7 +91,9 @@ export function attachSilentAuth(axiosInstance, auth) {
     if (typeof headers?.set === "function") {
       headers.set("Authorization", `Bearer ${token}`);
     } else {
-      config.headers = { ...(/** @type {object} */ (config.headers ?? {})), Authorization: `Bearer ${token}` };
+      /** @type {RequestConfig} */ (config).headers = {
+        ...(/** @type {object} */ (config.headers ?? {})), Authorization: `Bearer ${token}`,
+      };
     }
     config[USED] = token;
     return config;
@@ -103,7 +112,7 @@ export function attachSilentAuth(axiosInstance, auth) {
       }
       return response;
     },
-    /** @param {{ response?: ResponseLike, config?: RequestConfig } | undefined} error */
+    /** @param {{ response?: ResponseLike, config?: C } | undefined} error an AxiosError, or anything thrown */
     async (error) => {
       const { response, config } = error ?? {};
       const used = config?.[USED];
