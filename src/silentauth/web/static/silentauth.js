@@ -273,7 +273,8 @@ export class AuthClient {
       lockTimeout: 10000,
       requestTimeout: 15000,
       restore: true,
-      ...options,
+      // An option given as undefined keeps its default (as if it were left out).
+      ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     };
     const { refreshMargin, jitter } = this.#o;
     if (!(refreshMargin >= 0) || !(jitter >= 0 && jitter <= 1)) {
@@ -916,7 +917,7 @@ class SingleFlight {
       resolve: (value) => this.#end(flight, true, value),
     };
     task(handle).then(
-      () => this.#end(flight, false, new Error("The refresh ended without an answer.")),
+      () => this.#end(flight, false, new Error("The task ended without an answer.")),
       (error) => this.#end(flight, false, error),
     );
     return promise;
