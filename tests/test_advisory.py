@@ -32,6 +32,7 @@ from tests.conftest import LiveServer, Service, ServiceFactory
 pytestmark = pytest.mark.anyio
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
+JSON_TYPE = {"content-type": "application/json"}
 ATTACKER_IP = "203.0.113.66"
 USER_IP = "198.51.100.7"
 
@@ -39,7 +40,7 @@ USER_IP = "198.51.100.7"
 def client_from(svc: Service, ip: str) -> httpx.AsyncClient:
     """Another client of the same app (same rate-limit counters), from ``ip``."""
     transport = httpx.ASGITransport(app=svc.app, client=(ip, 41000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers={"Origin": "http://testserver"})
 
 
 async def browser_login(client: httpx.AsyncClient, name: str = "alice", password: str = "secret") -> dict[str, Any]:
@@ -519,9 +520,11 @@ async def test_non_utf8_bytes_in_form_json_cookies_and_headers_are_refused_clean
         c.post("/auth/token", content=b"grant_type=password&username=" + NON_UTF8 + b"&password=x", headers=FORM),
         c.post("/auth/token", content=b"grant_type=password&username=%FF%FE&password=x", headers=FORM),
         c.post("/auth/token", content=NON_UTF8, headers=FORM),
-        c.post("/auth/login", content=b'{"username":"' + NON_UTF8 + b'","password":"x"}'),
-        c.post("/auth/login", content=NON_UTF8),
-        c.post("/auth/login", content=b'{"username":"alice","password":"secret"}'.decode().encode("utf-16")),
+        c.post("/auth/login", content=b'{"username":"' + NON_UTF8 + b'","password":"x"}', headers=JSON_TYPE),
+        c.post("/auth/login", content=NON_UTF8, headers=JSON_TYPE),
+        c.post(
+            "/auth/login", content='{"username":"alice","password":"secret"}'.encode("utf-16"), headers=JSON_TYPE
+        ),
         c.post("/auth/refresh", headers={"Cookie": b"silentauth-refresh=" + NON_UTF8, "X-CSRF-Token": NON_UTF8}),  # type: ignore[dict-item]
         c.post("/auth/logout", headers={"Cookie": b"silentauth-refresh=" + NON_UTF8, "X-CSRF-Token": NON_UTF8}),  # type: ignore[dict-item]
         c.get("/api/me", headers={"Authorization": b"Bearer " + NON_UTF8}),  # type: ignore[dict-item]
@@ -756,7 +759,10 @@ def test_oversize_bodies_are_refused_before_they_are_read(live_server: LiveServe
     )
     assert _status_of(declared) == 413  # answered without one body byte sent
     chunked = raw()
-    chunked.sendall(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunked.sendall(
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     sent = 0
     try:
         while sent < 4_000_000:
@@ -779,7 +785,7 @@ def test_oversize_bodies_are_refused_before_they_are_read(live_server: LiveServe
 def test_oversize_headers_tokens_and_cookies_are_refused_and_the_server_survives(live_server: LiveServer) -> None:
     url = live_server.url
     big = "A" * 100_000
-    with httpx.Client(base_url=url, timeout=10) as c:
+    with httpx.Client(base_url=url, timeout=10, headers={"Origin": url}) as c:
         answers = [
             c.get("/api/me", headers={"Authorization": f"Bearer {big}"}),
             c.get("/api/me", headers={"Authorization": f"Bearer {big[:8193]}"}),
@@ -881,7 +887,9 @@ async def test_json_login_with_duplicate_keys_is_refused(service: Service) -> No
     # {"username":"mallory","username":"alice"} is parameter pollution (a WAF or
     # log sees one name, the service logs in another).
     r = await service.client.post(
-        "/auth/login", content=b'{"username":"mallory","username":"alice","password":"secret"}'
+        "/auth/login",
+        content=b'{"username":"mallory","username":"alice","password":"secret"}',
+        headers={"content-type": "application/json"},
     )
     assert r.status_code == 400, r.text
 

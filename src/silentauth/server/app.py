@@ -17,6 +17,7 @@ from silentauth.errors import StoreUnavailable
 from silentauth.resource.middleware import BearerAuthMiddleware
 from silentauth.resource.verify import Principal
 from silentauth.server import auth_routes, demo_routes, meta_routes, openapi
+from silentauth.server.cors import CORSMiddleware
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
@@ -70,6 +71,9 @@ def create_app(
             *demo_routes.routes,
         ],
         middleware=[
+            # Outermost, so error answers (a 500 included) carry CORS headers too and
+            # a listed origin's page can read them.
+            Middleware(CORSMiddleware, origins=settings.cors_origins, max_age=settings.cors_max_age),
             Middleware(CatchAllMiddleware),
             Middleware(TokenFastPath, endpoint=token_endpoint),
             Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),

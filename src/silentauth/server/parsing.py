@@ -19,6 +19,18 @@ class PayloadTooLarge(OAuthError):
     description = f"The request body exceeds {MAX_BODY} bytes."
 
 
+class UnsupportedMediaType(OAuthError):
+    error = "invalid_request"
+    status_code = 415
+    description = "Send the body as application/json."
+
+
+def require_json_type(content_type: str) -> None:
+    """Refuse any ``Content-Type`` but ``application/json`` (parameters such as charset aside)."""
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType()
+
+
 def check_length(declared: str | None, limit: int = MAX_BODY) -> None:
     """Refuse a body by its ``Content-Length`` before reading a byte of it."""
     if declared is not None:
