@@ -64,7 +64,8 @@ def _check_origin(request: Request, rt: Runtime) -> None:
     origin = request.headers.get("origin")
     if origin is None:
         raise CSRFError("The Origin header is required on the browser endpoints (cookie login, refresh, logout).")
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    # Browsers send origins in lower case; CORS_ORIGINS is normalized to it.
+    origin, own = origin.lower(), f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
     if origin != own and origin not in rt.settings.cors_origins:
         raise CSRFError("Cross-origin request refused: the origin is neither this service's nor in CORS_ORIGINS.")
 
