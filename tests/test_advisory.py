@@ -902,3 +902,88 @@ async def test_claims_cache_does_not_keep_expired_tokens(service: Service) -> No
         rt.authenticator.check(token)
         service.clock.advance(rt.settings.access_ttl + 10)  # every earlier token is expired
     assert len(rt.authenticator._cache) <= 100
+
+
+# --- login content type, CORS ---
+
+
+async def test_login_refuses_bodies_a_foreign_page_can_send_without_preflight(service: Service) -> None:
+    # text/plain, form and multipart are "simple" requests (no CORS preflight): a foreign
+    # page can send them. The login parsed their JSON anyway and set the cookies.
+    body = json.dumps({"username": "alice", "password": "secret"})
+    for ctype in ("text/plain", "text/plain;charset=UTF-8", FORM["content-type"], "multipart/form-data", None):
+        headers = {"content-type": ctype} if ctype else {}
+        r = await service.client.post("/auth/login", content=body, headers=headers)
+        assert r.status_code == 415, (ctype, r.status_code)
+        assert r.json()["error"] == "invalid_request" and "application/json" in r.json()["error_description"]
+        assert "set-cookie" not in r.headers
+    ok = await service.client.post("/auth/login", content=body, headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+async def test_cookie_routes_refuse_a_missing_origin(service: Service) -> None:
+    # Browsers send Origin on every POST; a request without it was waved through.
+    login = await browser_login(service.client)
+    sid = service.runtime.service.session_of(login["refresh_cookie"])
+    cookie = f"silentauth-refresh={login['refresh_cookie']}"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://testserver") as bare:
+        answers = [
+            await bare.post("/auth/login", json={"username": "alice", "password": "secret"}),
+            await bare.post("/auth/refresh", headers={"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}),
+            await bare.post("/auth/logout", headers={"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}),
+        ]
+    for r in answers:
+        assert r.status_code == 403, (r.request.url, r.status_code)
+        assert r.json()["error"] == "access_denied" and "Origin" in r.json()["error_description"]
+        assert "set-cookie" not in r.headers
+    row = await service.runtime.store.get_session(sid)
+    assert row is not None and row.counter == 0 and row.revoked_at is None
+    # A foreign or opaque ("null": sandboxed frame) origin is refused as before.
+    for origin in ("https://evil.example", "null"):
+        r = await refresh_with(service.client, cookie, login["csrf_token"], Origin=origin)
+        assert r.status_code == 403
+
+
+async def test_refresh_and_logout_refuse_simple_body_types(service: Service) -> None:
+    login = await browser_login(service.client)
+    cookie = f"silentauth-refresh={login['refresh_cookie']}"
+    service.client.cookies.clear()
+    for path in ("/auth/refresh", "/auth/logout"):
+        r = await service.client.post(
+            path, content=b"x", headers={"Cookie": cookie, "X-CSRF-Token": login["csrf_token"], "Content-Type": "text/plain"}
+        )
+        assert r.status_code == 415, (path, r.status_code)
+    sid = service.runtime.service.session_of(login["refresh_cookie"])
+    row = await service.runtime.store.get_session(sid)
+    assert row is not None and row.counter == 0 and row.revoked_at is None
+
+
+async def test_cors_origins_are_answered_and_only_for_the_listed_origins(service_factory: ServiceFactory) -> None:
+    # CORS_ORIGINS was documented but inert: preflights got 405 and no response carried
+    # Access-Control-* headers, so no listed origin could use the service.
+    app_origin = "https://app.example.test"
+    svc = await service_factory(cors_origins=(app_origin,))
+    await svc.add_user()
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    r = await svc.client.options("/auth/login", headers={"Origin": app_origin, **preflight})
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == app_origin
+    assert r.headers["access-control-allow-credentials"] == "true"
+    assert {"authorization", "content-type", "x-csrf-token"} <= {
+        h.strip().lower() for h in r.headers["access-control-allow-headers"].split(",")
+    }
+    assert "POST" in r.headers["access-control-allow-methods"]
+    assert int(r.headers["access-control-max-age"]) > 0
+    r = await svc.client.post("/auth/login", json={"username": "alice", "password": "secret"}, headers={"Origin": app_origin})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == app_origin
+    assert r.headers["access-control-allow-credentials"] == "true"
+    exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+    assert {"new-access-token", "www-authenticate", "retry-after"} <= exposed
+    assert "origin" in r.headers["vary"].lower()
+    # An unlisted origin gets no CORS header at all, on the preflight or on a response.
+    evil = "https://evil.example.test"
+    r = await svc.client.options("/auth/login", headers={"Origin": evil, **preflight})
+    assert r.status_code == 403 and not any(h.startswith("access-control-") for h in r.headers)
+    r = await svc.client.get("/healthz", headers={"Origin": evil})
+    assert not any(h.startswith("access-control-") for h in r.headers)
