@@ -105,6 +105,18 @@ async def test_an_existing_vary_is_extended_not_replaced() -> None:
     assert r.headers["access-control-allow-origin"] == APP
 
 
+async def test_a_response_start_without_headers_is_labelled() -> None:
+    # ASGI makes "headers" optional on http.response.start.
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = CORSMiddleware(inner, origins=[APP], max_age=5)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.get("/", headers={"Origin": APP})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == APP
+
+
 def test_cors_origins_setting_is_normalized_and_wildcards_refused() -> None:
     s = Settings.load({"SILENTAUTH_CORS_ORIGINS": "HTTPS://App.Example.com:443/, http://127.0.0.1:5173"})
     assert s.cors_origins == ("https://app.example.com", "http://127.0.0.1:5173")

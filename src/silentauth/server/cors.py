@@ -70,6 +70,7 @@ class CORSMiddleware:
 
         async def labelled_send(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])  # optional in ASGI; MutableHeaders needs it
                 out = MutableHeaders(scope=message)
                 _add_vary_origin(out)
                 if allowed and origin is not None:
