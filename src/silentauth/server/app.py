@@ -60,7 +60,7 @@ def create_app(
             # The response has started: renewal is a bonus, never a reason to fail it.
             return None
 
-    token_endpoint = TokenEndpoint(lambda: rt)
+    token_endpoint = TokenEndpoint(rt)
     app = Starlette(
         routes=[
             Route("/auth/token", token_endpoint),
