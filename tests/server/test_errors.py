@@ -173,6 +173,20 @@ async def test_resource_errors_inside_the_token_service(service: Service) -> Non
     assert (b"www-authenticate", challenge.encode()) in headers
 
 
+async def test_one_error_has_the_same_bytes_on_the_bare_path_and_on_a_route(service: Service) -> None:
+    # The same parse error (a repeated parameter, RFC 6749 §3.2) from the token
+    # endpoint's bare ASGI path and from a Starlette route: one renderer, one
+    # wire form (the bare path used to escape non-ASCII text as \\uXXXX).
+    form = "é=1&é=2".encode()
+    token = await call(service.app, "POST", "/auth/token", [FORM], form)
+    route = await call(service.app, "POST", "/auth/revoke", [FORM], form)
+    assert token == route == wire(
+        400,
+        "{\"error\":\"invalid_request\",\"error_description\":\"The parameter 'é' is repeated.\"}".encode(),
+        *NO_STORE,
+    )
+
+
 def _authenticator(service: Service) -> TokenAuthenticator:
     return TokenAuthenticator.from_issuer(
         service.runtime.settings.issuer,
