@@ -176,7 +176,7 @@ async def test_resource_errors_inside_the_token_service(service: Service) -> Non
 async def test_one_error_has_the_same_bytes_on_the_bare_path_and_on_a_route(service: Service) -> None:
     # The same parse error (a repeated parameter, RFC 6749 §3.2) from the token
     # endpoint's bare ASGI path and from a Starlette route: one renderer, one
-    # wire form (the bare path used to escape non-ASCII text as \\uXXXX).
+    # wire form (the bare path used to escape non-ASCII text as \uXXXX).
     form = "é=1&é=2".encode()
     token = await call(service.app, "POST", "/auth/token", [FORM], form)
     route = await call(service.app, "POST", "/auth/revoke", [FORM], form)
