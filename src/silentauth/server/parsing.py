@@ -2,7 +2,8 @@
 
 :func:`receive_body` is the one body reader: the token endpoint's bare ASGI
 path calls it with the ``receive`` callable, Starlette routes through
-:func:`read_body`. The size cap therefore holds, and is tested, once.
+:func:`read_body`. There is one size cap to keep, and the fuzz tests drive it
+through both paths.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ async def receive_body(
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """:func:`receive_body` for a Starlette request."""
+    """:func:`receive_body` for a Starlette request.
+
+    It reads the ASGI stream itself (not ``request.stream()``), so a client
+    that hangs up mid-body gets the 400 of a truncated body rather than a
+    ``ClientDisconnect`` turned 500; nothing may have read the body before.
+    """
     return await receive_body(request.receive, request.headers.get("content-length"), limit)
 
 
