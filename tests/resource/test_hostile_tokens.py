@@ -30,7 +30,7 @@ from silentauth.core.keys import SigningKey
 from silentauth.core.tokens import decode_unverified
 from silentauth.errors import OAuthError
 from silentauth.resource import SilentAuthBackend, TokenAuthenticator, require_auth
-from silentauth.resource.backend import bearer_error_response
+from silentauth.resource.responses import error_response
 from tests.conftest import Service
 from tests.resource.conftest import example_app, sign
 
@@ -190,7 +190,7 @@ async def _backend_me(request: Request) -> Response:
     try:
         p = require_auth(request)
     except OAuthError as exc:
-        return bearer_error_response(exc)  # type: ignore[arg-type]
+        return error_response(exc)
     return JSONResponse({"sub": p.subject})
 
 

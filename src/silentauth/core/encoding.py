@@ -1,4 +1,4 @@
-"""base64url without padding (RFC 7515 §2) and canonical JSON."""
+"""base64url without padding (RFC 7515 §2) and compact JSON."""
 
 from __future__ import annotations
 

@@ -16,7 +16,13 @@ from silentauth.core.passwords import Passwords
 from silentauth.errors import StoreUnavailable
 from silentauth.resource.middleware import BearerAuthMiddleware
 from silentauth.resource.verify import Principal
-from silentauth.server import auth_routes, demo_routes, meta_routes, openapi
+from silentauth.server import (
+    auth_routes,
+    demo_routes,
+    monitoring_routes,
+    openapi,
+    verifier_routes,
+)
 from silentauth.server.cors import CORSMiddleware
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
 from silentauth.server.runtime import Runtime
@@ -61,12 +67,13 @@ def create_app(
             # The response has started: renewal is a bonus, never a reason to fail it.
             return None
 
-    token_endpoint = TokenEndpoint(lambda: rt)
+    token_endpoint = TokenEndpoint(rt)
     app = Starlette(
         routes=[
             Route("/auth/token", token_endpoint),
             *auth_routes.routes,
-            *meta_routes.routes,
+            *verifier_routes.routes,
+            *monitoring_routes.routes,
             *openapi.routes,
             *demo_routes.routes,
         ],

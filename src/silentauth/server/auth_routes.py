@@ -1,4 +1,11 @@
-"""``/auth/*``: the RFC 6749 token endpoint, browser login/refresh, sessions, revocation."""
+"""``/auth/*`` beside the token endpoint: browser login, refresh, logout, sessions, revocation.
+
+Browsers log in and refresh here (refresh token in an HttpOnly cookie, a CSRF
+proof in a header); signed-in users list and end their sessions; RFC 7009
+revokes a token. ``POST /auth/token`` itself is
+:mod:`silentauth.server.token_endpoint`, the feed ``/auth/revocations`` is in
+:mod:`silentauth.server.verifier_routes`.
+"""
 
 from __future__ import annotations
 

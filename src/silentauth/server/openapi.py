@@ -1,9 +1,9 @@
 """The service's OpenAPI 3.1 document, served at ``GET /openapi.json``.
 
 The document is hand-written rather than generated from the routes, because
-what matters to clients (and to the schemathesis run in ``tests/fuzz``) is the
-contract: every status a route may answer with and the exact shape of each
-body, errors included. A response outside this document is a bug.
+what matters to clients (and to the schemathesis run in ``tests/fuzz``) is
+what the service promises: every status a route may answer with and the exact
+shape of each body, errors included. A response outside this document is a bug.
 """
 
 from __future__ import annotations
