@@ -110,7 +110,10 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # Created 0600 before SQLite opens it: SQLite makes the -wal and -shm
             # files with the main file's mode, so all three stay owner-only.
-            create_private(self.path)
+            try:
+                create_private(self.path)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create SQLite database {self.path}: {exc}") from exc
             for suffix in ("", "-wal", "-shm"):
                 warn_if_exposed(self.path + suffix, "SQLite database file")
         try:
