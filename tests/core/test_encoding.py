@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 
@@ -115,3 +116,16 @@ def test_strict_json_reads_whatever_json_dumps_writes(value: object) -> None:
     if isinstance(value, float) and math.isnan(value):  # pragma: no cover - excluded
         return
     assert out == value
+
+
+def test_configured_secret_keeps_its_lenient_reading() -> None:
+    """SECRET_KEY is the operator's, not a token: reading it strictly would derive
+    another master key and strand every stored signing key, so ``+/`` still decode."""
+    from silentauth.core.keys import MasterKey
+
+    raw = bytes(range(200, 232))  # its base64 holds "+" and "/"
+    std = base64.b64encode(raw).decode().rstrip("=")
+    assert "+" in std or "/" in std
+    from_settings = MasterKey.from_settings(std, "", "postgresql://db/x")
+    assert from_settings.derive("label") == MasterKey(raw).derive("label")
+    assert MasterKey.from_settings(b64encode(raw), "", "postgresql://db/x").derive("label") == MasterKey(raw).derive("label")
