@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ import pytest
 
 from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.passwords import normalize_username
+from silentauth.errors import OAuthError
 from silentauth.settings import Rate
 from tests.conftest import LiveServer, Service, ServiceFactory
 
@@ -987,3 +989,138 @@ async def test_cors_origins_are_answered_and_only_for_the_listed_origins(service
     assert r.status_code == 403 and not any(h.startswith("access-control-") for h in r.headers)
     r = await svc.client.get("/healthz", headers={"Origin": evil})
     assert not any(h.startswith("access-control-") for h in r.headers)
+# --- token malleability, files at rest, strict JWT JSON ---
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _respellings(token: str) -> list[str]:
+    """Strings a lenient base64url decoder or a high-S-tolerant ECDSA check reads as ``token``."""
+    body, sig = token.rsplit(".", 1)
+    raw = b64decode(sig)
+    s = int.from_bytes(raw[32:], "big")
+    out = [
+        # (r, n - s) is as valid an ECDSA signature as (r, s).
+        f"{body}.{b64encode(raw[:32] + (P256_N - s).to_bytes(32, 'big'))}",
+        # 86 characters for 64 bytes: the last one has 4 spare bits.
+        *(f"{body}.{sig[:-1]}{B64URL[B64URL.index(sig[-1]) | bit]}" for bit in (1, 2, 4, 8)),
+    ]
+    if "-" in sig or "_" in sig:
+        out.append(f"{body}.{sig.replace('-', '+').replace('_', '/')}")
+    # Characters outside the alphabet, which a non-validating decoder skips: one string per spot.
+    out += [f"{body}.{sig[:i]}{junk}{sig[i:]}" for i in range(len(sig)) for junk in ("****", "!!!!", "~~~~")]
+    return out
+
+
+async def test_respelled_access_tokens_are_refused_and_never_grow_the_claims_cache(service: Service) -> None:
+    rt = service.runtime
+    grant = await rt.service.login("alice", "secret")
+    for _ in range(500):  # ECDSA is randomised: find a signature with a "-" or "_" to re-spell
+        token, _ = rt.service.mint_access(grant.session, grant.scope, service.clock())
+        if {"-", "_"} & set(token.rsplit(".", 1)[1]):
+            break
+    assert (await service.client.get("/api/me", headers=bearer(token))).status_code == 200
+    cached = len(rt.authenticator._cache)
+    variants = _respellings(token)
+    assert len(set(variants)) > 250 and token not in variants
+    for variant in variants[:6]:  # the distinct kinds, end to end
+        r = await service.client.get("/api/me", headers=bearer(variant))
+        assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], variant
+    for variant in variants:
+        with pytest.raises(OAuthError):
+            rt.authenticator.check(variant)
+    # Before the fix each variant verified (~100 µs) and took its own cache entry.
+    assert len(rt.authenticator._cache) == cached
+
+
+async def test_issued_access_tokens_are_all_low_s(service: Service) -> None:
+    rt = service.runtime
+    grant = await rt.service.login("alice", "secret")
+    for i in range(1000):
+        token, _ = rt.service.mint_access(grant.session, grant.scope, service.clock())
+        s = int.from_bytes(b64decode(token.rsplit(".", 1)[1])[32:], "big")
+        assert s <= P256_N // 2, i  # half of raw ECDSA signatures are high-S
+        rt.authenticator.check(token)
+
+
+@pytest.mark.parametrize(
+    ("case", "edit"),
+    [
+        ("exp NaN", lambda p: p.replace(b'"exp":', b'"exp":NaN,"_":')),
+        ("exp Infinity", lambda p: p.replace(b'"exp":', b'"exp":Infinity,"_":')),
+        ("exp 1e400", lambda p: p.replace(b'"exp":', b'"exp":1e400,"_":')),
+        ("nbf -Infinity", lambda p: p[:-1] + b',"nbf":-Infinity}'),
+        ("duplicate sub, last wins", lambda p: p[:-1] + b',"sub":"someone-else"}'),
+        ("lone surrogate", lambda p: p[:-1] + b',"preferred_username":"\\ud800"}'),
+    ],
+    ids=["exp-nan", "exp-infinity", "exp-1e400", "nbf-minus-infinity", "duplicate-sub", "lone-surrogate"],
+)
+async def test_jwt_json_with_nan_duplicate_keys_or_lone_surrogates_is_401(
+    service: Service, case: str, edit: Any
+) -> None:
+    """Signed by the real key: these probe the JSON parser, not the signature check."""
+    rt = service.runtime
+    token = (await service.password_grant())["access_token"]
+    head, payload, _ = token.split(".")
+    new_payload = b64encode(edit(b64decode(payload)))
+    assert new_payload != payload, case
+    key = rt.ring.signing_key(service.clock())
+    assert key is not None
+    signing_input = f"{head}.{new_payload}"
+    forged = f"{signing_input}.{b64encode(key.sign(signing_input.encode()))}"
+    r = await service.client.get("/api/me", headers=bearer(forged))
+    assert r.status_code == 401, (case, r.status_code, r.text)
+    assert 'error="invalid_token"' in r.headers["www-authenticate"], case
+
+
+def test_sqlite_database_and_its_wal_and_shm_are_created_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from silentauth.stores.base import User
+    from silentauth.stores.sqlite import SQLiteStore
+
+    db = tmp_path / "auth.db"
+    old = os.umask(0o022)  # the common default, under which SQLite alone makes 0644 files
+    try:
+        store = SQLiteStore(f"sqlite:///{db}")
+
+        async def fill() -> None:
+            await store.open()
+            await store.add_user(User("u1", "alice", "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", 0.0))
+
+        asyncio.run(fill())
+        try:
+            modes = {p.name: oct(stat.S_IMODE(os.stat(p).st_mode)) for p in tmp_path.iterdir()}
+        finally:
+            asyncio.run(store.close())
+    finally:
+        os.umask(old)
+    assert modes == {"auth.db": "0o600", "auth.db-wal": "0o600", "auth.db-shm": "0o600"}
+
+
+def test_exposed_database_and_key_file_are_reported_at_start_with_the_fix(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    db, key = tmp_path / "auth.db", tmp_path / "auth.db.key"
+    env = {**os.environ, "SILENTAUTH_DATABASE_URL": f"sqlite:///{db}"}
+    env.pop("SILENTAUTH_SECRET_KEY", None)
+    env.pop("SILENTAUTH_SECRET_KEY_FILE", None)
+
+    def users_list() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "silentauth", "users", "list"],
+            capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+        )
+
+    first = users_list()
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    os.chmod(db, 0o644)
+    os.chmod(key, 0o644)
+    again = users_list()
+    assert again.returncode == 0, again.stderr  # a warning, not an outage on upgrade
+    assert f"fix: chmod 600 {db}\n" in again.stderr
+    assert f"fix: chmod 600 {key}\n" in again.stderr

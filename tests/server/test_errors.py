@@ -128,7 +128,7 @@ async def test_starlette_route_errors(service: Service) -> None:
     origin = [(b"origin", b"https://evil.example"), (b"host", b"testserver")]
     assert await call(app, "POST", "/auth/login", origin, b"{}") == wire(
         403,
-        b'{"error":"access_denied","error_description":"Cross-origin request refused."}',
+        b'{"error":"access_denied","error_description":"Cross-origin request refused: the origin is neither this service\'s nor in CORS_ORIGINS."}',
         *NO_STORE,
     )
     assert await call(app, "GET", "/nope") == wire(

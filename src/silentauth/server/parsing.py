@@ -8,13 +8,13 @@ through both paths.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.types import Receive
 
+from silentauth.core.encoding import loads
 from silentauth.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY = 64 * 1024
@@ -107,30 +107,12 @@ async def read_form(request: Request) -> dict[str, str]:
     return parse_form(request.headers.get("content-type", ""), await read_body(request))
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        # {"username": "mallory", "username": "alice"}: parsers disagree on which wins.
-        raise ValueError("duplicate key")
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
     """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity, no duplicate keys, no lone surrogates."""
     body = await read_body(request, limit)
     try:
-        data = json.loads(
-            body.decode("utf-8", "strict"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constant,
-        )
-        # "\ud800" escapes decode to lone surrogates, which no UTF-8 output can carry.
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (UnicodeError, ValueError, RecursionError):
+        data = loads(body)
+    except ValueError:
         raise InvalidRequest("The body is not valid UTF-8 JSON.") from None
     return data
 
