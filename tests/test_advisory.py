@@ -224,7 +224,7 @@ async def test_login_csrf_from_foreign_origin_is_refused(service: Service) -> No
     assert r.status_code == 403 and "set-cookie" not in r.headers
 
 
-async def test_refresh_cookie_is_httponly_secure_strict_prefixed_and_scoped_to_auth(
+async def test_refresh_cookie_is_httponly_secure_strict_and_host_prefixed(
     service_factory: ServiceFactory,
 ) -> None:
     svc = await service_factory(cookie_secure=True)
@@ -232,15 +232,17 @@ async def test_refresh_cookie_is_httponly_secure_strict_prefixed_and_scoped_to_a
     r = await svc.client.post("/auth/login", json={"username": "alice", "password": "secret"})
     assert r.status_code == 200
     cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}
-    refresh = cookies["__Secure-silentauth-refresh"]
-    for attr in ("httponly", "secure", "samesite=strict", "path=/auth"):
-        assert attr in refresh
+    # __Host- (so Path=/ and no Domain): a sibling host cannot plant this cookie.
+    refresh = cookies["__Host-silentauth-refresh"]
+    for attr in ("httponly", "secure", "samesite=strict", "path=/;"):
+        assert attr in refresh + ";"
+    assert "domain" not in refresh
     csrf = cookies["__Host-silentauth-csrf"]  # __Host-: no Domain, so no sibling can toss it
     assert "secure" in csrf and "path=/;" in csrf + ";" and "domain" not in csrf
     # Script (XSS) sees the body: the refresh token is never in it.
     body = r.json()
     assert "refresh_token" not in body
-    token = r.headers["set-cookie"].split("__Secure-silentauth-refresh=", 1)[1].split(";", 1)[0]
+    token = r.headers["set-cookie"].split("__Host-silentauth-refresh=", 1)[1].split(";", 1)[0]
     assert token not in r.text
 
 

@@ -18,6 +18,7 @@ from silentauth.resource.middleware import BearerAuthMiddleware
 from silentauth.resource.verify import Principal
 from silentauth.server import auth_routes, demo_routes, meta_routes, openapi
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
+from silentauth.server.headers import SecurityHeadersMiddleware
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
 from silentauth.settings import Settings
@@ -70,6 +71,7 @@ def create_app(
             *demo_routes.routes,
         ],
         middleware=[
+            Middleware(SecurityHeadersMiddleware),
             Middleware(CatchAllMiddleware),
             Middleware(TokenFastPath, endpoint=token_endpoint),
             Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),
@@ -77,5 +79,9 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # Starlette answers '/api/me/' with a redirect to an absolute URL built from the
+    # request's Host header (and keeps method and body with 307): a forged Host turns
+    # it into a redirect to any site. Paths are exact here; anything else is a 404.
+    app.router.redirect_slashes = False
     app.state.runtime = rt
     return app
