@@ -24,7 +24,15 @@ from starlette.routing import Route
 from silentauth.server.app import create_app
 from tests.conftest import FAST_PASSWORDS, make_settings, need_binary, seed_users
 from tests.e2e.test_browser import CHROMIUM_ARGS
-from tests.e2e.tls import APP_HOST, EVIL_HOST, SITE, Certificate, chromium_args, make_certificate, serve_tls
+from tests.e2e.tls import (
+    APP_HOST,
+    EVIL_HOST,
+    SITE,
+    Certificate,
+    chromium_args,
+    make_certificate,
+    serve_tls,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
