@@ -950,7 +950,7 @@ async def test_every_response_forbids_framing_sniffing_and_foreign_script(servic
         assert not any("unsafe" in d for d in csp)
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["x-content-type-options"] == "nosniff"
-        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["referrer-policy"] == "same-origin"
     # The page itself needs nothing the policy refuses: no inline script or style.
     page = responses[0].text
     assert "<script>" not in page and "<script " not in page.replace('<script type="module" src=', "")

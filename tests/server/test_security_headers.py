@@ -61,7 +61,7 @@ def test_exact_paths_still_answer(live_server: LiveServer) -> None:
     status, headers = raw(live_server, b"GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
     assert status == 200
     assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "same-origin"
 
 
 @pytest.mark.anyio

@@ -33,8 +33,10 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    # Paths and query strings never leave for another origin.
-    (b"referrer-policy", b"no-referrer"),
+    # Paths and query strings never leave for another origin. Not "no-referrer": under
+    # it a same-origin form post would carry "Origin: null" (Fetch standard, "append a
+    # request Origin header"), which the CSRF checks must refuse.
+    (b"referrer-policy", b"same-origin"),
 )
 
 
