@@ -227,7 +227,7 @@ async def test_login_csrf_from_foreign_origin_is_refused(service: Service) -> No
     assert r.status_code == 403 and "set-cookie" not in r.headers
 
 
-async def test_refresh_cookie_is_httponly_secure_strict_prefixed_and_scoped_to_auth(
+async def test_refresh_cookie_is_httponly_secure_strict_and_host_prefixed(
     service_factory: ServiceFactory,
 ) -> None:
     svc = await service_factory(cookie_secure=True)
@@ -235,15 +235,17 @@ async def test_refresh_cookie_is_httponly_secure_strict_prefixed_and_scoped_to_a
     r = await svc.client.post("/auth/login", json={"username": "alice", "password": "secret"})
     assert r.status_code == 200
     cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}
-    refresh = cookies["__Secure-silentauth-refresh"]
-    for attr in ("httponly", "secure", "samesite=strict", "path=/auth"):
-        assert attr in refresh
+    # __Host- (so Path=/ and no Domain): a sibling host cannot plant this cookie.
+    refresh = cookies["__Host-silentauth-refresh"]
+    for attr in ("httponly", "secure", "samesite=strict", "path=/;"):
+        assert attr in refresh + ";"
+    assert "domain" not in refresh
     csrf = cookies["__Host-silentauth-csrf"]  # __Host-: no Domain, so no sibling can toss it
     assert "secure" in csrf and "path=/;" in csrf + ";" and "domain" not in csrf
     # Script (XSS) sees the body: the refresh token is never in it.
     body = r.json()
     assert "refresh_token" not in body
-    token = r.headers["set-cookie"].split("__Secure-silentauth-refresh=", 1)[1].split(";", 1)[0]
+    token = r.headers["set-cookie"].split("__Host-silentauth-refresh=", 1)[1].split(";", 1)[0]
     assert token not in r.text
 
 
@@ -1124,3 +1126,70 @@ def test_exposed_database_and_key_file_are_reported_at_start_with_the_fix(tmp_pa
     assert again.returncode == 0, again.stderr  # a warning, not an outage on upgrade
     assert f"fix: chmod 600 {db}\n" in again.stderr
     assert f"fix: chmod 600 {key}\n" in again.stderr
+# --- sibling hosts, framing, redirects ---
+
+
+def _set_cookies(r: httpx.Response) -> dict[str, str]:
+    """``name -> value`` of every Set-Cookie (the jar drops Secure cookies over http)."""
+    return {c.split("=", 1)[0]: c.split("=", 1)[1].split(";", 1)[0] for c in r.headers.get_list("set-cookie")}
+
+
+async def test_sibling_host_cannot_plant_a_refresh_cookie_when_cookies_are_secure(
+    service_factory: ServiceFactory,
+) -> None:
+    # evil.example.test logs in as himself, then sets Domain=example.test cookies
+    # under every non-__Host- name (a sibling can set those, never __Host-) with his
+    # valid refresh token and CSRF proof; the logged-out victim's page refreshes.
+    svc = await service_factory(cookie_secure=True)
+    await svc.add_user("mallory", "hunter2")
+    origin = {"Origin": "http://testserver"}
+    async with client_from(svc, ATTACKER_IP) as attacker:
+        r = await attacker.post("/auth/login", json={"username": "mallory", "password": "hunter2"}, headers=origin)
+        assert r.status_code == 200, r.text
+    token = next(v for k, v in _set_cookies(r).items() if k.endswith("silentauth-refresh"))
+    proof = r.json()["csrf_token"]
+    tossed = (
+        f"__Secure-silentauth-refresh={token}; silentauth-refresh={token}; "
+        f"silentauth-csrf={proof}; __Secure-silentauth-csrf={proof}"
+    )
+    r = await refresh_with(svc.client, tossed, proof, **origin)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert "set-cookie" not in r.headers
+    sid, counter = svc.runtime.refresh_tokens.parse(token)
+    row = await svc.runtime.store.get_session(sid)
+    assert row is not None and row.counter == counter  # his session was not used
+
+
+async def test_every_response_forbids_framing_sniffing_and_foreign_script(service: Service) -> None:
+    # A sibling page framing the demo would put Log out / Revoke / Pay under its clicks.
+    client = service.client
+    responses = [
+        await client.get("/"),
+        await client.get("/static/demo.js"),
+        await client.get("/static/silentauth.js"),
+        await client.get("/api/me"),  # 401
+        await client.get("/no/such/page"),  # 404
+        await client.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"}),
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 401, 404, 200]
+    for r in responses:
+        csp = [d.strip() for d in r.headers["content-security-policy"].split(";")]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, r.request.url
+        assert not any("unsafe" in d for d in csp)
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "same-origin"
+    # The page itself needs nothing the policy refuses: no inline script or style.
+    page = responses[0].text
+    assert "<script>" not in page and "<script " not in page.replace('<script type="module" src=', "")
+    assert " style=" not in page and "<style" not in page and " on" + "click=" not in page
+
+
+async def test_trailing_slash_is_a_404_never_a_redirect_built_from_the_host_header(service: Service) -> None:
+    # Starlette's redirect_slashes answered '/api/me/' with Location: http://<Host>/api/me,
+    # and '/auth/token/' with a 307 that makes the browser resend method and body.
+    evil = {"Host": "evil.example"}
+    for method, path in (("GET", "/api/me/"), ("POST", "/auth/token/"), ("POST", "/auth/login/"), ("GET", "/auth/sessions/")):
+        r = await service.client.request(method, path, headers=evil, data={"grant_type": "password"})
+        assert r.status_code == 404, (method, path, r.status_code, r.headers.get("location"))
+        assert "location" not in r.headers

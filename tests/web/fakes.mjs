@@ -126,7 +126,7 @@ export class FakeServer {
   /** Make the server reject a token although the client still believes in it. */
   reject(token) { this.#valid.delete(token); }
 
-  get cookie() { return this.hasCookie ? `other=1; silentauth-csrf=${this.csrf}` : "other=1"; }
+  get cookie() { return this.hasCookie ? `other=1; __Host-silentauth-csrf=${this.csrf}` : "other=1"; }
 
   #grant() {
     return Response.json({ access_token: this.mint(), token_type: "Bearer", expires_in: this.ttl, csrf_token: this.csrf });

@@ -25,6 +25,7 @@ from silentauth.server import (
 )
 from silentauth.server.cors import CORSMiddleware
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
+from silentauth.server.headers import SecurityHeadersMiddleware
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
 from silentauth.settings import Settings
@@ -78,6 +79,7 @@ def create_app(
             *demo_routes.routes,
         ],
         middleware=[
+            Middleware(SecurityHeadersMiddleware),
             # Outermost, so error answers (a 500 included) carry CORS headers too and
             # a listed origin's page can read them.
             Middleware(CORSMiddleware, origins=settings.cors_origins, max_age=settings.cors_max_age),
@@ -88,5 +90,9 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # Starlette answers '/api/me/' with a redirect to an absolute URL built from the
+    # request's Host header (and keeps method and body with 307): a forged Host turns
+    # it into a redirect to any site. Paths are exact here; anything else is a 404.
+    app.router.redirect_slashes = False
     app.state.runtime = rt
     return app

@@ -125,7 +125,7 @@ _REFRESH_COOKIE = {
     "name": "silentauth-refresh",
     "in": "cookie",
     "required": False,
-    "description": "The HttpOnly refresh cookie (__Secure-silentauth-refresh when cookie_secure).",
+    "description": "The HttpOnly refresh cookie (__Host-silentauth-refresh, Path=/, when cookie_secure).",
     "schema": _STR,
 }
 _ORIGIN_HEADER = {

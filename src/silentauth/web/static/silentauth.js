@@ -7,7 +7,7 @@
  *   const res = await auth.fetch("/api/me");
  *
  * Where things live: the access token in memory only; the refresh token only in the
- * HttpOnly cookie (Path=/auth) the server sets; the CSRF proof in memory, read back from
+ * HttpOnly __Host- cookie the server sets; the CSRF proof in memory, read back from
  * its cookie after a reload. The refresh and login calls use the raw fetch, never the
  * interceptor, so a failing refresh cannot queue behind itself.
  *
@@ -21,7 +21,11 @@
 
 const LOCK_NAME = "silentauth-refresh";
 const CHANNEL_NAME = "silentauth";
-const CSRF_COOKIES = ["__Host-silentauth-csrf", "silentauth-csrf"];
+// Exactly one name is read, never a fallback: an unprefixed cookie can be tossed in by a
+// sibling host. A page that is not a secure context cannot hold Secure cookies at all, so
+// its server must run COOKIE_SECURE=false (development), which uses the unprefixed name.
+const CSRF_COOKIE = "__Host-silentauth-csrf";
+const DEV_CSRF_COOKIE = "silentauth-csrf";
 const MAX_DELAY = 2 ** 31 - 1;
 
 /** The session cannot be renewed (refresh token dead, logged out): log in again. */
@@ -114,6 +118,7 @@ class AuthClient {
       lockTimeout: 10000,
       requestTimeout: 15000,
       restore: true,
+      csrfCookie: g.isSecureContext === false ? DEV_CSRF_COOKIE : CSRF_COOKIE,
       ...options,
     };
     this.#io = {
@@ -516,11 +521,9 @@ class AuthClient {
 
   #csrfCookie() {
     const jar = this.#io.document?.cookie ?? "";
-    for (const name of CSRF_COOKIES) {
-      const hit = jar.split(/;\s*/).find((c) => c.startsWith(`${name}=`));
-      if (hit) return decodeURIComponent(hit.slice(name.length + 1));
-    }
-    return null;
+    const name = this.#o.csrfCookie;
+    const hit = jar.split(/;\s*/).find((c) => c.startsWith(`${name}=`));
+    return hit ? decodeURIComponent(hit.slice(name.length + 1)) : null;
   }
 
   #url(path) { return `${this.#o.baseUrl.replace(/\/$/, "")}${path}`; }
