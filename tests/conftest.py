@@ -134,7 +134,10 @@ async def service_factory(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Ser
         await ctx.__aenter__()
         stack.append(ctx)
         transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        # Browsers send Origin on every POST; the cookie endpoints demand it.
+        client = httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers={"Origin": "http://testserver"}
+        )
         stack.append(client)
         return Service(app, app.state.runtime, client, clock)
 

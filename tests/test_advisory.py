@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,12 +27,14 @@ import pytest
 
 from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.passwords import normalize_username
+from silentauth.errors import OAuthError
 from silentauth.settings import Rate
 from tests.conftest import LiveServer, Service, ServiceFactory
 
 pytestmark = pytest.mark.anyio
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
+JSON_TYPE = {"content-type": "application/json"}
 ATTACKER_IP = "203.0.113.66"
 USER_IP = "198.51.100.7"
 
@@ -39,7 +42,7 @@ USER_IP = "198.51.100.7"
 def client_from(svc: Service, ip: str) -> httpx.AsyncClient:
     """Another client of the same app (same rate-limit counters), from ``ip``."""
     transport = httpx.ASGITransport(app=svc.app, client=(ip, 41000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers={"Origin": "http://testserver"})
 
 
 async def browser_login(client: httpx.AsyncClient, name: str = "alice", password: str = "secret") -> dict[str, Any]:
@@ -224,7 +227,7 @@ async def test_login_csrf_from_foreign_origin_is_refused(service: Service) -> No
     assert r.status_code == 403 and "set-cookie" not in r.headers
 
 
-async def test_refresh_cookie_is_httponly_secure_strict_prefixed_and_scoped_to_auth(
+async def test_refresh_cookie_is_httponly_secure_strict_and_host_prefixed(
     service_factory: ServiceFactory,
 ) -> None:
     svc = await service_factory(cookie_secure=True)
@@ -232,15 +235,17 @@ async def test_refresh_cookie_is_httponly_secure_strict_prefixed_and_scoped_to_a
     r = await svc.client.post("/auth/login", json={"username": "alice", "password": "secret"})
     assert r.status_code == 200
     cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}
-    refresh = cookies["__Secure-silentauth-refresh"]
-    for attr in ("httponly", "secure", "samesite=strict", "path=/auth"):
-        assert attr in refresh
+    # __Host- (so Path=/ and no Domain): a sibling host cannot plant this cookie.
+    refresh = cookies["__Host-silentauth-refresh"]
+    for attr in ("httponly", "secure", "samesite=strict", "path=/;"):
+        assert attr in refresh + ";"
+    assert "domain" not in refresh
     csrf = cookies["__Host-silentauth-csrf"]  # __Host-: no Domain, so no sibling can toss it
     assert "secure" in csrf and "path=/;" in csrf + ";" and "domain" not in csrf
     # Script (XSS) sees the body: the refresh token is never in it.
     body = r.json()
     assert "refresh_token" not in body
-    token = r.headers["set-cookie"].split("__Secure-silentauth-refresh=", 1)[1].split(";", 1)[0]
+    token = r.headers["set-cookie"].split("__Host-silentauth-refresh=", 1)[1].split(";", 1)[0]
     assert token not in r.text
 
 
@@ -519,9 +524,11 @@ async def test_non_utf8_bytes_in_form_json_cookies_and_headers_are_refused_clean
         c.post("/auth/token", content=b"grant_type=password&username=" + NON_UTF8 + b"&password=x", headers=FORM),
         c.post("/auth/token", content=b"grant_type=password&username=%FF%FE&password=x", headers=FORM),
         c.post("/auth/token", content=NON_UTF8, headers=FORM),
-        c.post("/auth/login", content=b'{"username":"' + NON_UTF8 + b'","password":"x"}'),
-        c.post("/auth/login", content=NON_UTF8),
-        c.post("/auth/login", content=b'{"username":"alice","password":"secret"}'.decode().encode("utf-16")),
+        c.post("/auth/login", content=b'{"username":"' + NON_UTF8 + b'","password":"x"}', headers=JSON_TYPE),
+        c.post("/auth/login", content=NON_UTF8, headers=JSON_TYPE),
+        c.post(
+            "/auth/login", content='{"username":"alice","password":"secret"}'.encode("utf-16"), headers=JSON_TYPE
+        ),
         c.post("/auth/refresh", headers={"Cookie": b"silentauth-refresh=" + NON_UTF8, "X-CSRF-Token": NON_UTF8}),  # type: ignore[dict-item]
         c.post("/auth/logout", headers={"Cookie": b"silentauth-refresh=" + NON_UTF8, "X-CSRF-Token": NON_UTF8}),  # type: ignore[dict-item]
         c.get("/api/me", headers={"Authorization": b"Bearer " + NON_UTF8}),  # type: ignore[dict-item]
@@ -756,7 +763,10 @@ def test_oversize_bodies_are_refused_before_they_are_read(live_server: LiveServe
     )
     assert _status_of(declared) == 413  # answered without one body byte sent
     chunked = raw()
-    chunked.sendall(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunked.sendall(
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     sent = 0
     try:
         while sent < 4_000_000:
@@ -779,7 +789,7 @@ def test_oversize_bodies_are_refused_before_they_are_read(live_server: LiveServe
 def test_oversize_headers_tokens_and_cookies_are_refused_and_the_server_survives(live_server: LiveServer) -> None:
     url = live_server.url
     big = "A" * 100_000
-    with httpx.Client(base_url=url, timeout=10) as c:
+    with httpx.Client(base_url=url, timeout=10, headers={"Origin": url}) as c:
         answers = [
             c.get("/api/me", headers={"Authorization": f"Bearer {big}"}),
             c.get("/api/me", headers={"Authorization": f"Bearer {big[:8193]}"}),
@@ -881,7 +891,9 @@ async def test_json_login_with_duplicate_keys_is_refused(service: Service) -> No
     # {"username":"mallory","username":"alice"} is parameter pollution (a WAF or
     # log sees one name, the service logs in another).
     r = await service.client.post(
-        "/auth/login", content=b'{"username":"mallory","username":"alice","password":"secret"}'
+        "/auth/login",
+        content=b'{"username":"mallory","username":"alice","password":"secret"}',
+        headers={"content-type": "application/json"},
     )
     assert r.status_code == 400, r.text
 
@@ -894,6 +906,293 @@ async def test_claims_cache_does_not_keep_expired_tokens(service: Service) -> No
         rt.authenticator.check(token)
         service.clock.advance(rt.settings.access_ttl + 10)  # every earlier token is expired
     assert len(rt.authenticator._cache) <= 100
+
+
+# --- login content type, CORS ---
+
+
+async def test_login_refuses_bodies_a_foreign_page_can_send_without_preflight(service: Service) -> None:
+    # text/plain, form and multipart are "simple" requests (no CORS preflight): a foreign
+    # page can send them. The login parsed their JSON anyway and set the cookies.
+    body = json.dumps({"username": "alice", "password": "secret"})
+    for ctype in ("text/plain", "text/plain;charset=UTF-8", FORM["content-type"], "multipart/form-data", None):
+        headers = {"content-type": ctype} if ctype else {}
+        r = await service.client.post("/auth/login", content=body, headers=headers)
+        assert r.status_code == 415, (ctype, r.status_code)
+        assert r.json()["error"] == "invalid_request" and "application/json" in r.json()["error_description"]
+        assert "set-cookie" not in r.headers
+    ok = await service.client.post("/auth/login", content=body, headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+async def test_cookie_routes_refuse_a_missing_origin(service: Service) -> None:
+    # Browsers send Origin on every POST; a request without it was waved through.
+    login = await browser_login(service.client)
+    sid = service.runtime.service.session_of(login["refresh_cookie"])
+    cookie = f"silentauth-refresh={login['refresh_cookie']}"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://testserver") as bare:
+        answers = [
+            await bare.post("/auth/login", json={"username": "alice", "password": "secret"}),
+            await bare.post("/auth/refresh", headers={"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}),
+            await bare.post("/auth/logout", headers={"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}),
+        ]
+    for r in answers:
+        assert r.status_code == 403, (r.request.url, r.status_code)
+        assert r.json()["error"] == "access_denied" and "Origin" in r.json()["error_description"]
+        assert "set-cookie" not in r.headers
+    row = await service.runtime.store.get_session(sid)
+    assert row is not None and row.counter == 0 and row.revoked_at is None
+    # A foreign or opaque ("null": sandboxed frame) origin is refused as before.
+    for origin in ("https://evil.example", "null"):
+        r = await refresh_with(service.client, cookie, login["csrf_token"], Origin=origin)
+        assert r.status_code == 403
+
+
+async def test_refresh_and_logout_refuse_simple_body_types(service: Service) -> None:
+    login = await browser_login(service.client)
+    cookie = f"silentauth-refresh={login['refresh_cookie']}"
+    service.client.cookies.clear()
+    for path in ("/auth/refresh", "/auth/logout"):
+        r = await service.client.post(
+            path, content=b"x", headers={"Cookie": cookie, "X-CSRF-Token": login["csrf_token"], "Content-Type": "text/plain"}
+        )
+        assert r.status_code == 415, (path, r.status_code)
+    sid = service.runtime.service.session_of(login["refresh_cookie"])
+    row = await service.runtime.store.get_session(sid)
+    assert row is not None and row.counter == 0 and row.revoked_at is None
+
+
+async def test_cors_origins_are_answered_and_only_for_the_listed_origins(service_factory: ServiceFactory) -> None:
+    # CORS_ORIGINS was documented but inert: preflights got 405 and no response carried
+    # Access-Control-* headers, so no listed origin could use the service.
+    app_origin = "https://app.example.test"
+    svc = await service_factory(cors_origins=(app_origin,))
+    await svc.add_user()
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    r = await svc.client.options("/auth/login", headers={"Origin": app_origin, **preflight})
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == app_origin
+    assert r.headers["access-control-allow-credentials"] == "true"
+    assert {"authorization", "content-type", "x-csrf-token"} <= {
+        h.strip().lower() for h in r.headers["access-control-allow-headers"].split(",")
+    }
+    assert "POST" in r.headers["access-control-allow-methods"]
+    assert int(r.headers["access-control-max-age"]) > 0
+    r = await svc.client.post("/auth/login", json={"username": "alice", "password": "secret"}, headers={"Origin": app_origin})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == app_origin
+    assert r.headers["access-control-allow-credentials"] == "true"
+    exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+    assert {"new-access-token", "www-authenticate", "retry-after"} <= exposed
+    assert "origin" in r.headers["vary"].lower()
+    # An unlisted origin gets no CORS header at all, on the preflight or on a response.
+    evil = "https://evil.example.test"
+    r = await svc.client.options("/auth/login", headers={"Origin": evil, **preflight})
+    assert r.status_code == 403 and not any(h.startswith("access-control-") for h in r.headers)
+    r = await svc.client.get("/healthz", headers={"Origin": evil})
+    assert not any(h.startswith("access-control-") for h in r.headers)
+# --- token malleability, files at rest, strict JWT JSON ---
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _respellings(token: str) -> list[str]:
+    """Strings a lenient base64url decoder or a high-S-tolerant ECDSA check reads as ``token``."""
+    body, sig = token.rsplit(".", 1)
+    raw = b64decode(sig)
+    s = int.from_bytes(raw[32:], "big")
+    out = [
+        # (r, n - s) is as valid an ECDSA signature as (r, s).
+        f"{body}.{b64encode(raw[:32] + (P256_N - s).to_bytes(32, 'big'))}",
+        # 86 characters for 64 bytes: the last one has 4 spare bits.
+        *(f"{body}.{sig[:-1]}{B64URL[B64URL.index(sig[-1]) | bit]}" for bit in (1, 2, 4, 8)),
+    ]
+    if "-" in sig or "_" in sig:
+        out.append(f"{body}.{sig.replace('-', '+').replace('_', '/')}")
+    # Characters outside the alphabet, which a non-validating decoder skips: one string per spot.
+    out += [f"{body}.{sig[:i]}{junk}{sig[i:]}" for i in range(len(sig)) for junk in ("****", "!!!!", "~~~~")]
+    return out
+
+
+async def test_respelled_access_tokens_are_refused_and_never_grow_the_claims_cache(service: Service) -> None:
+    rt = service.runtime
+    grant = await rt.service.login("alice", "secret")
+    for _ in range(500):  # ECDSA is randomised: find a signature with a "-" or "_" to re-spell
+        token, _ = rt.service.mint_access(grant.session, grant.scope, service.clock())
+        if {"-", "_"} & set(token.rsplit(".", 1)[1]):
+            break
+    assert (await service.client.get("/api/me", headers=bearer(token))).status_code == 200
+    cached = len(rt.authenticator._cache)
+    variants = _respellings(token)
+    assert len(set(variants)) > 250 and token not in variants
+    for variant in variants[:6]:  # the distinct kinds, end to end
+        r = await service.client.get("/api/me", headers=bearer(variant))
+        assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], variant
+    for variant in variants:
+        with pytest.raises(OAuthError):
+            rt.authenticator.check(variant)
+    # Before the fix each variant verified (~100 µs) and took its own cache entry.
+    assert len(rt.authenticator._cache) == cached
+
+
+async def test_issued_access_tokens_are_all_low_s(service: Service) -> None:
+    rt = service.runtime
+    grant = await rt.service.login("alice", "secret")
+    for i in range(1000):
+        token, _ = rt.service.mint_access(grant.session, grant.scope, service.clock())
+        s = int.from_bytes(b64decode(token.rsplit(".", 1)[1])[32:], "big")
+        assert s <= P256_N // 2, i  # half of raw ECDSA signatures are high-S
+        rt.authenticator.check(token)
+
+
+@pytest.mark.parametrize(
+    ("case", "edit"),
+    [
+        ("exp NaN", lambda p: p.replace(b'"exp":', b'"exp":NaN,"_":')),
+        ("exp Infinity", lambda p: p.replace(b'"exp":', b'"exp":Infinity,"_":')),
+        ("exp 1e400", lambda p: p.replace(b'"exp":', b'"exp":1e400,"_":')),
+        ("nbf -Infinity", lambda p: p[:-1] + b',"nbf":-Infinity}'),
+        ("duplicate sub, last wins", lambda p: p[:-1] + b',"sub":"someone-else"}'),
+        ("lone surrogate", lambda p: p[:-1] + b',"preferred_username":"\\ud800"}'),
+    ],
+    ids=["exp-nan", "exp-infinity", "exp-1e400", "nbf-minus-infinity", "duplicate-sub", "lone-surrogate"],
+)
+async def test_jwt_json_with_nan_duplicate_keys_or_lone_surrogates_is_401(
+    service: Service, case: str, edit: Any
+) -> None:
+    """Signed by the real key: these probe the JSON parser, not the signature check."""
+    rt = service.runtime
+    token = (await service.password_grant())["access_token"]
+    head, payload, _ = token.split(".")
+    new_payload = b64encode(edit(b64decode(payload)))
+    assert new_payload != payload, case
+    key = rt.ring.signing_key(service.clock())
+    assert key is not None
+    signing_input = f"{head}.{new_payload}"
+    forged = f"{signing_input}.{b64encode(key.sign(signing_input.encode()))}"
+    r = await service.client.get("/api/me", headers=bearer(forged))
+    assert r.status_code == 401, (case, r.status_code, r.text)
+    assert 'error="invalid_token"' in r.headers["www-authenticate"], case
+
+
+def test_sqlite_database_and_its_wal_and_shm_are_created_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from silentauth.stores.base import User
+    from silentauth.stores.sqlite import SQLiteStore
+
+    db = tmp_path / "auth.db"
+    old = os.umask(0o022)  # the common default, under which SQLite alone makes 0644 files
+    try:
+        store = SQLiteStore(f"sqlite:///{db}")
+
+        async def fill() -> None:
+            await store.open()
+            await store.add_user(User("u1", "alice", "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", 0.0))
+
+        asyncio.run(fill())
+        try:
+            modes = {p.name: oct(stat.S_IMODE(os.stat(p).st_mode)) for p in tmp_path.iterdir()}
+        finally:
+            asyncio.run(store.close())
+    finally:
+        os.umask(old)
+    assert modes == {"auth.db": "0o600", "auth.db-wal": "0o600", "auth.db-shm": "0o600"}
+
+
+def test_exposed_database_and_key_file_are_reported_at_start_with_the_fix(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    db, key = tmp_path / "auth.db", tmp_path / "auth.db.key"
+    env = {**os.environ, "SILENTAUTH_DATABASE_URL": f"sqlite:///{db}"}
+    env.pop("SILENTAUTH_SECRET_KEY", None)
+    env.pop("SILENTAUTH_SECRET_KEY_FILE", None)
+
+    def users_list() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "silentauth", "users", "list"],
+            capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+        )
+
+    first = users_list()
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    os.chmod(db, 0o644)
+    os.chmod(key, 0o644)
+    again = users_list()
+    assert again.returncode == 0, again.stderr  # a warning, not an outage on upgrade
+    assert f"fix: chmod 600 {db}\n" in again.stderr
+    assert f"fix: chmod 600 {key}\n" in again.stderr
+# --- sibling hosts, framing, redirects ---
+
+
+def _set_cookies(r: httpx.Response) -> dict[str, str]:
+    """``name -> value`` of every Set-Cookie (the jar drops Secure cookies over http)."""
+    return {c.split("=", 1)[0]: c.split("=", 1)[1].split(";", 1)[0] for c in r.headers.get_list("set-cookie")}
+
+
+async def test_sibling_host_cannot_plant_a_refresh_cookie_when_cookies_are_secure(
+    service_factory: ServiceFactory,
+) -> None:
+    # evil.example.test logs in as himself, then sets Domain=example.test cookies
+    # under every non-__Host- name (a sibling can set those, never __Host-) with his
+    # valid refresh token and CSRF proof; the logged-out victim's page refreshes.
+    svc = await service_factory(cookie_secure=True)
+    await svc.add_user("mallory", "hunter2")
+    origin = {"Origin": "http://testserver"}
+    async with client_from(svc, ATTACKER_IP) as attacker:
+        r = await attacker.post("/auth/login", json={"username": "mallory", "password": "hunter2"}, headers=origin)
+        assert r.status_code == 200, r.text
+    token = next(v for k, v in _set_cookies(r).items() if k.endswith("silentauth-refresh"))
+    proof = r.json()["csrf_token"]
+    tossed = (
+        f"__Secure-silentauth-refresh={token}; silentauth-refresh={token}; "
+        f"silentauth-csrf={proof}; __Secure-silentauth-csrf={proof}"
+    )
+    r = await refresh_with(svc.client, tossed, proof, **origin)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert "set-cookie" not in r.headers
+    sid, counter = svc.runtime.refresh_tokens.parse(token)
+    row = await svc.runtime.store.get_session(sid)
+    assert row is not None and row.counter == counter  # his session was not used
+
+
+async def test_every_response_forbids_framing_sniffing_and_foreign_script(service: Service) -> None:
+    # A sibling page framing the demo would put Log out / Revoke / Pay under its clicks.
+    client = service.client
+    responses = [
+        await client.get("/"),
+        await client.get("/static/demo.js"),
+        await client.get("/static/silentauth.js"),
+        await client.get("/api/me"),  # 401
+        await client.get("/no/such/page"),  # 404
+        await client.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"}),
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 401, 404, 200]
+    for r in responses:
+        csp = [d.strip() for d in r.headers["content-security-policy"].split(";")]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, r.request.url
+        assert not any("unsafe" in d for d in csp)
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "same-origin"
+    # The page itself needs nothing the policy refuses: no inline script or style.
+    page = responses[0].text
+    assert "<script>" not in page and "<script " not in page.replace('<script type="module" src=', "")
+    assert " style=" not in page and "<style" not in page and " on" + "click=" not in page
+
+
+async def test_trailing_slash_is_a_404_never_a_redirect_built_from_the_host_header(service: Service) -> None:
+    # Starlette's redirect_slashes answered '/api/me/' with Location: http://<Host>/api/me,
+    # and '/auth/token/' with a 307 that makes the browser resend method and body.
+    evil = {"Host": "evil.example"}
+    for method, path in (("GET", "/api/me/"), ("POST", "/auth/token/"), ("POST", "/auth/login/"), ("GET", "/auth/sessions/")):
+        r = await service.client.request(method, path, headers=evil, data={"grant_type": "password"})
+        assert r.status_code == 404, (method, path, r.status_code, r.headers.get("location"))
+        assert "location" not in r.headers
 
 
 # --- browser client token destinations ---

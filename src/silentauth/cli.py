@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"silentauth: serving on http://{settings.host}:{settings.port}/ "
           f"(store {settings.database_url}{', demo user demo/demo' if settings.demo else ''})",
           file=sys.stderr)
-    from silentauth.server.http import BoundedHttpToolsProtocol
+    from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
 
     uvicorn.run(
         app,

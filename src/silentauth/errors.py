@@ -2,7 +2,10 @@
 
 Server-side errors carry their OAuth ``error`` code and HTTP status on the
 class (joserfc style), so RFC 6749 §5.2 / RFC 6750 responses are rendered from
-the exception alone. Client-side errors are what application code sees.
+the exception alone, by one function: :func:`render_error` gives the status,
+header fields and body bytes that every path sends (the token endpoint's bare
+ASGI path, Starlette routes, the resource kit's adapters). Client-side errors
+are what application code sees.
 
 ::
 
@@ -11,8 +14,11 @@ the exception alone. Client-side errors are what application code sees.
     ├── StoreError
     │   ├── StoreUnavailable            store unreachable -> 503 + Retry-After
     │   └── AlreadyExists
+    ├── HeadTooLarge                    request head over the bound: uvicorn answers 400
     ├── OAuthError                      rendered as {"error", "error_description"}
     │   ├── InvalidRequest              400 invalid_request
+    │   │   └── PayloadTooLarge         413 invalid_request
+    │   ├── MethodNotAllowed            405 method_not_allowed + Allow: POST
     │   ├── InvalidClient               401 invalid_client
     │   ├── InvalidGrant                400 invalid_grant
     │   ├── UnsupportedGrantType        400 unsupported_grant_type
@@ -36,7 +42,9 @@ the exception alone. Client-side errors are what application code sees.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
 
 class SilentAuthError(Exception):
@@ -63,6 +71,14 @@ class AlreadyExists(StoreError):
     """A unique record (a user name) exists already."""
 
 
+class HeadTooLarge(SilentAuthError):
+    """A request head over the server's bound.
+
+    Raised inside an HTTP parser callback; the parser turns it into its own
+    error and the server answers 400 and closes the connection.
+    """
+
+
 class OAuthError(SilentAuthError):
     """An error with an OAuth code, rendered as RFC 6749 §5.2 JSON."""
 
@@ -75,15 +91,45 @@ class OAuthError(SilentAuthError):
         super().__init__(self.error_description)
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON body (RFC 6749 §5.2)."""
         return {"error": self.error, "error_description": self.error_description}
 
     def headers(self) -> dict[str, str]:
+        """Header fields beside the body; RFC 6749 §5.1 forbids caching the answer."""
         return {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class InvalidRequest(OAuthError):
     error = "invalid_request"
     description = "The request is malformed."
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The body exceeds ``limit`` bytes, declared or streamed."""
+
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body exceeds {limit} bytes.")
+        self.limit = limit
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """A body sent as anything but JSON where JSON is required."""
+
+    status_code = 415
+    description = "Send the body as application/json."
+
+
+class MethodNotAllowed(OAuthError):
+    """The token endpoint answers only ``POST`` (RFC 6749 §3.2)."""
+
+    error = "method_not_allowed"
+    status_code = 405
+    description = "Use POST."
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": "POST"}
 
 
 class InvalidClient(OAuthError):
@@ -205,6 +251,40 @@ class InsufficientUserAuthentication(BearerError):
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "max_age": self.max_age}
+
+
+class Rendered(NamedTuple):
+    """An error as sent: status, header fields (lower-case, latin-1) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+# Starlette's JSONResponse encoding: UTF-8, compact, no NaN.
+_encode_json = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":")
+).encode
+
+
+def render_json(
+    status: int, payload: Mapping[str, Any], headers: Mapping[str, str]
+) -> Rendered:
+    """The wire form of a JSON error body with ``headers`` beside it."""
+    body = _encode_json(payload).encode("utf-8")
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode("ascii")))
+    raw.append((b"content-type", b"application/json"))
+    return Rendered(status, raw, body)
+
+
+def render_error(exc: OAuthError) -> Rendered:
+    """The one wire form of an :class:`OAuthError`, on every path that answers one.
+
+    The body is RFC 6749 §5.2 JSON; a :class:`BearerError` adds its RFC 6750
+    §3 ``WWW-Authenticate`` challenge through :meth:`OAuthError.headers`.
+    """
+    return render_json(exc.status_code, exc.as_dict(), exc.headers())
 
 
 class ClientError(SilentAuthError):

@@ -55,6 +55,27 @@ def parse_policy(name: str, text: str) -> dict[str, int]:
     return out
 
 
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$")
+_DEFAULT_PORT = {"http": "80", "https": "443"}
+
+
+def normalize_origin(text: str) -> str:
+    """``text`` as browsers serialize an ``Origin`` (RFC 6454 §6.2), or :class:`ConfigError`.
+
+    Lower case, no default port, no trailing slash: the form a browser sends, so
+    a listed origin is compared with the header byte for byte. ``*`` and paths
+    are refused: credentialed CORS needs each origin named exactly.
+    """
+    m = _ORIGIN.match(text.strip().lower().removesuffix("/"))
+    if not m:
+        raise ConfigError("CORS_ORIGINS", f"{text!r} is not an origin like 'https://app.example.com'")
+    scheme, host, port = m.groups()
+    if port is not None and not 0 < int(port) < 65536:
+        raise ConfigError("CORS_ORIGINS", f"{text!r} has no valid port")
+    keep_port = port is not None and int(port) != int(_DEFAULT_PORT[scheme])
+    return f"{scheme}://{host}:{int(port)}" if keep_port else f"{scheme}://{host}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be told. Durations are in seconds."""
@@ -88,7 +109,10 @@ class Settings:
     # the JWKS (ours refetch on an unknown kid at most every 10 s) hold it in time.
     key_prepublish: int = 60
     scope: str = "openid profile api"
+    # Origins (scheme://host[:port]) whose pages may call this service with credentials.
     cors_origins: tuple[str, ...] = ()
+    # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).
+    cors_max_age: int = 600
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -112,6 +136,8 @@ class Settings:
         need(self.revocation_poll > 0, "revocation_poll", "must be positive")
         need(self.key_lifetime >= 60, "key_lifetime", "must be at least 60 seconds")
         need(self.key_prepublish >= 0, "key_prepublish", "must not be negative")
+        need(self.cors_max_age >= 0, "cors_max_age", "must not be negative")
+        object.__setattr__(self, "cors_origins", tuple(normalize_origin(o) for o in self.cors_origins))
         scheme = self.database_url.partition("://")[0]
         need(
             scheme in ("sqlite", "postgresql", "postgres", "redis", "rediss"),

@@ -14,7 +14,7 @@ def test_all_is_sorted_and_every_name_is_importable() -> None:
     for name in client.__all__:
         assert getattr(client, name) is not None
     for name in ("TokenAuth", "MemoryTokenStore", "FileTokenStore", "SessionExpired", "StepUpRequired"):
-        assert name in client.__all__  # the contract, section 4
+        assert name in client.__all__  # the names the README's client examples import
 
 
 def test_client_errors_are_the_shared_hierarchy() -> None:

@@ -2,7 +2,9 @@
 
 Whatever bytes and headers arrive, the parsers return a value or raise an
 :class:`OAuthError` (rendered as a 4xx); nothing else may escape, because
-anything else becomes a 500.
+anything else becomes a 500. The size cap is tested through the whole app
+too, on the token endpoint's bare ASGI path (the refresh hot path) and on a
+Starlette route, so a reader without the cap on either path fails here.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,16 +20,17 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
-from starlette.types import Message
+from starlette.types import ASGIApp, Message
 
-from silentauth.errors import InvalidRequest, OAuthError
+from silentauth.errors import InvalidRequest, OAuthError, PayloadTooLarge
+from silentauth.server.app import create_app
 from silentauth.server.parsing import (
     MAX_BODY,
-    PayloadTooLarge,
     read_body,
     read_form,
     read_json_object,
 )
+from tests.conftest import FAST_PASSWORDS, make_settings
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -153,3 +157,89 @@ def test_declared_oversize_body_is_refused_before_reading() -> None:
     with pytest.raises(PayloadTooLarge):
         asyncio.run(read_body(Request(scope, receive)))
     assert reads == 0
+
+
+def post(
+    app: ASGIApp,
+    path: str,
+    chunks: list[bytes],
+    headers: list[tuple[bytes, bytes]],
+    hang_up: bool = False,
+) -> tuple[int, int]:
+    """POST ``chunks`` through the whole app: (status, number of body reads).
+
+    With ``hang_up`` the last chunk promises more, and the client disconnects.
+    """
+    pending = list(chunks)
+    reads = 0
+    status = 0
+
+    async def receive() -> Message:
+        nonlocal reads
+        reads += 1
+        if pending:
+            return {"type": "http.request", "body": pending.pop(0), "more_body": bool(pending) or hang_up}
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"content-type", FORM.encode()), *headers],
+    }
+    asyncio.run(app(scope, receive, send))
+    return status, reads
+
+
+# /auth/token is answered by the bare ASGI endpoint before the router;
+# /auth/revoke is a Starlette route reading through read_form.
+CAPPED_PATHS = ["/auth/token", "/auth/revoke"]
+
+
+@pytest.mark.parametrize("path", CAPPED_PATHS)
+def test_the_size_cap_holds_on_every_path(tmp_path: Path, path: str) -> None:
+    # The app is not started: a body the cap refuses never reaches the store,
+    # and one it lets through ("x" * n has no "=") fails form parsing with 400.
+    app = create_app(make_settings(tmp_path), passwords=FAST_PASSWORDS, background=False)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        size=st.integers(1, 3 * MAX_BODY),
+        parts=st.integers(1, 16),
+        declared=st.sampled_from(["exact", "absent", "understated"]),
+    )
+    @example(size=MAX_BODY, parts=1, declared="absent")
+    @example(size=MAX_BODY + 1, parts=1, declared="absent")
+    @example(size=MAX_BODY + 1, parts=1, declared="exact")
+    @example(size=MAX_BODY + 1, parts=2, declared="understated")
+    def run(size: int, parts: int, declared: str) -> None:
+        step = -(-size // parts)
+        body = b"x" * size
+        chunks = [body[i : i + step] for i in range(0, size, step)]
+        headers = {
+            "exact": [(b"content-length", str(size).encode())],
+            "absent": [],
+            # A length the bytes then outgrow: only the streaming count can catch it.
+            "understated": [(b"content-length", b"10")],
+        }[declared]
+        status, reads = post(app, path, chunks, headers)
+        if size <= MAX_BODY:
+            assert status == 400
+        else:
+            assert status == 413
+            if declared == "exact":
+                assert reads == 0  # refused by Content-Length, before the first read
+
+    run()
+
+
+@pytest.mark.parametrize("path", CAPPED_PATHS)
+def test_a_client_gone_mid_body_is_a_4xx_not_a_500(tmp_path: Path, path: str) -> None:
+    app = create_app(make_settings(tmp_path), passwords=FAST_PASSWORDS, background=False)
+    status, _ = post(app, path, [b"grant_type=refresh_token&refresh"], [], hang_up=True)
+    assert status == 400

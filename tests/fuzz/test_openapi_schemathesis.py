@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from silentauth.server import openapi
 from silentauth.server.app import create_app
 from tests.conftest import (
     FAST_PASSWORDS,
@@ -47,13 +46,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture
 def documented_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """The real app with ``/openapi.json`` mounted (until app.py mounts it itself)."""
+    """The real app (it serves ``/openapi.json`` itself) with one user."""
     s = make_settings(tmp_path)
     seed_users(s, {"alice": "secret"})
-    app = create_app(s, passwords=FAST_PASSWORDS)
-    if not any(getattr(r, "path", None) == "/openapi.json" for r in app.router.routes):
-        app.router.routes.extend(openapi.routes)
-    yield from run_live(app)
+    yield from run_live(create_app(s, passwords=FAST_PASSWORDS))
 
 
 def _bearer(url: str) -> str:

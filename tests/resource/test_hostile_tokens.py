@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from silentauth.core.encoding import b64encode, dumps
+from silentauth.core.encoding import b64decode, b64encode, dumps
 from silentauth.core.keys import SigningKey
 from silentauth.core.tokens import decode_unverified
 from silentauth.errors import OAuthError
 from silentauth.resource import SilentAuthBackend, TokenAuthenticator, require_auth
-from silentauth.resource.backend import bearer_error_response
+from silentauth.resource.responses import error_response
 from tests.conftest import Service
 from tests.resource.conftest import example_app, sign
 
@@ -113,6 +113,52 @@ def _swapped(m: Material) -> str:
     return f"{h}.{m.other.split('.')[1]}.{s}"
 
 
+# Order of the P-256 group: (r, n - s) verifies wherever (r, s) does, unless only low-S is allowed.
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _raw(m: Material, header: bytes, payload: bytes) -> str:
+    """Signed by the real key over exactly these JSON bytes (which ``dumps`` cannot produce)."""
+    signing_input = f"{b64encode(header)}.{b64encode(payload)}"
+    return f"{signing_input}.{b64encode(m.key.sign(signing_input.encode()))}"
+
+
+def _raw_claims(m: Material, extra: str) -> str:
+    """The real claims with ``extra`` spliced in as raw JSON members before the last ``}``."""
+    return _raw(m, dumps(m.header), dumps(m.claims)[:-1] + b"," + extra.encode() + b"}")
+
+
+def _raw_value(m: Material, name: str, raw: str) -> str:
+    """The real claims with claim ``name`` set to the raw JSON text ``raw``."""
+    payload = dumps({**m.claims, name: "@@raw@@"}).replace(b'"@@raw@@"', raw.encode())
+    return _raw(m, dumps(m.header), payload)
+
+
+def _other_alphabet(m: Material) -> str:
+    # Only the signature can be re-spelled (the signature covers the other two
+    # segments as written); ECDSA is randomised, so sign until it holds a "-" or "_".
+    for _ in range(500):
+        body, sig = sign(m.key, m.header, m.claims).rsplit(".", 1)
+        variant = sig.replace("-", "+").replace("_", "/")
+        if variant != sig:
+            return f"{body}.{variant}"
+    raise AssertionError("no signature with '-' or '_' in 500 tries")
+
+
+def _spare_bits(m: Material) -> str:
+    # 64 signature bytes are 86 characters: the last one carries 4 unused bits.
+    body, sig = m.token.rsplit(".", 1)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return f"{body}.{sig[:-1]}{alphabet[alphabet.index(sig[-1]) | 1]}"
+
+
+def _high_s(m: Material) -> str:
+    body, sig = m.token.rsplit(".", 1)
+    raw = b64decode(sig)
+    s = int.from_bytes(raw[32:], "big")
+    return f"{body}.{b64encode(raw[:32] + (P256_N - s).to_bytes(32, 'big'))}"
+
+
 CASES: dict[str, Callable[[Material], str | bytes]] = {
     "alg_none_empty_sig": _alg_none("none", False),
     "alg_None": _alg_none("None", False),
@@ -165,6 +211,22 @@ CASES: dict[str, Callable[[Material], str | bytes]] = {
         m.token.rsplit(".", 1)[0] + "." + b64encode(bytes(64))
     ),
     "padded_base64": lambda m: m.token + "==",
+    "base64_plus_slash_alphabet": _other_alphabet,
+    "base64_nonzero_spare_bits": _spare_bits,
+    "base64_foreign_characters": lambda m: m.token[:-8] + "****" + m.token[-8:],
+    "ecdsa_high_s_twin": _high_s,
+    "exp_nan": lambda m: _raw_value(m, "exp", "NaN"),
+    "exp_infinity": lambda m: _raw_value(m, "exp", "Infinity"),
+    "exp_overflows_to_infinity": lambda m: _raw_value(m, "exp", "1e400"),
+    "nbf_minus_infinity": lambda m: _raw_value(m, "nbf", "-Infinity"),
+    "duplicate_claim_last_wins": lambda m: _raw_claims(m, '"sub":"someone-else"'),
+    "duplicate_header_parameter": lambda m: _raw(
+        m, b'{"typ":"JWT",' + dumps(m.header)[1:], dumps(m.claims)
+    ),
+    "lone_surrogate_claim": lambda m: _raw_value(m, "preferred_username", '"\\ud800"'),
+    "lone_surrogate_header": lambda m: _raw(
+        m, dumps(m.header)[:-1] + b',"typ":"at+jwt\\udfff"}', dumps(m.claims)
+    ),
     "jwe_shaped_five_parts": lambda m: m.token + ".a.b",
     "header_not_json": lambda m: b64encode(b"{alg") + "." + m.token.split(".", 1)[1],
     "payload_is_a_list": lambda m: sign(m.key, m.header, [m.claims]),  # type: ignore[arg-type]
@@ -190,7 +252,7 @@ async def _backend_me(request: Request) -> Response:
     try:
         p = require_auth(request)
     except OAuthError as exc:
-        return bearer_error_response(exc)  # type: ignore[arg-type]
+        return error_response(exc)
     return JSONResponse({"sub": p.subject})
 
 

@@ -34,7 +34,8 @@ async def test_secure_cookies_by_default(service_factory: ServiceFactory) -> Non
     await svc.add_user()
     r = await svc.client.post("/auth/login", json={"username": "alice", "password": "secret"})
     cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}
-    assert "secure" in cookies["__Secure-silentauth-refresh"]
+    refresh = cookies["__Host-silentauth-refresh"]
+    assert "secure" in refresh and "path=/;" in refresh and "domain" not in refresh
     assert "secure" in cookies["__Host-silentauth-csrf"] and "path=/;" in cookies["__Host-silentauth-csrf"]
 
 

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 
 from silentauth.server.app import create_app
-from silentauth.server.http import BoundedHttpToolsProtocol
+from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
 from tests.conftest import FAST_PASSWORDS, free_port, make_settings
 
 

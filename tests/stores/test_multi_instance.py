@@ -33,7 +33,7 @@ from tests.stores.servers import (
 
 pytestmark = pytest.mark.anyio
 
-REVOCATION_DEADLINE = 2.0  # contract: every instance sharing the store
+REVOCATION_DEADLINE = 2.0  # seconds until every instance sharing the store refuses a revoked session
 KEY_RELOAD = 5.0  # server.runtime.KEY_RELOAD_SECONDS
 KEY_PREPUBLISH = 8.0
 

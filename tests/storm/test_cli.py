@@ -1,4 +1,4 @@
-"""``silentauth storm`` from the outside: the JSON shape of the contract, the plot."""
+"""``silentauth storm`` from the outside: the JSON shape scripts rely on, the plot."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def storm(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
-def test_storm_json_has_exactly_the_contract_shape(tmp_path: Path) -> None:
+def test_storm_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
     png = tmp_path / "storm.png"
     r = storm("--sessions", "300", "--hours", "2", "--json", "--plot", str(png))
     assert r.returncode == 0, r.stderr

@@ -295,3 +295,20 @@ test("the bindings' hooks are not on the client object", async () => {
     assert.equal(name in tab.auth, false, name);
   }
 });
+
+// A sibling host can set unprefixed and __Secure- cookies for the whole site, never
+// __Host- ones: a proof found under any other name must not start a refresh.
+test("a CSRF cookie tossed in by a sibling host under another name is never read", async () => {
+  env = origin();
+  const tossed = { cookie: "silentauth-csrf=attacker; __Secure-silentauth-csrf=attacker" };
+  const tab = env.tab({}, { document: tossed });
+  assert.equal(await env.time.until(tab.auth.ready), false);
+  assert.equal(env.server.refreshCalls, 0);
+});
+
+test("the development cookie name is read only when asked for", async () => {
+  env = origin();
+  const dev = env.tab({ csrfCookie: "silentauth-csrf" }, { document: { cookie: `silentauth-csrf=${env.server.csrf}` } });
+  await env.time.until(dev.auth.ready);
+  assert.equal(env.server.refreshCalls, 1);
+});

@@ -127,7 +127,7 @@ export class FakeServer {
   /** Make the server reject a token although the client still believes in it. */
   reject(token) { this.#valid.delete(token); }
 
-  get cookie() { return this.hasCookie ? `other=1; silentauth-csrf=${this.csrf}` : "other=1"; }
+  get cookie() { return this.hasCookie ? `other=1; __Host-silentauth-csrf=${this.csrf}` : "other=1"; }
 
   #grant() {
     return Response.json({ access_token: this.mint(), token_type: "Bearer", expires_in: this.ttl, csrf_token: this.csrf });
@@ -205,7 +205,8 @@ export function origin({ ttl = 60, locks = true } = {}) {
   const server = new FakeServer(time, ttl);
   const hub = channelHub();
   const env = { time, server, hub, locks: locks ? new FakeLocks() : null, tabs: [] };
-  env.tab = (extra = {}) => {
+  /** A tab: `extra` options over the defaults, `hooks` over the fake environment. */
+  env.tab = (extra = {}, hooks = {}) => {
     const events = [];
     const expired = [];
     const document = new FakeDocument(server);
@@ -226,6 +227,7 @@ export function origin({ ttl = 60, locks = true } = {}) {
       document,
       window,
       random: () => 0.5,
+      ...hooks,
     });
     const tab = { auth, events, expired, document };
     env.tabs.push(tab);

@@ -8,6 +8,8 @@ which lives outside the database, so a leaked database yields no signing key.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -27,11 +29,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from silentauth.core.encoding import b64decode, b64encode
+from silentauth.core.files import warn_if_exposed
 from silentauth.errors import ConfigError
 from silentauth.stores.base import Store, StoredKey
 
 ALG = "ES256"
 _SIG_LEN = 32
+# Order of the P-256 group (SEC 2 §2.4.2). (r, s) and (r, n - s) are both valid
+# ECDSA signatures of one message: only s <= n/2 is issued and accepted, so a
+# token cannot be re-spelled by flipping s (the "low-S" rule of BIP 62).
+_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_HALF_N = _N // 2
 _ES256 = ec.ECDSA(hashes.SHA256())  # immutable; built once rather than per signature
 
 
@@ -56,7 +64,7 @@ class MasterKey:
         if secret_key:
             # Accept a base64url secret (as `<db>.key` holds) or a long passphrase.
             try:
-                raw = b64decode(secret_key)
+                raw = _configured_b64decode(secret_key)
             except ValueError:
                 raw = b""
             return cls(raw if len(raw) >= 32 else secret_key.encode())
@@ -74,7 +82,25 @@ class MasterKey:
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(b64encode(secrets.token_bytes(32)))
-        return cls(b64decode(p.read_text().strip()))
+        else:
+            warn_if_exposed(p, "secret key file")
+        return cls(_configured_b64decode(p.read_text().strip()))
+
+
+def _configured_b64decode(text: str) -> bytes:
+    """The secret as earlier releases read it: base64url, lenient about ``+/`` and spare bits.
+
+    Unlike token segments, the secret is written by the operator, and reading
+    it more strictly than before would derive another master key and leave
+    every stored signing key undecryptable.
+    """
+    raw = text.encode("ascii")
+    if b"=" in raw or len(raw) % 4 == 1:
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,8 @@ class SigningKey:
         if self.private is None:
             raise ValueError(f"key {self.kid} has no private part")
         r, s = decode_dss_signature(self.private.sign(data, _ES256))
+        if s > _HALF_N:
+            s = _N - s
         return r.to_bytes(_SIG_LEN, "big") + s.to_bytes(_SIG_LEN, "big")
 
     def verify(self, data: bytes, signature: bytes) -> bool:
@@ -96,6 +124,8 @@ class SigningKey:
             return False
         r = int.from_bytes(signature[:_SIG_LEN], "big")
         s = int.from_bytes(signature[_SIG_LEN:], "big")
+        if s > _HALF_N:
+            return False
         try:
             self.public.verify(encode_dss_signature(r, s), data, _ES256)
         except InvalidSignature:

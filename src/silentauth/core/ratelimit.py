@@ -1,7 +1,10 @@
-"""Fixed-window rate limiting over a pluggable counter.
+"""Fixed-window rate limiting over pluggable counters.
 
-The counter lives in the store (shared by every instance on PostgreSQL or
-Redis); :class:`MemoryCounter` serves a single process (the SQLite store).
+A :class:`RateLimiter` counts in a :class:`Counters`: the store's for login
+attempts (shared by every instance on PostgreSQL or Redis; in process on
+SQLite, which keeps them in a :class:`MemoryCounter`), or
+:class:`LocalCounters` for refreshes, per instance, so that the refresh hot
+path adds no store round trip.
 """
 
 from __future__ import annotations

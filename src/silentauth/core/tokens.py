@@ -9,12 +9,11 @@ headers — so ``alg=none`` and HS/RS confusion cannot be expressed at all.
 from __future__ import annotations
 
 import functools
-import json
 import secrets
 from collections.abc import Callable
 from typing import Any
 
-from silentauth.core.encoding import b64decode, b64encode, dumps
+from silentauth.core.encoding import b64decode, b64encode, dumps, loads
 from silentauth.core.keys import ALG, KeyRing, SigningKey
 from silentauth.errors import InvalidToken, UnknownKeyId
 
@@ -42,9 +41,11 @@ def new_jti() -> str:
 
 
 def _segment(text: str) -> dict[str, Any]:
+    # Canonical base64url and strict JSON: one token has exactly one spelling,
+    # and "exp": NaN or a repeated "sub" never reach the claim checks.
     try:
-        value = json.loads(b64decode(text))
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = loads(b64decode(text))
+    except ValueError as exc:
         raise InvalidToken("The access token is malformed.") from exc
     if not isinstance(value, dict):
         raise InvalidToken("The access token is malformed.")

@@ -8,7 +8,7 @@ dependencies live in :mod:`silentauth.resource.fastapi` (FastAPI is optional).
 from __future__ import annotations
 
 from silentauth.errors import UnknownKeyId
-from silentauth.resource.backend import SilentAuthBackend, bearer_error_response
+from silentauth.resource.backend import SilentAuthBackend
 from silentauth.resource.jwks import JWKSKeySource
 from silentauth.resource.middleware import (
     BearerAuthMiddleware,
@@ -16,6 +16,7 @@ from silentauth.resource.middleware import (
     require_auth,
 )
 from silentauth.resource.remote import RemoteAuthenticator
+from silentauth.resource.responses import error_response
 from silentauth.resource.revocations import RevocationFollower
 from silentauth.resource.verify import Principal, TokenAuthenticator
 
@@ -29,6 +30,6 @@ __all__ = [
     "SilentAuthBackend",
     "TokenAuthenticator",
     "UnknownKeyId",
-    "bearer_error_response",
+    "error_response",
     "require_auth",
 ]

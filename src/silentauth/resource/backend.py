@@ -26,26 +26,12 @@ from starlette.authentication import (
     BaseUser,
 )
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from silentauth.errors import BearerError, InvalidToken
 from silentauth.resource.middleware import PrincipalUser
+from silentauth.resource.responses import error_response
 from silentauth.resource.verify import TokenAuthenticator
-
-
-class BearerAuthenticationError(AuthenticationError):
-    """Carries the RFC 6750 error through Starlette's ``on_error`` hook."""
-
-    def __init__(self, error: BearerError) -> None:
-        super().__init__(error.error_description)
-        self.error = error
-
-
-def bearer_error_response(error: BearerError) -> Response:
-    """RFC 6750 JSON response (status, ``WWW-Authenticate``) for ``error``."""
-    return JSONResponse(
-        error.as_dict(), status_code=error.status_code, headers=error.headers()
-    )
 
 
 class SilentAuthBackend(AuthenticationBackend):
@@ -64,9 +50,11 @@ class SilentAuthBackend(AuthenticationBackend):
         if scheme.lower() != "bearer":
             return None  # another backend's scheme (Basic, ...): not ours to judge
         try:
-            principal = await self.authenticator.authenticate_async(header)
+            principal = await self.authenticator.aauthenticate(header)
         except BearerError as exc:
-            raise BearerAuthenticationError(exc) from None
+            # Starlette's middleware catches only AuthenticationError; the RFC 6750
+            # error rides along as its cause, for on_error to render.
+            raise AuthenticationError(exc.error_description) from exc
         # "authenticated" is Starlette's convention for ``@requires("authenticated")``.
         scopes = ["authenticated", *sorted(principal.scopes)]
         return AuthCredentials(scopes), PrincipalUser(principal)
@@ -74,6 +62,5 @@ class SilentAuthBackend(AuthenticationBackend):
     @staticmethod
     def on_error(conn: HTTPConnection, exc: Exception) -> Response:
         """``on_error`` for ``AuthenticationMiddleware``: RFC 6750 instead of plain 400."""
-        if isinstance(exc, BearerAuthenticationError):
-            return bearer_error_response(exc.error)
-        return bearer_error_response(InvalidToken())
+        cause = exc.__cause__
+        return error_response(cause if isinstance(cause, BearerError) else InvalidToken())

@@ -24,13 +24,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from silentauth.clock import Clock, system_clock
-from silentauth.errors import (
-    BearerError,
-    InsufficientScope,
-    InsufficientUserAuthentication,
-)
-from silentauth.resource.backend import bearer_error_response
+from silentauth.errors import BearerError
 from silentauth.resource.middleware import current
+from silentauth.resource.responses import error_response
 from silentauth.resource.verify import Principal
 
 Dependency = Callable[..., Awaitable[Principal]]
@@ -66,11 +62,7 @@ def require_scope(*scopes: str) -> Dependency:
     """``Depends(require_scope("payments"))``: 401 without a token, 403 without the scopes."""
 
     async def dependency(request: Request, _: Credentials = None) -> Principal:
-        principal = current(request)
-        for scope in scopes:
-            if scope not in principal.scopes:
-                raise InsufficientScope(scope)
-        return principal
+        return current(request).require(*scopes)
 
     return dependency
 
@@ -79,10 +71,7 @@ def require_recent_login(max_age: int, clock: Clock = system_clock) -> Dependenc
     """``Depends(require_recent_login(300))``: RFC 9470 step-up when the login is older."""
 
     async def dependency(request: Request, _: Credentials = None) -> Principal:
-        principal = current(request)
-        if clock() - principal.auth_time > max_age:
-            raise InsufficientUserAuthentication(max_age)
-        return principal
+        return current(request).require(max_age=max_age, now=clock())
 
     return dependency
 
@@ -91,7 +80,7 @@ async def bearer_error_handler(request: Request, exc: Exception) -> Response:
     """Exception handler rendering a :class:`BearerError` per RFC 6750."""
     if not isinstance(exc, BearerError):
         raise exc
-    return bearer_error_response(exc)
+    return error_response(exc)
 
 
 def add_bearer_error_handler(app: FastAPI) -> None:

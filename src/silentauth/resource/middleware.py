@@ -9,7 +9,6 @@ is close to expiry, the response carries ``New-Access-Token``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,13 +16,7 @@ from starlette.authentication import BaseUser
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from silentauth.errors import (
-    BearerError,
-    InsufficientScope,
-    InsufficientUserAuthentication,
-    MissingToken,
-    UnknownKeyId,
-)
+from silentauth.errors import BearerError, MissingToken
 from silentauth.resource.verify import Principal, TokenAuthenticator
 
 Renewer = Callable[[Principal], Awaitable[str | None]]
@@ -61,15 +54,8 @@ class BearerAuthMiddleware:
                 break
         state = scope.setdefault("state", {})
         principal: Principal | None = None
-        auth = self.authenticator
         try:
-            try:
-                principal = auth.authenticate(header)
-            except UnknownKeyId as exc:
-                # Rare path (key rotation, forged kid): learning is rate limited.
-                if not await auth.learn_key(exc.kid):
-                    raise
-                principal = auth.authenticate(header)
+            principal = await self.authenticator.aauthenticate(header)
             state[PRINCIPAL_KEY] = principal
         except BearerError as exc:
             state[ERROR_KEY] = exc
@@ -143,15 +129,7 @@ def require_auth(
 ) -> Principal:
     """The caller's principal, or the RFC 6750 / RFC 9470 error to answer with.
 
-    ``scope`` demands a granted scope (403 ``insufficient_scope``); ``max_age``
-    demands a login no older than that many seconds at ``now`` (401
-    ``insufficient_user_authentication``, RFC 9470).
+    ``scope`` and ``max_age`` are checked by :meth:`Principal.require`.
     """
-    principal = current(conn)
-    if scope is not None and scope not in principal.scopes:
-        raise InsufficientScope(scope)
-    if max_age is not None:
-        current_time = time.time() if now is None else now
-        if current_time - principal.auth_time > max_age:
-            raise InsufficientUserAuthentication(max_age)
-    return principal
+    scopes = () if scope is None else (scope,)
+    return current(conn).require(*scopes, max_age=max_age, now=now)

@@ -7,8 +7,9 @@ the part that must stay live, so it is never cached.
 
 The hot path (:meth:`TokenAuthenticator.authenticate`) is synchronous and does
 no I/O. A key source that can learn new keys (a JWKS fetched over HTTP) raises
-:class:`UnknownKeyId` for a ``kid`` it does not hold; async callers such as the
-middleware then ``await`` :meth:`TokenAuthenticator.learn_key` once and retry.
+:class:`UnknownKeyId` for a ``kid`` it does not hold; async callers (the
+middleware, the Starlette backend) use :meth:`TokenAuthenticator.aauthenticate`,
+the one place that learns the key once and retries.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from silentauth.clock import Clock, system_clock
 from silentauth.core.tokens import MAX_TOKEN_LENGTH, AccessTokenVerifier
-from silentauth.errors import InvalidToken, MissingToken, UnknownKeyId
+from silentauth.errors import (
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidToken,
+    MissingToken,
+    UnknownKeyId,
+)
 
 if TYPE_CHECKING:
     from silentauth.resource.remote import RemoteAuthenticator
@@ -57,6 +64,27 @@ class Principal:
     def username(self) -> str:
         """``preferred_username`` when the token carries it, else ``""``."""
         return str(self.claims.get("preferred_username", ""))
+
+    def require(
+        self, *scopes: str, max_age: int | None = None, now: float | None = None
+    ) -> Principal:
+        """This principal if it meets a route's demands, else the error to answer with.
+
+        Every adapter (``require_auth``, the FastAPI dependencies) asks here.
+        Each of ``scopes`` must be granted (403 ``insufficient_scope``, RFC 6750
+        §3.1, naming the first one missing); ``max_age`` demands a login no
+        older than that many seconds at ``now`` (401
+        ``insufficient_user_authentication``, RFC 9470 §3), ``now`` defaulting
+        to the system clock.
+        """
+        for scope in scopes:
+            if scope not in self.scopes:
+                raise InsufficientScope(scope)
+        if max_age is not None:
+            current = system_clock() if now is None else now
+            if current - self.auth_time > max_age:
+                raise InsufficientUserAuthentication(max_age)
+        return self
 
 
 SWEEP_INTERVAL = 60.0  # seconds between sweeps of expired cache entries
@@ -116,8 +144,13 @@ class TokenAuthenticator:
         """Synchronous: the principal of an ``Authorization`` header value."""
         return self.check(self.bearer(header))
 
-    async def authenticate_async(self, header: str | None) -> Principal:
-        """Like :meth:`authenticate`, but learns a new signing key once if needed."""
+    async def aauthenticate(self, header: str | None) -> Principal:
+        """Like :meth:`authenticate`, but learns a new signing key once if needed.
+
+        The synchronous path is tried first, so a known key costs no await; an
+        :class:`UnknownKeyId` (key rotation, or a forged ``kid``) leads to one
+        rate-limited :meth:`learn_key` and one retry.
+        """
         try:
             return self.authenticate(header)
         except UnknownKeyId as exc:

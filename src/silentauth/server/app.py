@@ -16,8 +16,16 @@ from silentauth.core.passwords import Passwords
 from silentauth.errors import StoreUnavailable
 from silentauth.resource.middleware import BearerAuthMiddleware
 from silentauth.resource.verify import Principal
-from silentauth.server import auth_routes, demo_routes, meta_routes, openapi
+from silentauth.server import (
+    auth_routes,
+    demo_routes,
+    monitoring_routes,
+    openapi,
+    verifier_routes,
+)
+from silentauth.server.cors import CORSMiddleware
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
+from silentauth.server.headers import SecurityHeadersMiddleware
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
 from silentauth.settings import Settings
@@ -60,16 +68,21 @@ def create_app(
             # The response has started: renewal is a bonus, never a reason to fail it.
             return None
 
-    token_endpoint = TokenEndpoint(lambda: rt)
+    token_endpoint = TokenEndpoint(rt)
     app = Starlette(
         routes=[
             Route("/auth/token", token_endpoint),
             *auth_routes.routes,
-            *meta_routes.routes,
+            *verifier_routes.routes,
+            *monitoring_routes.routes,
             *openapi.routes,
             *demo_routes.routes,
         ],
         middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            # Outermost, so error answers (a 500 included) carry CORS headers too and
+            # a listed origin's page can read them.
+            Middleware(CORSMiddleware, origins=settings.cors_origins, max_age=settings.cors_max_age),
             Middleware(CatchAllMiddleware),
             Middleware(TokenFastPath, endpoint=token_endpoint),
             Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),
@@ -77,5 +90,9 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # Starlette answers '/api/me/' with a redirect to an absolute URL built from the
+    # request's Host header (and keeps method and body with 307): a forged Host turns
+    # it into a redirect to any site. Paths are exact here; anything else is a 404.
+    app.router.redirect_slashes = False
     app.state.runtime = rt
     return app

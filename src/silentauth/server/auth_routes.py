@@ -1,4 +1,11 @@
-"""``/auth/*``: the RFC 6749 token endpoint, browser login/refresh, sessions, revocation."""
+"""``/auth/*`` beside the token endpoint: browser login, refresh, logout, sessions, revocation.
+
+Browsers log in and refresh here (refresh token in an HttpOnly cookie, a CSRF
+proof in a header); signed-in users list and end their sessions; RFC 7009
+revokes a token. ``POST /auth/token`` itself is
+:mod:`silentauth.server.token_endpoint`, the feed ``/auth/revocations`` is in
+:mod:`silentauth.server.verifier_routes`.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,12 @@ from silentauth.errors import (
 )
 from silentauth.resource.middleware import require_auth
 from silentauth.server import cookies
-from silentauth.server.parsing import read_form, read_json_object, require
+from silentauth.server.parsing import (
+    read_form,
+    read_json_object,
+    require,
+    require_json_type,
+)
 from silentauth.server.runtime import Runtime
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -49,18 +61,38 @@ def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
 
 
 def _check_origin(request: Request, rt: Runtime) -> None:
+    """Refuse a cookie-setting or cookie-reading request unless a browser page we trust sent it.
+
+    Browsers send ``Origin`` on every POST (Fetch standard), same-origin ones
+    included, so a missing header means a non-browser client or a stripped
+    request: neither has any business with the session cookies. The own origin
+    is the request's scheme and ``Host``, as the browser addressed us.
+    """
     origin = request.headers.get("origin")
     if origin is None:
-        return
-    allowed = {f"{request.url.scheme}://{request.headers.get('host', '')}", *rt.settings.cors_origins}
-    if origin not in allowed:
-        raise CSRFError("Cross-origin request refused.")
+        raise CSRFError("The Origin header is required on the browser endpoints (cookie login, refresh, logout).")
+    # Browsers send origins in lower case; CORS_ORIGINS is normalized to it.
+    origin, own = origin.lower(), f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    if origin != own and origin not in rt.settings.cors_origins:
+        raise CSRFError("Cross-origin request refused: the origin is neither this service's nor in CORS_ORIGINS.")
+
+
+def _check_no_simple_body(request: Request) -> None:
+    """Refuse a body typed as a browser may send it cross-site without a preflight.
+
+    ``text/plain``, form and multipart bodies need no CORS preflight, so a
+    foreign page can send them; only ``application/json`` forces one. The
+    refresh and logout routes read no body, so only a declared type is checked.
+    """
+    if "content-type" in request.headers:
+        require_json_type(request.headers["content-type"])
 
 
 async def login(request: Request) -> Response:
     """Browser login: JSON in, access token out, refresh token in an HttpOnly cookie."""
     rt = runtime(request)
     _check_origin(request, rt)
+    require_json_type(request.headers.get("content-type", ""))
     body = await read_json_object(request)
     grant = await rt.service.login(
         require(body, "username"),
@@ -76,6 +108,7 @@ async def login(request: Request) -> Response:
 def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:
     """(refresh token, session id) from the cookie, after the CSRF proof is checked."""
     _check_origin(request, rt)
+    _check_no_simple_body(request)
     refresh_token = cookies.refresh_cookie(request, rt.settings)
     if not refresh_token:
         raise InvalidGrant("No refresh cookie: log in first.")

@@ -1,10 +1,23 @@
 """The browser's cookies: an HttpOnly refresh cookie and a CSRF cookie.
 
-The refresh cookie is HttpOnly, Secure, SameSite=Strict and scoped to
-``/auth``: script never sees it and other paths never carry it. The CSRF
-proof is a MAC of the session id (see :meth:`RefreshTokens.csrf_token`): it is
-readable by script (double submit) but bound to the session, so a cookie
-tossed in from a sibling domain cannot forge it.
+With ``COOKIE_SECURE`` on (the default) both cookies carry the ``__Host-`` prefix
+(RFC 6265bis section 4.1.3.2): the browser accepts such a cookie only with
+``Secure``, ``Path=/`` and no ``Domain``, i.e. only from this very host. A sibling
+host (``evil.example.test`` next to ``app.example.test``) can set a ``__Secure-``
+or an unprefixed cookie for the parent domain, but never a ``__Host-`` one, and the
+server reads no other name: nothing a sibling can toss in is ever read.
+
+The price of ``__Host-`` is ``Path=/``: the refresh cookie rides along on every
+request to this host, not only ``/auth``. It stays HttpOnly and SameSite=Strict,
+and nothing outside ``/auth`` reads or logs it.
+
+The CSRF proof is a MAC of the session id (see :meth:`RefreshTokens.csrf_token`):
+readable by script (double submit) but bound to the session, so a proof for one
+session never unlocks another.
+
+With ``COOKIE_SECURE`` off (plain-HTTP development only) the names are unprefixed
+and the refresh cookie keeps ``Path=/auth``: any host of the same site can then
+plant both cookies (see SECURITY.md).
 """
 
 from __future__ import annotations
@@ -18,21 +31,29 @@ CSRF_HEADER = "x-csrf-token"
 
 
 def refresh_cookie_name(settings: Settings) -> str:
-    return "__Secure-silentauth-refresh" if settings.cookie_secure else "silentauth-refresh"
+    """The refresh cookie's name: ``__Host-`` prefixed unless cookies are insecure."""
+    return "__Host-silentauth-refresh" if settings.cookie_secure else "silentauth-refresh"
+
+
+def refresh_cookie_path(settings: Settings) -> str:
+    """``/`` as ``__Host-`` demands; the narrower ``/auth`` where no prefix binds it."""
+    return "/" if settings.cookie_secure else "/auth"
 
 
 def csrf_cookie_name(settings: Settings) -> str:
+    """The CSRF cookie's name: ``__Host-`` prefixed unless cookies are insecure."""
     return "__Host-silentauth-csrf" if settings.cookie_secure else "silentauth-csrf"
 
 
 def set_session_cookies(
     response: Response, settings: Settings, refresh_token: str, csrf: str, max_age: int
 ) -> None:
+    """Set both cookies for a new or rotated session."""
     response.set_cookie(
         refresh_cookie_name(settings),
         refresh_token,
         max_age=max_age,
-        path="/auth",
+        path=refresh_cookie_path(settings),
         secure=settings.cookie_secure,
         httponly=True,
         samesite="strict",
@@ -49,9 +70,10 @@ def set_session_cookies(
 
 
 def clear_session_cookies(response: Response, settings: Settings) -> None:
+    """Expire both cookies (attributes must match the ones they were set with)."""
     response.delete_cookie(
-        refresh_cookie_name(settings), path="/auth", secure=settings.cookie_secure,
-        httponly=True, samesite="strict",
+        refresh_cookie_name(settings), path=refresh_cookie_path(settings),
+        secure=settings.cookie_secure, httponly=True, samesite="strict",
     )
     response.delete_cookie(
         csrf_cookie_name(settings), path="/", secure=settings.cookie_secure, samesite="strict"
@@ -59,4 +81,5 @@ def clear_session_cookies(response: Response, settings: Settings) -> None:
 
 
 def refresh_cookie(request: Request, settings: Settings) -> str | None:
+    """The refresh token from this host's own cookie; any other name is ignored."""
     return request.cookies.get(refresh_cookie_name(settings))

@@ -16,7 +16,11 @@ REVOKE_REASONS = ("logout", "logout_all", "device", "reuse", "admin")
 
 
 class Metrics:
-    """The counters named in the contract, plus a few gauges."""
+    """The refresh, login, renewal and revocation counters, plus a few gauges.
+
+    Metric names are public: dashboards and alerts depend on them, so they
+    change only with a release note.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -1,9 +1,9 @@
 """The service's OpenAPI 3.1 document, served at ``GET /openapi.json``.
 
 The document is hand-written rather than generated from the routes, because
-what matters to clients (and to the schemathesis run in ``tests/fuzz``) is the
-contract: every status a route may answer with and the exact shape of each
-body, errors included. A response outside this document is a bug.
+what matters to clients (and to the schemathesis run in ``tests/fuzz``) is
+what the service promises: every status a route may answer with and the exact
+shape of each body, errors included. A response outside this document is a bug.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Malformed request or rejected grant (RFC 6749 §5.2).",
         401: "Missing, invalid, expired or revoked bearer token (RFC 6750).",
-        403: "CSRF proof missing or wrong, foreign origin, or insufficient scope.",
+        403: "CSRF proof missing or wrong, Origin missing or foreign, or insufficient scope.",
         404: "No such resource.",
         413: "The request body is too large.",
+        415: "The body is not application/json.",
         429: "Rate limited; see Retry-After.",
         503: "The store is unavailable; see Retry-After.",
     }
@@ -124,7 +125,17 @@ _REFRESH_COOKIE = {
     "name": "silentauth-refresh",
     "in": "cookie",
     "required": False,
-    "description": "The HttpOnly refresh cookie (__Secure-silentauth-refresh when cookie_secure).",
+    "description": "The HttpOnly refresh cookie (__Host-silentauth-refresh, Path=/, when cookie_secure).",
+    "schema": _STR,
+}
+_ORIGIN_HEADER = {
+    "name": "Origin",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Required whenever the session cookies are set or read: this service's own origin "
+        "or one of CORS_ORIGINS (browsers send it on every POST)."
+    ),
     "schema": _STR,
 }
 _NO_CONTENT = {"204": {"description": "Done; the session cookies are cleared."}}
@@ -163,6 +174,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Browser login; the refresh token is set as an HttpOnly cookie.",
             "operationId": "login",
+            "parameters": [_ORIGIN_HEADER],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -177,7 +189,7 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": _json(_ref("BrowserTokenResponse"), "Logged in; cookies set."),
-                **_errors(400, 403, 413, 429, 503),
+                **_errors(400, 403, 413, 415, 429, 503),
             },
         }
     },
@@ -185,10 +197,10 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Browser refresh: refresh cookie plus CSRF proof; the cookie rotates.",
             "operationId": "refresh",
-            "parameters": [_CSRF_HEADER, _REFRESH_COOKIE],
+            "parameters": [_CSRF_HEADER, _REFRESH_COOKIE, _ORIGIN_HEADER],
             "responses": {
                 "200": _json(_ref("BrowserTokenResponse"), "Refreshed; cookie rotated."),
-                **_errors(400, 403, 429, 503),
+                **_errors(400, 403, 415, 429, 503),
             },
         }
     },
@@ -196,9 +208,9 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "End this session, by refresh cookie (with CSRF proof) or bearer token.",
             "operationId": "logout",
-            "parameters": [_CSRF_HEADER, _REFRESH_COOKIE],
+            "parameters": [_CSRF_HEADER, _REFRESH_COOKIE, _ORIGIN_HEADER],
             "security": [{}, *_BEARER],
-            "responses": {**_NO_CONTENT, **_errors(400, 401, 403, 503)},
+            "responses": {**_NO_CONTENT, **_errors(400, 401, 403, 415, 503)},
         }
     },
     "/auth/logout-all": {

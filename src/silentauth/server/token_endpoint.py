@@ -13,24 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from silentauth.errors import (
+    MethodNotAllowed,
     OAuthError,
     StoreUnavailable,
     TemporarilyUnavailable,
     UnsupportedGrantType,
+    render_error,
 )
-from silentauth.server.parsing import (
-    MAX_BODY,
-    PayloadTooLarge,
-    check_length,
-    parse_form,
-    require,
-)
+from silentauth.server.parsing import parse_form, receive_body, require
 from silentauth.server.runtime import Runtime
 
 log = logging.getLogger("silentauth.server")
@@ -40,33 +35,8 @@ _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 _JSON = (b"content-type", b"application/json")
 
 
-class MethodNotAllowed(OAuthError):
-    error = "method_not_allowed"
-    status_code = 405
-    description = "Use POST."
-
-    def headers(self) -> dict[str, str]:
-        return {"Allow": "POST"}
-
-
-async def _body(receive: Receive, limit: int = MAX_BODY) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break  # the client went away; an empty form fails validation
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    """A successful JSON answer, written as two ASGI messages."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     await send(
         {
@@ -81,7 +51,7 @@ async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[b
 class TokenEndpoint:
     """The token endpoint: password and refresh_token grants."""
 
-    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._last_warning = -WARN_EVERY
 
@@ -100,8 +70,9 @@ class TokenEndpoint:
 
     @staticmethod
     async def _error(send: Send, exc: OAuthError) -> None:
-        headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
-        await send_json(send, exc.status_code, exc.as_dict(), headers)
+        status, headers, body = render_error(exc)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _grant(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         if scope["method"] != "POST":
@@ -114,11 +85,10 @@ class TokenEndpoint:
                 length = value.decode("latin-1")
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
-        check_length(length)
-        form = parse_form(content_type or "", await _body(receive))
+        form = parse_form(content_type or "", await receive_body(receive, length))
         client = scope.get("client")
         ip = client[0] if client else ""
-        service = self._runtime().service
+        service = self._runtime.service
         grant_type = require(form, "grant_type")
         if grant_type == "refresh_token":
             grant = await service.refresh(require(form, "refresh_token"), scope=form.get("scope"), ip=ip)

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from silentauth.core.files import create_private, warn_if_exposed
 from silentauth.core.ratelimit import MemoryCounter
 from silentauth.errors import AlreadyExists, StoreUnavailable
 from silentauth.stores.base import (
@@ -107,6 +108,14 @@ class SQLiteStore:
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite makes the -wal and -shm
+            # files with the main file's mode, so all three stay owner-only.
+            try:
+                create_private(self.path)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create SQLite database {self.path}: {exc}") from exc
+            for suffix in ("", "-wal", "-shm"):
+                warn_if_exposed(self.path + suffix, "SQLite database file")
         try:
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=5.0

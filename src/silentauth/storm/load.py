@@ -20,7 +20,7 @@ class LoadStats:
     peak_to_mean: float
 
     def as_dict(self) -> dict[str, float]:
-        """The JSON shape of the contract: ``{"peak", "mean", "peak_to_mean"}``."""
+        """The JSON shape ``silentauth storm --json`` promises: ``{"peak", "mean", "peak_to_mean"}``."""
         return {
             "peak": round(self.peak, 3),
             "mean": round(self.mean, 3),

@@ -1,4 +1,4 @@
-"""How ``silentauth storm`` prints: the contract's JSON, or a table for people."""
+"""How ``silentauth storm`` prints: JSON for scripts (a stable shape), or a table for people."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ if TYPE_CHECKING:
 
 
 def as_json(results: list[ScenarioResult]) -> dict[str, Any]:
-    """``{"jitter_off": {...}, "jitter_on": {...}, "sessions_lost": n}`` (contract §2).
+    """``{"jitter_off": {...}, "jitter_on": {...}, "sessions_lost": n}`` (``--json``).
 
     Extra scenarios (``--what-if``) are added under their own names; the
-    contract's three keys are always present.
+    three keys above are always present, so scripts can rely on them.
     """
     out: dict[str, Any] = {r.scenario.name: r.stats.as_dict() for r in results}
     out["sessions_lost"] = sum(r.sessions_lost for r in results)

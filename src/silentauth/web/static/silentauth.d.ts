@@ -161,6 +161,11 @@ export type AuthClientOptions = {
      */
     restore?: boolean | undefined;
     /**
+     * The CSRF proof's cookie name: `__Host-silentauth-csrf`, or
+     * `silentauth-csrf` on a page that is not a secure context (a server with COOKIE_SECURE=false).
+     */
+    csrfCookie?: string | undefined;
+    /**
      * Called once when the session ends unexpectedly.
      */
     onSessionExpired?: ((error: SessionExpiredError) => void) | undefined;

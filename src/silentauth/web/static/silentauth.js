@@ -12,7 +12,7 @@
  * document, window, BroadcastChannel), for tests and other hosts.
  *
  * Where things live: the access token in memory only; the refresh token only in the
- * HttpOnly cookie (Path=/auth) the server sets; the CSRF proof in memory, read back from
+ * HttpOnly __Host- cookie the server sets; the CSRF proof in memory, read back from
  * its cookie after a reload. The refresh and login calls use the raw fetch, never the
  * interceptor, so a failing refresh cannot queue behind itself.
  *
@@ -31,7 +31,11 @@
 
 const LOCK_NAME = "silentauth-refresh";
 const CHANNEL_NAME = "silentauth";
-const CSRF_COOKIES = ["__Host-silentauth-csrf", "silentauth-csrf"];
+// Exactly one name is read, never a fallback: an unprefixed cookie can be tossed in by a
+// sibling host. A page that is not a secure context cannot hold Secure cookies at all, so
+// its server must run COOKIE_SECURE=false (development), which uses the unprefixed name.
+const CSRF_COOKIE = "__Host-silentauth-csrf";
+const DEV_CSRF_COOKIE = "silentauth-csrf";
 const MAX_DELAY = 2 ** 31 - 1;
 // The environment's members, never options: a test hook passed as an option is a mistake.
 const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks", "document", "window",
@@ -51,6 +55,8 @@ const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks
  * @property {number} [lockTimeout] ms to wait for the refresh lock before refreshing without it (default 10000).
  * @property {number} [requestTimeout] ms for each call to the token service (default 15000).
  * @property {boolean} [restore] Resume the session from its cookie at once (default true).
+ * @property {string} [csrfCookie] The CSRF proof's cookie name: `__Host-silentauth-csrf`, or
+ *   `silentauth-csrf` on a page that is not a secure context (a server with COOKIE_SECURE=false).
  * @property {(error: SessionExpiredError) => void} [onSessionExpired] Called once when the session ends unexpectedly.
  * @property {(event: AuthEvent) => void} [onEvent] Called with every event, as `subscribe`.
  */
@@ -273,6 +279,7 @@ export class AuthClient {
       lockTimeout: 10000,
       requestTimeout: 15000,
       restore: true,
+      csrfCookie: globalThis.isSecureContext === false ? DEV_CSRF_COOKIE : CSRF_COOKIE,
       // An option given as undefined keeps its default (as if it were left out).
       ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     };
@@ -847,11 +854,9 @@ export class AuthClient {
   /** @returns {string | null} */
   #csrfCookie() {
     const jar = this.#io.document?.cookie ?? "";
-    for (const name of CSRF_COOKIES) {
-      const hit = jar.split(/;\s*/).find((c) => c.startsWith(`${name}=`));
-      if (hit) return decodeURIComponent(hit.slice(name.length + 1));
-    }
-    return null;
+    const name = this.#o.csrfCookie;
+    const hit = jar.split(/;\s*/).find((c) => c.startsWith(`${name}=`));
+    return hit ? decodeURIComponent(hit.slice(name.length + 1)) : null;
   }
 
   /** @param {string} path */

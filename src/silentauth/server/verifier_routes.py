@@ -1,4 +1,9 @@
-"""Operator and verifier endpoints: JWKS, metrics, health."""
+"""What third-party verifiers fetch: the JWK Set and the revocation feed.
+
+``JWKSKeySource`` and ``RevocationFollower`` (:mod:`silentauth.resource`) read
+these two routes; they are public by design (RFC 7517 keys are public, and the
+feed lists only sessions that are already dead).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,11 @@ from silentauth.server.auth_routes import runtime
 
 
 async def jwks(request: Request) -> Response:
+    """``GET /.well-known/jwks.json``: the public keys that verify access tokens."""
     rt = runtime(request)
     return JSONResponse(
         rt.ring.jwks(rt.clock()), headers={"Cache-Control": "public, max-age=60"}
     )
-
-
-async def metrics(request: Request) -> Response:
-    rt = runtime(request)
-    rt.metrics.revocation_set.set(len(rt.revocations))
-    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def revocations(request: Request) -> Response:
@@ -37,13 +37,7 @@ async def revocations(request: Request) -> Response:
     return JSONResponse({"revoked": revoked, "cursor": cursor}, headers={"Cache-Control": "no-store"})
 
 
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
 routes = [
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
     Route("/auth/revocations", revocations, methods=["GET"]),
 ]

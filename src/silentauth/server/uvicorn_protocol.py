@@ -1,4 +1,6 @@
-"""uvicorn's httptools protocol with a bound on the request head.
+"""A uvicorn HTTP protocol (httptools) with a bound on the request head.
+
+``silentauth serve`` runs uvicorn with :class:`BoundedHttpToolsProtocol`.
 
 httptools buffers a request's headers without limit, so one connection could
 make the server hold a 30 MB header. Here the request line and headers may
@@ -11,14 +13,12 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from silentauth.errors import HeadTooLarge
+
 MAX_HEAD_BYTES = 64 * 1024
 # Above any socket read size, so a chunk that also carries the previous
 # request's body tail never trips it.
 MAX_RAW_HEAD_BYTES = 1024 * 1024
-
-
-class HeadTooLarge(Exception):
-    """Raised inside a parser callback; httptools turns it into a parser error."""
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
