@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from silentauth.core.encoding import b64decode, b64encode
+from silentauth.core.ports import Store, StoredKey
 from silentauth.errors import ConfigError
-from silentauth.stores.base import Store, StoredKey
 
 ALG = "ES256"
 _SIG_LEN = 32

@@ -31,15 +31,15 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 
-from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import (
+from silentauth.core.ports import (
     RotateRequest,
     RotateResult,
     SessionRecord,
     StoredKey,
     User,
-    rotate_each,
 )
+from silentauth.errors import AlreadyExists, StoreUnavailable
+from silentauth.stores.base import rotate_each
 from silentauth.stores.postgres_schema import (
     REVOCATION_LOCK,
     SESSION_COLS,

@@ -16,15 +16,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from silentauth.core.ratelimit import MemoryCounter
-from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import (
+from silentauth.core.ports import (
     RotateRequest,
     RotateResult,
     SessionRecord,
     StoredKey,
     User,
 )
+from silentauth.core.ratelimit import MemoryCounter
+from silentauth.errors import AlreadyExists, StoreUnavailable
 
 MIGRATIONS: list[str] = [
     # 1: initial schema
