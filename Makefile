@@ -22,6 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PYTHON) -m ruff check src tests bench
 	$(PYTHON) -m mypy
+	lint-imports
 
 bench: $(STAMP)
 	$(PYTHON) -m bench $(ARGS)
