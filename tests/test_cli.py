@@ -1,14 +1,13 @@
-"""The ``silentauth`` command line, run as a real subprocess."""
+"""The ``silentauth`` command line: as a real subprocess, and its jobs on a real runtime."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import argparse
 
 import httpx
 import pytest
