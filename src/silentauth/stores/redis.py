@@ -121,7 +121,7 @@ def _encode(session: SessionRecord) -> list[str]:
 
 
 class RedisStore:
-    """:class:`~silentauth.stores.base.Store` on Redis, shared by many instances.
+    """:class:`~silentauth.core.ports.Store` on Redis, shared by many instances.
 
     ``retention`` is how long ended sessions stay readable (so a late refresh
     reads "expired", not "unknown") before Redis drops them by itself.

@@ -89,7 +89,7 @@ def _session(row: tuple[Any, ...]) -> SessionRecord:
 
 
 class SQLiteStore:
-    """:class:`~silentauth.stores.base.Store` on a local SQLite file."""
+    """:class:`~silentauth.core.ports.Store` on a local SQLite file."""
 
     def __init__(self, url: str = "sqlite:///silentauth.db") -> None:
         self.path = _path_from_url(url)
