@@ -35,7 +35,7 @@ from silentauth.core.policy import LifetimePolicy
 from silentauth.core.ports import RotateRequest, RotateResult, SessionRecord, Store
 from silentauth.core.ratelimit import LocalCounters, RateLimiter
 from silentauth.core.refresh import RefreshTokens
-from silentauth.core.revoked import RevocationSet
+from silentauth.core.revoked import RevokedSessions
 from silentauth.core.tokens import mint, new_jti
 from silentauth.errors import (
     InvalidGrant,
@@ -73,7 +73,8 @@ class Grant:
 class SessionService:
     """Everything the token service does, free of HTTP and SQL.
 
-    Every argument is named: ten of them in a row were too easy to misplace.
+    Every argument is named: with this many collaborators, a swapped position
+    would otherwise go unnoticed until run time.
     ``keyring`` is a callable because the ring is replaced when keys reload.
     """
 
@@ -85,7 +86,7 @@ class SessionService:
         keyring: Callable[[], KeyRing],
         refresh_tokens: RefreshTokens,
         passwords: Passwords,
-        revocations: RevocationSet,
+        revocations: RevokedSessions,
         clock: Clock,
         policy: LifetimePolicy | None = None,
         events: SessionEvents | None = None,
