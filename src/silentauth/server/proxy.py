@@ -172,7 +172,9 @@ class ProxyHeadersMiddleware:
             found = self.proxies.resolve((client[0], client[1]), scope["headers"]) if client else None
             if found is not None:
                 host, port, scheme = found
-                scope = dict(scope, client=(host, port))
+                # In place, as uvicorn's own proxy middleware does: the server's
+                # access log reads this same scope and then names the client too.
+                scope["client"] = (host, port)
                 if scheme is not None:
                     scope["scheme"] = scheme if scope["type"] == "http" else _WS[scheme]
         await self.app(scope, receive, send)
