@@ -129,9 +129,9 @@ class TrustedProxies:
             # Only the scheme is forwarded: the peer is the client.
             return (peer[0], peer[1], _scheme(proto_list[-1])) if proto_list else None
         hops = fors.split(",")
-        # Proxies that each append their hop give one proto per address; a single
-        # value (nginx's `proxy_set_header X-Forwarded-Proto $scheme`) describes
-        # the connection the outermost trusted proxy received.
+        # Proxies that each append their hop give one proto per address; otherwise
+        # the last value (nginx's `proxy_set_header X-Forwarded-Proto $scheme`
+        # overwrites) is the scheme of the connection that proxy received.
         if len(proto_list) == len(hops):
             return self._walk(list(zip(hops, proto_list, strict=True)))
         return self._walk([(h, proto_list[-1] if proto_list else None) for h in hops])
