@@ -177,3 +177,12 @@ async def test_issuer_origin_is_the_public_origin(service_factory: ServiceFactor
     assert (await svc.client.post("/auth/login", json=body, headers={"Origin": "https://auth.example.com"})).status_code == 200
     assert (await svc.client.post("/auth/login", json=body, headers={"Origin": "http://auth.example.com"})).status_code == 403
     assert (await svc.client.post("/auth/login", json=body, headers={"Origin": "https://evil.example.com"})).status_code == 403
+
+
+def test_the_parse_cache_stays_bounded_whatever_clients_send() -> None:
+    from silentauth.server import proxy
+
+    rule = TrustedProxies(["127.0.0.1/32"])
+    for i in range(proxy._CACHE_SIZE + 10):
+        assert rule.resolve(NGINX, h(("X-Forwarded-For", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"))) is not None
+    assert len(rule._seen) <= proxy._CACHE_SIZE

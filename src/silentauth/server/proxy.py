@@ -31,6 +31,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SCHEMES = {"http", "https"}
+_CACHE_SIZE = 4096
 _WS = {"http": "ws", "https": "wss"}
 
 
@@ -106,16 +107,33 @@ class TrustedProxies:
     def __init__(self, networks: Iterable[str], headers: str = "x-forwarded") -> None:
         self.networks: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
         self.headers = headers
+        # Hop text -> (address, trusted?). ipaddress parsing is most of the cost
+        # and the same peers and clients recur; bounded, since clients choose the text.
+        self._seen: dict[str, tuple[str, bool] | None] = {}
 
     def trusts(self, addr: IPAddress | None) -> bool:
         """Whether ``addr`` is one of the proxies whose headers are believed."""
         return addr is not None and any(addr in net for net in self.networks)
 
+    def _classify(self, text: str) -> tuple[str, bool] | None:
+        """``(address, trusted?)`` of a hop or peer, or ``None`` if it is not an address."""
+        try:
+            return self._seen[text]
+        except KeyError:
+            pass
+        addr = parse_address(text)
+        result = None if addr is None else (str(addr), self.trusts(addr))
+        if len(self._seen) >= _CACHE_SIZE:
+            self._seen.clear()
+        self._seen[text] = result
+        return result
+
     def resolve(
         self, peer: tuple[str, int], headers: Sequence[tuple[bytes, bytes]]
     ) -> tuple[str, int, str | None] | None:
         """``(client host, client port, scheme or None)``, or ``None`` to leave the request alone."""
-        if not self.trusts(parse_address(peer[0])):
+        known = self._classify(peer[0])
+        if known is None or not known[1]:
             return None
         if self.headers == "forwarded":
             value = _joined(headers, b"forwarded")
@@ -139,11 +157,11 @@ class TrustedProxies:
     def _walk(self, chain: list[tuple[str, str | None]]) -> tuple[str, int, str | None] | None:
         found: tuple[str, int, str | None] | None = None
         for hop, proto in reversed(chain):
-            addr = parse_address(hop)
-            if addr is None:
+            known = self._classify(hop)
+            if known is None:
                 break  # not an address: nothing left of it can be trusted either
-            found = (str(addr), _port_of(hop), _scheme(proto))
-            if not self.trusts(addr):
+            found = (known[0], _port_of(hop), _scheme(proto))
+            if not known[1]:
                 break
         return found
 
