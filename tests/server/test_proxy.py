@@ -66,6 +66,8 @@ def test_x_forwarded_for_from_a_trusted_peer(headers: list[tuple[str, str]], exp
         # RFC 7239 §4: names are case-insensitive, IPv6 is quoted and bracketed.
         ('For="[2001:db8:cafe::17]:4711";Proto=HTTPS', ("2001:db8:cafe::17", 4711, "https")),
         ("for=6.6.6.6;proto=http, for=198.51.100.7;proto=https, for=10.0.0.2;proto=http", ("198.51.100.7", 0, "https")),
+        # What the README's nginx line writes for an IPv6 peer (no brackets).
+        ('for="2001:db8::7";proto=https', ("2001:db8::7", 0, "https")),
         # A quoted comma or semicolon does not split an element.
         ('for=198.51.100.7;by="a,b;c";proto=https', ("198.51.100.7", 0, "https")),
         # Obfuscated and unknown identifiers (§6.2, §6.3) are not addresses.
