@@ -15,7 +15,7 @@ from silentauth.core.keys import KeyManager, KeyRing, MasterKey
 from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.policy import LifetimePolicy
 from silentauth.core.refresh import RefreshTokens
-from silentauth.core.sessions import SessionService
+from silentauth.core.sessions import Grant, SessionService
 from silentauth.core.tokens import AccessTokenVerifier
 from silentauth.errors import AlreadyExists, StoreUnavailable
 from silentauth.resource.verify import TokenAuthenticator
@@ -42,6 +42,10 @@ class Runtime:
     passwords: Passwords
     rng: random.Random | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # Called after each browser refresh (/auth/refresh) with the session id, the refresh
+    # token the browser presented and the grant; the demo's replay action is one (and
+    # the only one unless SILENTAUTH_DEMO is on).
+    browser_refresh_observers: list[Callable[[str, str, Grant], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
