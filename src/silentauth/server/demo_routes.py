@@ -1,10 +1,11 @@
 """The demo API (``/api/*``), the demo page, and the demo-mode helpers under ``/auth/demo``.
 
 ``/api/*`` is protected by the resource kit like any application's API. The
-``/auth/demo`` routes exist for the demo page alone and answer 404 unless the
+``/auth/demo/*`` routes exist for the demo page alone and answer 404 unless the
 service runs with ``SILENTAUTH_DEMO`` on (``silentauth serve --demo``):
 
-- ``GET /auth/demo``: what the page needs to know (the reuse grace window).
+- ``GET /auth/demo``: whether demo mode is on (answered in every mode), and the
+  reuse grace window.
 - ``GET /auth/demo/old-refresh-token``: this session's previous refresh token, the
   one its last rotation replaced, as a thief who copied it would hold it. The page
   replays it at ``POST /auth/token`` to show reuse detection (RFC 9700 §4.14.2).
@@ -111,10 +112,14 @@ async def payments(request: Request) -> Response:
 
 
 async def demo_info(request: Request) -> Response:
-    """``GET /auth/demo``: 404 outside demo mode, else the numbers the page explains."""
+    """``GET /auth/demo``: whether demo mode is on and, if so, the numbers the page explains.
+
+    Answered in every mode (``{"demo": false}`` outside demo mode), so the demo page
+    served by a production instance learns it without a 404 in the console.
+    """
     rt = runtime(request)
     if replay_stash(request) is None:
-        return JSONResponse(NOT_DEMO, 404)
+        return JSONResponse({"demo": False}, headers=NO_STORE)
     s = rt.settings
     return JSONResponse(
         {"demo": True, "reuse_grace": s.reuse_grace, "access_ttl": s.access_ttl, "renew_within": s.renew_within},
