@@ -9,7 +9,12 @@ const HOW = {
 
 /** What the client alone can say, by the way it found out. */
 export function sessionEndFallback(reason) {
-  return `Your session is over: ${HOW[reason] ?? "the server refused to renew it."} Please log in again.`;
+  return `Your session is over: ${endedHow(reason)} Please log in again.`;
+}
+
+/** How the client found out, in a few words. */
+export function endedHow(reason) {
+  return HOW[reason] ?? "the server refused to renew it.";
 }
 
 const REVOKED = {
@@ -19,10 +24,10 @@ const REVOKED = {
       + "again, so the server revoked the whole session, in every tab and on every device. "
       + "Log in again; in real life, also change your password.",
   },
-  logout: { text: "You logged out (in this or another tab or window). Log in again to go on." },
-  logout_all: { text: "You logged out on all your devices. Log in again to go on." },
-  device: { text: "This session was logged out from another device (its list of devices). Log in again to go on." },
-  admin: { text: "An administrator ended this session. Log in again to go on." },
+  logout: { text: "You logged out (in this or another tab or window). Log in again to continue." },
+  logout_all: { text: "You logged out on all your devices. Log in again to continue." },
+  device: { text: "This session was logged out from another device, in its list of your devices. Log in again to continue." },
+  admin: { text: "An administrator ended this session. Log in again to continue." },
 };
 
 /**
@@ -42,13 +47,13 @@ export async function explainEnd(reason, demoMode) {
     return null;
   }
   if (end.state === "revoked") {
-    return REVOKED[end.reason] ?? { text: `The session was revoked (${end.reason}). Log in again to go on.` };
+    return REVOKED[end.reason] ?? { text: `The session was revoked (${end.reason}). Log in again to continue.` };
   }
   if (end.state === "expired") {
-    return { text: "Your session expired: unused for too long, or past its maximum age. Log in again to go on." };
+    return { text: "Your session expired: unused for too long, or past its maximum age. Log in again to continue." };
   }
   if (end.state === "none" && reason === "other-tab") {
-    return { text: "You logged out in another tab. Log in again to go on." };
+    return { text: "You logged out in another tab. Log in again to continue." };
   }
   if (end.state === "live") {
     return { text: "This tab's session ended, and another tab has logged in since: reload to join it." };

@@ -52,9 +52,8 @@ export function figures(samples) {
     revoked: total(samples, "silentauth_sessions_revoked_total"),
     revokedBy,
     batches,
-    batch: batches
-      ? `${(total(samples, "silentauth_refresh_batch_size_sum") / batches).toFixed(1)}, ≤ ${all ? all.le : "128+"}`
-      : "–",
+    batch: batches ? (total(samples, "silentauth_refresh_batch_size_sum") / batches).toFixed(1) : "–",
+    largest: batches ? `largest ≤ ${all ? all.le : "128+"}` : "",
   };
 }
 
@@ -106,6 +105,8 @@ export class ServerPanel {
       const key = tile.dataset.metric;
       const value = now[key];
       const b = tile.querySelector("b");
+      tile.classList.toggle("hot", tile.classList.contains("alarm") && value > 0);
+      if (key === "batch") tile.querySelector("small").textContent = now.largest;
       if (b.textContent !== String(value)) {
         b.textContent = String(value);
         if (this.last) {

@@ -2,7 +2,7 @@
 // arrived. Open the console: `demo.auth` is the client, try `await demo.auth.fetch("/api/me")`.
 import { LoginError, SessionExpiredError, StepUpRequiredError, createAuthClient } from "/static/silentauth.js";
 import { ServerPanel, readMetrics } from "/static/demo-server.js";
-import { explainEnd, sessionEndFallback } from "/static/demo-ending.js";
+import { endedHow, explainEnd, sessionEndFallback } from "/static/demo-ending.js";
 
 const $ = (id) => document.getElementById(id);
 // "Sleeping" the tab moves the client's clock forward, as a suspended laptop would.
@@ -41,7 +41,7 @@ auth.subscribe((e) => {
     demo.refreshes++;
     log(REASONS[e.reason] ?? `refresh (${e.reason})`, "refresh");
   } else if (e.type === "token" && e.source === "pushed") log("new token pushed by the server (New-Access-Token)", "pushed");
-  else if (e.type === "token" && e.source === "other-tab") log("adopted the token another tab refreshed (no refresh here)", "tab");
+  else if (e.type === "token" && e.source === "other-tab") log("adopted the token from another tab (no refresh here)", "tab");
   else if (e.type === "token" && e.source === "login") log("logged in");
   else if (e.type === "refresh-skipped") log(`refresh skipped: another tab had just refreshed (${e.reason})`, "tab");
   else if (e.type === "refresh-error") log(`refresh failed, will retry: ${e.error.message}`, "bad");
@@ -55,9 +55,10 @@ auth.subscribe((e) => {
 
 /** The session is over: say what happened and what to do, from the server's own record. */
 async function ended(reason) {
+  demo.endedAt = Date.now();
   showLogin();
   setNotice(sessionEndFallback(reason));
-  log(`session ended: ${sessionEndFallback(reason)}`, "ended");
+  log(`session ended: ${endedHow(reason)}`, "ended");
   const explained = await explainEnd(reason, (await mode).demo === true);
   if (!explained || auth.isAuthenticated) return;
   setNotice(explained.text);
@@ -164,7 +165,7 @@ $("login-form").addEventListener("submit", async (event) => {
 $("logout").addEventListener("click", async () => {
   await auth.logout();
   showLogin();
-  setNotice("You logged out, in every tab. Log in again to go on.");
+  setNotice("You logged out, in every tab. Log in again to continue.");
 });
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "es"}`;
@@ -256,6 +257,7 @@ $("replay").addEventListener("click", () => guarded("Replay", async () => {
     body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: stolen.refresh_token }),
   });
   const body = await answer.json().catch(() => ({}));
+  demo.replayAnsweredAt = Date.now();
   if (answer.ok) return "The replay was accepted: it came inside the grace window.";
   log(`the server to the thief: ${answer.status} ${body.error}: ${body.error_description}`, "theft");
   await auth.fetch("/api/me"); // this tab now meets the revoked session, and tells the others
