@@ -265,3 +265,29 @@ def test_replaying_an_old_refresh_token_ends_the_session_in_both_tabs_within_a_s
     d.shot(first, "8-theft-this-tab")
     d.shot(second, "9-theft-other-tab")
     d.assert_clean(first, second)
+
+
+def test_the_device_list_follows_a_step_up_login_without_a_reload_click(demo: Callable[..., Demo]) -> None:
+    d = demo(access_ttl=30, step_up_max_age=1)
+    d.expect("/api/payments", 401)  # the step-up challenge
+    page = d.tab()
+    d.login(page)
+    old = page.evaluate("demo.auth.sessionId")
+    page.wait_for_function("(sid) => document.querySelector('#sessions tr.current td').textContent === sid.slice(0, 8)", arg=old)
+    page.wait_for_timeout(1100)  # the login is now older than STEP_UP_MAX_AGE
+    page.click("#payments")
+    page.wait_for_selector("#step-up-form:not([hidden])", timeout=5_000)
+    page.click("#step-up-form button[type=submit]")
+    page.wait_for_function("() => document.getElementById('result').textContent.includes('Payment accepted')", timeout=5_000)
+    new = page.evaluate("demo.auth.sessionId")
+    assert new != old
+    # The panel alone (no click on "reload"): one session left, the new one marked.
+    page.wait_for_function(
+        "(sid) => { const rows = document.querySelectorAll('#sessions tr');"
+        " return rows.length === 1 && rows[0].classList.contains('current')"
+        " && rows[0].querySelector('td').textContent === sid.slice(0, 8); }",
+        arg=new,
+        timeout=3_000,
+    )
+    d.shot(page, "10-after-step-up")
+    d.assert_clean(page)
