@@ -7,7 +7,8 @@ service runs with ``SILENTAUTH_DEMO`` on (``silentauth serve --demo``):
 - ``GET /auth/demo``: whether demo mode is on (answered in every mode), and the
   reuse grace window.
 - ``GET /auth/demo/old-refresh-token``: this session's previous refresh token, the
-  one its last rotation replaced, as a thief who copied it would hold it. The page
+  one its last rotation replaced, as a thief who copied it would hold it (``null``
+  before the first rotation). The page
   replays it at ``POST /auth/token`` to show reuse detection (RFC 9700 §4.14.2).
   Only demo mode keeps these tokens, in memory (:class:`ReplayStash`).
 - ``GET /auth/demo/session-end``: why the session in this browser's refresh cookie
@@ -136,13 +137,14 @@ async def old_refresh_token(request: Request) -> Response:
     principal = require_auth(request)
     kept = stash.get(principal.session_id)
     if kept is None:
+        # A 200, not a 409: the page asks this as a question, and the browser would log
+        # any 4xx as a console error.
         return JSONResponse(
             {
-                "error": "nothing_to_replay",
-                "error_description": "This session has not refreshed yet, so no refresh token "
-                "has been replaced: wait for a refresh and try again.",
+                "refresh_token": None,
+                "detail": "This session has not refreshed yet, so no refresh token has been "
+                "replaced: wait for a refresh and try again.",
             },
-            409,
             headers=NO_STORE,
         )
     token, replaced_at = kept

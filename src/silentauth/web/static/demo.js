@@ -126,7 +126,7 @@ async function guarded(label, fn) {
 
 function serverEvents(figures, before) {
   if (before && figures.reuse > before.reuse) {
-    log(`server: refresh-token reuse detected (${figures.reuse} so far), the session revoked`, "theft");
+    log(`server panel: "reuse detected" rose to ${figures.reuse}: a session was revoked as stolen`, "theft");
   }
 }
 
@@ -243,6 +243,7 @@ $("replay").addEventListener("click", () => guarded("Replay", async () => {
   const res = await auth.fetch("/auth/demo/old-refresh-token");
   const stolen = await res.json();
   if (!res.ok) return stolen.error_description ?? `No old token (HTTP ${res.status})`;
+  if (!stolen.refresh_token) return stolen.detail;
   log(`a thief copied this session's previous refresh token …${stolen.refresh_token.slice(-6)}, `
     + `replaced at the last refresh (${new Date(stolen.replaced_at * 1000).toLocaleTimeString()})`, "theft");
   if (stolen.wait > 0) {
