@@ -275,7 +275,7 @@ def test_the_device_list_follows_a_step_up_login_and_an_early_replay_is_explaine
     old = page.evaluate("demo.auth.sessionId")
     page.click("#replay")  # too early: no refresh token has been replaced yet (and no 4xx)
     page.wait_for_function("() => document.getElementById('result').textContent.includes('not refreshed yet')")
-    page.wait_for_function("(sid) => document.querySelector('#sessions tr.current td').textContent === sid.slice(0, 8)", arg=old)
+    page.wait_for_function("(sid) => document.querySelector('#sessions tr.current td')?.textContent === sid.slice(0, 8)", arg=old)
     page.wait_for_timeout(1100)  # the login is now older than STEP_UP_MAX_AGE
     page.click("#payments")
     page.wait_for_selector("#step-up-form:not([hidden])", timeout=5_000)
