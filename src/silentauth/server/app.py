@@ -98,4 +98,5 @@ def create_app(
     # it into a redirect to any site. Paths are exact here; anything else is a 404.
     app.router.redirect_slashes = False
     app.state.runtime = rt
+    demo_routes.install(app, rt)
     return app

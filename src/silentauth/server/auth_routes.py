@@ -128,8 +128,10 @@ async def refresh(request: Request) -> Response:
     rt = runtime(request)
     # A failed refresh does not clear the cookies: the jar may already hold a
     # newer login's cookie (another tab), which a late 400 would wipe out.
-    refresh_token, _ = _cookie_session(request, rt)
+    refresh_token, session_id = _cookie_session(request, rt)
     grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
+    for observe in rt.browser_refresh_observers:
+        observe(session_id, refresh_token, grant)
     return _browser_response(rt, grant)
 
 
