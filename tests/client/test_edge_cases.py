@@ -25,6 +25,7 @@ from silentauth.client import (
 from silentauth.clock import FakeClock
 
 TOKEN_URL = "https://auth.example/token"
+API = "https://api.example"
 INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
@@ -50,7 +51,13 @@ def make_auth(endpoint: TokenEndpointDouble, clock: FakeClock, **kwargs: object)
     transport = httpx.MockTransport(endpoint)
     store = MemoryTokenStore(TokenSet("a0", "r0", clock(), clock() + 600))
     return TokenAuth(  # type: ignore[misc]
-        token_url=TOKEN_URL, store=store, clock=clock, transport=transport, async_transport=transport, **kwargs
+        token_url=TOKEN_URL,
+        allowed_origins=[API],
+        store=store,
+        clock=clock,
+        transport=transport,
+        async_transport=transport,
+        **kwargs,
     )
 
 
