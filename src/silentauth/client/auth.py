@@ -23,12 +23,13 @@ import anyio
 import httpx
 
 from silentauth.client.background import BackgroundRefresh
+from silentauth.client.challenges import parse_challenge
 from silentauth.client.coordination import Coordinator
-from silentauth.client.endpoint import TokenEndpoint
+from silentauth.client.endpoint import TokenEndpointClient
 from silentauth.client.origins import OriginPolicy, format_origin, origin_of
 from silentauth.client.requests_support import RequestsAuthMixin
-from silentauth.client.state import TokenSet, parse_challenge
 from silentauth.client.stores import MemoryTokenStore, TokenStore
+from silentauth.client.token_set import TokenSet
 from silentauth.clock import Clock, system_clock
 from silentauth.errors import StepUpRequired
 
@@ -84,7 +85,7 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
             raise ValueError("refresh_margin must be >= 0 and jitter within [0, 1]")
         self.origins = OriginPolicy(token_url, allowed_origins)
         self._foreign_renewals = itertools.count(1)
-        self.endpoint = TokenEndpoint(
+        self.endpoint = TokenEndpointClient(
             token_url,
             client_id=client_id,
             client_secret=client_secret,

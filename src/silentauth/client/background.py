@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from silentauth.client.coordination import Coordinator
-from silentauth.client.state import TokenSet
+from silentauth.client.token_set import TokenSet
 from silentauth.errors import ClientError, SessionExpired
 
 log = logging.getLogger("silentauth.client")
@@ -31,7 +31,6 @@ class BackgroundRefresh:
         self._interval = max(MIN_WAKE, interval)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="silentauth-refresh", daemon=True)
-        self.refreshes = 0
 
     @property
     def alive(self) -> bool:

@@ -14,7 +14,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from silentauth.client.origins import OriginPolicy
-from silentauth.client.state import TokenSet
+from silentauth.client.token_set import TokenSet
 from silentauth.errors import BodyNotReplayable
 
 if TYPE_CHECKING:
