@@ -244,3 +244,21 @@ def test_a_grant_refreshed_by_another_holder_without_rotation_is_taken_not_refre
     assert first.ensure_fresh().access_token == "a1"
     assert second.ensure_fresh().access_token == "a1"
     assert len(endpoint.requests) == 1
+
+
+def test_a_successful_refresh_resets_the_backoff() -> None:
+    clock = FakeClock()
+    down = httpx.Response(503)
+    endpoint = TokenEndpointDouble(down, down, grant(1), down, grant(2))
+    auth = make_auth(endpoint, clock)
+    clock.advance(590)  # due, still valid: failures cost the caller nothing
+    assert auth.ensure_fresh().access_token == "a0"  # 1st failure: ~1 s cooldown
+    clock.advance(1.3)
+    assert auth.ensure_fresh().access_token == "a0"  # 2nd failure: ~2 s cooldown
+    clock.advance(2.5)
+    assert auth.ensure_fresh().access_token == "a1"
+    clock.advance(590)
+    assert auth.ensure_fresh().access_token == "a1"  # a new first failure: ~1 s again, not ~4 s
+    clock.advance(1.3)
+    assert auth.ensure_fresh().access_token == "a2"
+    assert len(endpoint.requests) == 5
