@@ -1263,3 +1263,26 @@ async def test_https_origin_is_accepted_behind_a_tls_terminating_proxy(service_f
         assert r.status_code == 403
     r = await by_issuer.client.post("/auth/login", json=body, headers={"Origin": "https://evil.example"})
     assert r.status_code == 403
+# --- Python client token destinations ---
+
+
+def test_python_client_keeps_its_token_from_foreign_hosts_and_their_renewals(
+    live_server_factory: Any,
+) -> None:
+    # client/auth.py attached "Authorization: Bearer" to every URL it was given and
+    # adopted any response's New-Access-Token: a foreign host got alice's token and,
+    # by pushing a token of its own session, made the client act as mallory.
+    from silentauth.client import TokenAuth
+    from tests.client.recorder import recording_server
+
+    live = live_server_factory(users={"alice": "secret", "mallory": "evil"})
+    alice = TokenAuth(token_url=f"{live.url}/auth/token")
+    alice.login("alice", "secret")
+    mallory = TokenAuth(token_url=f"{live.url}/auth/token")
+    assert mallory.login("mallory", "evil").access_token
+    with recording_server() as foreign, httpx.Client(auth=alice) as client:
+        pushed = client.get(f"{foreign.url}/echo", params={"push": mallory.tokens.access_token})  # type: ignore[union-attr]
+        assert pushed.headers["new-access-token"]
+        me = client.get(f"{live.url}/api/me")
+    assert me.status_code == 200 and me.json()["username"] == "alice"
+    assert foreign.authorizations == [None]
