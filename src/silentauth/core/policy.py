@@ -39,9 +39,12 @@ class LifetimePolicy:
         return ttl
 
     def access_expiry(
-        self, scope: str, now: float, session_expires_at: float, first: bool = False
+        self, scope: str, now: float, session_expires_at: float, first: bool = False, cap: int | None = None
     ) -> int:
+        """When an access token minted at ``now`` expires; ``cap`` is a lifetime hook's limit."""
         ttl: float = self.base_access_ttl(scope)
+        if cap is not None:
+            ttl = min(ttl, cap)
         if first and self._s.first_token_spread > 0:
             ttl *= 1.0 - self._rng.uniform(0.0, self._s.first_token_spread)
         else:
@@ -51,5 +54,6 @@ class LifetimePolicy:
     def idle_deadline(self, now: float) -> float:
         return now + self._jitter(self._s.refresh_idle_ttl)
 
-    def session_expiry(self, now: float) -> float:
-        return now + self._jitter(self._s.session_max_age)
+    def session_expiry(self, now: float, max_age: int | None = None) -> float:
+        """The absolute end of a session started at ``now`` (``max_age`` overrides the setting)."""
+        return now + self._jitter(self._s.session_max_age if max_age is None else max_age)

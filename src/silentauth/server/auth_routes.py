@@ -26,6 +26,7 @@ from silentauth.server import cookies
 from silentauth.server.parsing import (
     read_form,
     read_json_object,
+    remember_flag,
     require,
     require_json_type,
 )
@@ -55,8 +56,9 @@ def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
         },
         headers=NO_STORE,
     )
-    max_age = max(1, int(grant.session.expires_at - rt.clock()))
-    cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age)
+    if grant.refresh_token:  # a lifetime hook may give a client no refresh
+        max_age = max(1, int(grant.session.expires_at - rt.clock()))
+        cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age)
     return response
 
 
@@ -101,6 +103,7 @@ async def login(request: Request) -> Response:
         client_id="browser",
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
+        remember=remember_flag(body.get("remember")),
     )
     return _browser_response(rt, grant)
 

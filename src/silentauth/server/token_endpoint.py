@@ -25,7 +25,7 @@ from silentauth.errors import (
     UnsupportedGrantType,
     render_error,
 )
-from silentauth.server.parsing import parse_form, receive_body, require
+from silentauth.server.parsing import parse_form, receive_body, remember_flag, require
 from silentauth.server.runtime import Runtime
 
 log = logging.getLogger("silentauth.server")
@@ -100,16 +100,19 @@ class TokenEndpoint:
                 client_id=form.get("client_id") or "native",
                 user_agent=user_agent or "",
                 ip=ip,
+                remember=remember_flag(form.get("remember")),
             )
         else:
             raise UnsupportedGrantType()
-        return {
+        payload: dict[str, Any] = {
             "access_token": grant.access_token,
             "token_type": "Bearer",
             "expires_in": grant.expires_in,
-            "refresh_token": grant.refresh_token,
             "scope": grant.scope,
         }
+        if grant.refresh_token:  # a lifetime hook may give a client no refresh (RFC 6749 §5.1)
+            payload["refresh_token"] = grant.refresh_token
+        return payload
 
 
 class TokenFastPath:
