@@ -24,6 +24,7 @@ from silentauth.server import (
     demo_routes,
     monitoring_routes,
     openapi,
+    service_routes,
     verifier_routes,
 )
 from silentauth.server.cors import CORSMiddleware
@@ -87,6 +88,7 @@ def create_app(
         routes=[
             Route("/auth/token", token_endpoint),
             *auth_routes.routes,
+            *service_routes.routes,
             *verifier_routes.routes,
             *monitoring_routes.routes,
             *openapi.routes,

@@ -44,7 +44,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
+def _browser_response(rt: Runtime, grant: Grant, root_path: str = "") -> JSONResponse:
     csrf = rt.refresh_tokens.csrf_token(grant.session.id)
     response = JSONResponse(
         {
@@ -58,7 +58,7 @@ def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
     )
     if grant.refresh_token:  # a lifetime hook may give a client no refresh
         max_age = max(1, int(grant.session.expires_at - rt.clock()))
-        cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age)
+        cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age, root_path)
     return response
 
 
@@ -105,7 +105,7 @@ async def login(request: Request) -> Response:
         ip=client_ip(request),
         remember=remember_flag(body.get("remember")),
     )
-    return _browser_response(rt, grant)
+    return _browser_response(rt, grant, request.scope.get("root_path", ""))
 
 
 def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:
@@ -129,7 +129,7 @@ async def refresh(request: Request) -> Response:
     # newer login's cookie (another tab), which a late 400 would wipe out.
     refresh_token, _ = _cookie_session(request, rt)
     grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
-    return _browser_response(rt, grant)
+    return _browser_response(rt, grant, request.scope.get("root_path", ""))
 
 
 async def logout(request: Request) -> Response:
@@ -144,7 +144,7 @@ async def logout(request: Request) -> Response:
     else:
         raise InvalidRequest("Send the refresh cookie or a bearer token.")
     response = Response(status_code=204, headers=NO_STORE)
-    cookies.clear_session_cookies(response, rt.settings)
+    cookies.clear_session_cookies(response, rt.settings, request.scope.get("root_path", ""))
     return response
 
 
@@ -153,7 +153,7 @@ async def logout_all(request: Request) -> Response:
     principal = require_auth(request)
     await rt.service.revoke_user(principal.subject, "logout_all")
     response = Response(status_code=204, headers=NO_STORE)
-    cookies.clear_session_cookies(response, rt.settings)
+    cookies.clear_session_cookies(response, rt.settings, request.scope.get("root_path", ""))
     return response
 
 

@@ -115,6 +115,13 @@ class TokenEndpoint:
         return payload
 
 
+def route_path(scope: Scope) -> str:
+    """The path below the mount point (``root_path``), as Starlette's router matches it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
 class TokenFastPath:
     """Send ``POST /auth/token`` straight to :class:`TokenEndpoint`; all else on."""
 
@@ -123,7 +130,9 @@ class TokenFastPath:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/auth/token" and scope["method"] == "POST":
+        # The route path, not the raw path: mounted in another app (``app.mount("/sa", ...)``)
+        # the request arrives as /sa/auth/token with root_path /sa.
+        if scope["type"] == "http" and scope["method"] == "POST" and route_path(scope) == "/auth/token":
             await self.endpoint(scope, receive, send)
         else:
             await self.app(scope, receive, send)
