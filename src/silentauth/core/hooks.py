@@ -50,8 +50,8 @@ class TokenContext:
 class Lifetimes:
     """A lifetime hook's answer; ``None`` keeps the configured value.
 
-    ``access_ttl`` caps the access token's lifetime (the per-scope policy
-    still applies: the shorter wins); ``session_max_age`` sets the absolute
+    ``access_ttl`` replaces ``ACCESS_TTL`` for this user or client (the
+    per-scope policy still applies: the shorter wins); ``session_max_age`` sets the absolute
     session lifetime when it starts (it never moves afterwards);
     ``refresh=False`` gives no refresh token: the session ends with its
     access token (a kiosk).
