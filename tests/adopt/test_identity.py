@@ -125,3 +125,29 @@ async def test_identity_setting_names_an_importable_object(service_factory: Serv
 async def test_a_bad_identity_setting_is_a_config_error(service_factory: ServiceFactory, spec: str) -> None:
     with pytest.raises(ConfigError, match="IDENTITY"):
         await service_factory(identity=spec)
+
+
+@pytest.mark.parametrize("user_id", ["", "x" * 257, "u\n1", "u\u200b1"])
+async def test_an_identity_that_cannot_be_a_subject_is_refused_not_truncated(
+    service_factory: ServiceFactory, user_id: str
+) -> None:
+    class Odd(Directory):
+        async def authenticate(self, username: str, password: str, request: RequestInfo) -> Identity | None:
+            return Identity(user_id, username)
+
+    svc = await start(service_factory, Odd())
+    r = await svc.client.post("/auth/token", data=form("carol", "c-pass"))
+    assert r.status_code == 503, r.text
+    assert svc.metric("silentauth_login_total", outcome="ok") == 0
+
+
+async def test_a_plugins_deliberate_4xx_is_passed_on(service_factory: ServiceFactory) -> None:
+    from silentauth.errors import InvalidRequest
+
+    class Picky(Directory):
+        async def authenticate(self, username: str, password: str, request: RequestInfo) -> Identity | None:
+            raise InvalidRequest("User names here are e-mail addresses.")
+
+    svc = await start(service_factory, Picky())
+    r = await svc.client.post("/auth/token", data=form("carol", "c-pass"))
+    assert r.status_code == 400 and "e-mail" in r.json()["error_description"]

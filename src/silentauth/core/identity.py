@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -31,7 +32,12 @@ import anyio
 
 from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.ports import Store
-from silentauth.errors import ConfigError, IdentityUnavailable, StoreUnavailable
+from silentauth.errors import (
+    ConfigError,
+    IdentityUnavailable,
+    OAuthError,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("silentauth.identity")
 
@@ -79,6 +85,22 @@ class LocalUsers:
         return Identity(user.id, user.username) if user is not None and ok else None
 
 
+MAX_USER_ID_LENGTH = 256
+
+
+def valid_identity(value: object) -> bool:
+    """An :class:`Identity` whose ``user_id`` can be a ``sub``: 1-256 printable characters.
+
+    Never truncated: two long ids sharing a prefix would become one subject.
+    """
+    if not isinstance(value, Identity) or not isinstance(value.user_id, str):
+        return False
+    uid = value.user_id
+    return 0 < len(uid) <= MAX_USER_ID_LENGTH and not any(
+        unicodedata.category(c).startswith("C") for c in uid
+    ) and isinstance(value.username, str)
+
+
 def as_identity_provider(value: object) -> IdentityProvider:
     """``value`` if it has an ``authenticate`` method, else :class:`ConfigError`."""
     if not isinstance(value, IdentityProvider):
@@ -92,8 +114,9 @@ class GuardedIdentity:
     def __init__(self, provider: IdentityProvider, *, timeout: float, builtin: bool = False) -> None:
         self.provider = provider
         self.timeout = timeout
-        # The built-in table equalises by itself; padding it would only slow logins.
-        self._pad = not builtin
+        # The built-in table equalises by itself, and its Argon2 queue may legitimately
+        # grow long in a login storm: neither padding nor a deadline for it.
+        self._builtin = builtin
         self._typical = 0.0  # how long a success takes lately (moving average)
         self._down_since: float | None = None
 
@@ -101,21 +124,26 @@ class GuardedIdentity:
         """The provider's answer, checked; IdentityUnavailable if it failed or hung."""
         started = time.monotonic()
         try:
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(None if self._builtin else self.timeout):
                 identity = await self.provider.authenticate(username, password, request)
         except StoreUnavailable:
             raise  # the service's own store: reported as such by the caller
+        except OAuthError as exc:
+            if exc.status_code < 500:
+                raise  # a deliberate 4xx (a malformed user name) is the client's answer
+            self._failed(exc)
+            raise IdentityUnavailable(retry_after=max(1, round(self.timeout))) from None
         except Exception as exc:
             self._failed(exc)
             raise IdentityUnavailable(retry_after=max(1, round(self.timeout))) from None
-        if identity is not None and not (isinstance(identity, Identity) and identity.user_id):
-            self._failed(TypeError(f"authenticate returned {type(identity).__name__}, not an Identity"))
+        if identity is not None and not valid_identity(identity):
+            self._failed(TypeError(f"authenticate returned an invalid {type(identity).__name__}"))
             raise IdentityUnavailable(retry_after=max(1, round(self.timeout)))
         self._recovered()
         elapsed = time.monotonic() - started
         if identity is not None:
             self._typical = elapsed if self._typical == 0 else 0.8 * self._typical + 0.2 * elapsed
-        elif self._pad and elapsed < self._typical:
+        elif not self._builtin and elapsed < self._typical:
             await anyio.sleep(self._typical - elapsed)
         return identity
 

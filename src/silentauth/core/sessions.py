@@ -30,7 +30,13 @@ from silentauth.clock import Clock
 from silentauth.core.batch import Batcher
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
 from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks
-from silentauth.core.identity import GuardedIdentity, Identity, LocalUsers, RequestInfo
+from silentauth.core.identity import (
+    GuardedIdentity,
+    Identity,
+    LocalUsers,
+    RequestInfo,
+    valid_identity,
+)
 from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.policy import LifetimePolicy
@@ -43,6 +49,7 @@ from silentauth.errors import (
     ClaimsUnavailable,
     IdentityUnavailable,
     InvalidGrant,
+    InvalidRequest,
     InvalidScope,
     RateLimited,
     TemporarilyUnavailable,
@@ -252,11 +259,13 @@ class SessionService:
         calls this after its check. The hooks are asked first: if one fails,
         nothing is stored. Then the session limit ends the oldest sessions.
         """
+        if not valid_identity(identity):
+            raise InvalidRequest("The user id must be 1-256 printable characters.")
         now = self.clock()
         granted = self._scope(scope, self.settings.scope)
         draft = SessionRecord(
             id=secrets.token_urlsafe(16),
-            user_id=identity.user_id[:256],
+            user_id=identity.user_id,
             username=(identity.username or identity.user_id)[:256],
             counter=0,
             scope=granted,
