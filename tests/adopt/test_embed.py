@@ -136,9 +136,13 @@ async def test_the_host_gets_renewals_from_the_in_process_service(host: Host) ->
         "/sa/auth/token", data={"grant_type": "password", "username": "carol", "password": "c-pass"}
     )
     token = r.json()["access_token"]
+    host.directory.roles["u-100"] = ["staff"]
     host.clock.advance(300 - 30)  # inside RENEW_WITHIN (60 s)
     r = await host.client.get("/api/me", headers=bearer(token))
     assert r.status_code == 200 and "new-access-token" in r.headers
+    # The pushed token went through the claims hook too: the role change is in it.
+    pushed = r.headers["new-access-token"]
+    assert (await host.client.get("/api/me", headers=bearer(pushed))).json()["roles"] == ["staff"]
 
 
 def test_a_bad_prefix_is_refused(tmp_path: Path) -> None:
