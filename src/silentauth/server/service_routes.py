@@ -79,7 +79,8 @@ async def create_session(request: Request) -> Response:
         device=_optional_str(body, "device") or "",
         ip=_optional_str(body, "ip", 64) or "",
         remember=remember_flag(body.get("remember")),
-        root_path=_optional_str(body, "root_path", 256) or "",
+        # The cookies' path follows where this service is served (a mount or proxy prefix).
+        root_path=request.scope.get("root_path", ""),
     )
     return JSONResponse(started.as_json(), status_code=201, headers=NO_STORE)
 
