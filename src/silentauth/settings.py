@@ -8,6 +8,7 @@ naming the setting, which the CLI turns into one line and exit code 2.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -76,6 +77,39 @@ def normalize_origin(text: str) -> str:
     return f"{scheme}://{host}:{int(port)}" if keep_port else f"{scheme}://{host}"
 
 
+def normalize_network(text: str) -> str:
+    """``text`` (an address or a CIDR block) as a network, or :class:`ConfigError`.
+
+    Host bits are dropped (``10.1.2.3/8`` is ``10.0.0.0/8``), as nginx's
+    ``set_real_ip_from`` reads it; an IPv4 address in IPv6 form is stored as IPv4
+    so it matches the peer address the server reports.
+    """
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ConfigError(
+            "TRUSTED_PROXIES", f"{text!r} is not an address or a CIDR block like '10.0.0.0/8'"
+        ) from None
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped and net.prefixlen >= 96:
+        net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
+    return str(net)
+
+
+def origin_of(url: str) -> str | None:
+    """The origin (``scheme://host[:port]``) of an http(s) URL, or ``None``."""
+    m = re.match(r"^(https?://[^/?#]+)", url.strip(), re.IGNORECASE)
+    if not m:
+        return None
+    try:
+        return normalize_origin(m.group(1))
+    except ConfigError:
+        return None
+
+
+SHARED_STORES = ("postgresql", "postgres", "redis", "rediss")
+PROXY_HEADERS = ("x-forwarded", "forwarded")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be told. Durations are in seconds."""
@@ -113,6 +147,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).
     cors_max_age: int = 600
+    # Peers (addresses or CIDR blocks) whose forwarding headers name the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Which forwarding headers those proxies set: X-Forwarded-For/-Proto or RFC 7239 Forwarded.
+    proxy_headers: str = "x-forwarded"
     log_level: str = "info"
     # Bring your own users: 'package.module:attribute' naming an IdentityProvider
     # (silentauth.core.identity); empty means the built-in user table.
@@ -172,14 +210,39 @@ class Settings:
             "must be at least 32 characters (or empty to disable /auth/service)",
         )
         object.__setattr__(self, "cors_origins", tuple(normalize_origin(o) for o in self.cors_origins))
+        object.__setattr__(self, "trusted_proxies", tuple(normalize_network(n) for n in self.trusted_proxies))
+        object.__setattr__(self, "proxy_headers", self.proxy_headers.strip().lower())
+        need(
+            self.proxy_headers in PROXY_HEADERS,
+            "proxy_headers",
+            f"{self.proxy_headers!r}: use 'x-forwarded' (X-Forwarded-For/-Proto) or 'forwarded' (RFC 7239)",
+        )
         scheme = self.database_url.partition("://")[0]
         need(
-            scheme in ("sqlite", "postgresql", "postgres", "redis", "rediss"),
+            scheme in ("sqlite", *SHARED_STORES),
             "database_url",
             f"{self.database_url!r}: use sqlite:///path, postgresql://… or redis://…",
         )
+        # The default issuer names this instance's own host and port, so instances
+        # sharing a store would each refuse the others' access tokens (401).
+        need(
+            bool(self.issuer) or scheme not in SHARED_STORES,
+            "issuer",
+            "required with a shared store: every instance must name the same public URL (e.g. https://auth.example.com)",
+        )
         if not self.issuer:
             object.__setattr__(self, "issuer", f"http://{self.host}:{self.port}")
+
+    @property
+    def public_origin(self) -> str | None:
+        """The origin browsers address the service at: the ``ISSUER``'s.
+
+        The issuer is the URL the service is published at (its JWKS is
+        ``{issuer}/.well-known/jwks.json``), so behind a TLS-terminating proxy it
+        names the ``https`` origin the browser's pages come from, while the
+        request that reaches the service is plain HTTP.
+        """
+        return origin_of(self.issuer)
 
     @classmethod
     def load(

@@ -30,6 +30,7 @@ from silentauth.server import (
 from silentauth.server.cors import CORSMiddleware
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
 from silentauth.server.headers import SecurityHeadersMiddleware
+from silentauth.server.proxy import ProxyHeadersMiddleware, TrustedProxies
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
 from silentauth.settings import Settings
@@ -99,6 +100,7 @@ def create_app(
             # Outermost, so error answers (a 500 included) carry CORS headers too and
             # a listed origin's page can read them.
             Middleware(CORSMiddleware, origins=settings.cors_origins, max_age=settings.cors_max_age),
+            Middleware(ProxyHeadersMiddleware, proxies=TrustedProxies(settings.trusted_proxies, settings.proxy_headers)),
             Middleware(CatchAllMiddleware),
             Middleware(TokenFastPath, endpoint=token_endpoint),
             Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),
@@ -111,4 +113,5 @@ def create_app(
     # it into a redirect to any site. Paths are exact here; anything else is a 404.
     app.router.redirect_slashes = False
     app.state.runtime = rt
+    demo_routes.install(app, rt)
     return app

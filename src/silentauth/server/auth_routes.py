@@ -41,6 +41,7 @@ def runtime(request: Request) -> Runtime:
 
 
 def client_ip(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy reported (see ``server.proxy``)."""
     return request.client.host if request.client else ""
 
 
@@ -68,14 +69,17 @@ def _check_origin(request: Request, rt: Runtime) -> None:
     Browsers send ``Origin`` on every POST (Fetch standard), same-origin ones
     included, so a missing header means a non-browser client or a stripped
     request: neither has any business with the session cookies. The own origin
-    is the request's scheme and ``Host``, as the browser addressed us.
+    is the request's scheme and ``Host``, as the browser addressed us (the
+    scheme as a trusted proxy reports it), or the ``ISSUER``'s origin, which is
+    the public one behind a proxy that terminates TLS and speaks plain HTTP on.
     """
     origin = request.headers.get("origin")
     if origin is None:
         raise CSRFError("The Origin header is required on the browser endpoints (cookie login, refresh, logout).")
     # Browsers send origins in lower case; CORS_ORIGINS is normalized to it.
     origin, own = origin.lower(), f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
-    if origin != own and origin not in rt.settings.cors_origins:
+    settings = rt.settings
+    if origin != own and origin != settings.public_origin and origin not in settings.cors_origins:
         raise CSRFError("Cross-origin request refused: the origin is neither this service's nor in CORS_ORIGINS.")
 
 
@@ -127,8 +131,10 @@ async def refresh(request: Request) -> Response:
     rt = runtime(request)
     # A failed refresh does not clear the cookies: the jar may already hold a
     # newer login's cookie (another tab), which a late 400 would wipe out.
-    refresh_token, _ = _cookie_session(request, rt)
+    refresh_token, session_id = _cookie_session(request, rt)
     grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
+    for observe in rt.browser_refresh_observers:
+        observe(session_id, refresh_token, grant)
     return _browser_response(rt, grant, request.scope.get("root_path", ""))
 
 

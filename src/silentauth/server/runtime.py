@@ -15,6 +15,7 @@ from silentauth.core.hooks import ClaimsHook, LifetimeHook
 from silentauth.core.identity import IdentityProvider
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import Store
+from silentauth.core.sessions import Grant
 from silentauth.core.tokens import AccessTokenVerifier
 from silentauth.errors import StoreUnavailable
 from silentauth.resource.verify import TokenAuthenticator
@@ -68,6 +69,10 @@ class Runtime(TokenCore):
             self.verifier, self.revocations.__contains__, self.clock, key_learner=self.learn_key
         )
         self._last_key_reload = 0.0
+        # Called after each browser refresh (/auth/refresh) with the session id, the refresh
+        # token the browser presented and the grant; the demo's replay action is one (and
+        # the only one unless SILENTAUTH_DEMO is on).
+        self.browser_refresh_observers: list[Callable[[str, str, Grant], None]] = []
 
     async def start(self) -> None:
         """Open the store, load keys and revocations, seed the demo user."""

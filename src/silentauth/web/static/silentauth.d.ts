@@ -79,6 +79,18 @@ export class AuthClient {
     get sessionId(): string | null;
     /** How many `New-Access-Token` headers from origins that never get the token were ignored. */
     get ignoredRenewals(): number;
+    /** Whether renewal ahead of expiry is paused in this tab (see {@link AuthClient.pauseProactive}). */
+    get proactivePaused(): boolean;
+    /**
+     * Pause (or, with `false`, resume) renewal ahead of expiry in this tab: no proactive
+     * timer, no refresh when the tab wakes up, and server-pushed `New-Access-Token`
+     * headers are ignored. The token then really expires, and the next request that needs
+     * it refreshes once for every call waiting with it. Tokens that other tabs broadcast
+     * are still adopted. For demonstrations and tests of that path; applications leave
+     * it alone.
+     * @param {boolean} [paused]
+     */
+    pauseProactive(paused?: boolean): void;
     /**
      * Listen to events (see {@link AuthEvent}); returns an unsubscribe function.
      * @param {(event: AuthEvent) => void} listener
