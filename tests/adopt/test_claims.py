@@ -124,3 +124,17 @@ async def test_claims_hook_setting_names_an_importable_callable(service_factory:
     )
     grant = await svc.password_grant("carol", "c-pass")
     assert claims_of(grant["access_token"])["roles"] == ["admin", "staff"]
+
+
+async def test_a_broken_hook_does_not_flood_the_log(
+    service_factory: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, _, hook = await start(service_factory)
+    hook.answer = {"sub": "someone-else"}
+    caplog.set_level(logging.ERROR, logger="silentauth.hooks")
+    for _ in range(20):
+        r = await svc.client.post(
+            "/auth/token", data={"grant_type": "password", "username": "carol", "password": "c-pass"}
+        )
+        assert r.status_code == 503
+    assert len([r for r in caplog.records if r.name == "silentauth.hooks"]) == 1

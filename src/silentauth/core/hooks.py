@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,6 +33,9 @@ RESERVED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "iat", "jti", "sid", "scope", "auth_time", "client_id", "nbf", "preferred_username"}
 )
 HOOK_TIMEOUT = 5.0
+# A broken hook fails every login and refresh: one log line per this many seconds,
+# carrying the count of the ones in between, instead of one line per request.
+LOG_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ class TokenHooks:
         self._lifetimes = lifetimes
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self._logged_at = -LOG_EVERY
+        self._quiet = 0  # refusals not logged since the last line
 
     @property
     def active(self) -> bool:
@@ -161,7 +167,14 @@ class TokenHooks:
         except Exception as exc:
             raise self._refuse(kind, context, f"raised {type(exc).__name__}: {exc}") from None
 
-    @staticmethod
-    def _refuse(kind: str, context: TokenContext, why: str) -> ClaimsUnavailable:
-        log.error("%s hook %s for user %r at %s; no token issued", kind, why, context.user_id, context.event)
+    def _refuse(self, kind: str, context: TokenContext, why: str) -> ClaimsUnavailable:
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY:
+            more = f" ({self._quiet} more refusals since the last line)" if self._quiet else ""
+            log.error(
+                "%s hook %s for user %r at %s; no token issued%s", kind, why, context.user_id, context.event, more
+            )
+            self._logged_at, self._quiet = now, 0
+        else:
+            self._quiet += 1
         return ClaimsUnavailable(retry_after=5)
