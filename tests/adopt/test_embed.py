@@ -148,3 +148,16 @@ async def test_the_host_gets_renewals_from_the_in_process_service(host: Host) ->
 def test_a_bad_prefix_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="prefix"):
         SilentAuth(make_settings(tmp_path), prefix="sa/")
+
+
+async def test_a_mounted_route_gets_one_renewal_header_not_two(host: Host) -> None:
+    r = await host.client.post(
+        "/sa/auth/token", data={"grant_type": "password", "username": "carol", "password": "c-pass"}
+    )
+    token = r.json()["access_token"]
+    host.clock.advance(300 - 30)
+    # The host's bearer middleware and the mounted service's both see /sa/*: one must act.
+    r = await host.client.get("/sa/auth/sessions", headers=bearer(token))
+    assert r.status_code == 200
+    assert len(r.headers.get_list("new-access-token")) == 1
+    assert len(r.headers.get_list("access-control-expose-headers")) == 1
