@@ -152,6 +152,31 @@ class Settings:
     # Which forwarding headers those proxies set: X-Forwarded-For/-Proto or RFC 7239 Forwarded.
     proxy_headers: str = "x-forwarded"
     log_level: str = "info"
+    # Bring your own users: 'package.module:attribute' naming an IdentityProvider
+    # (silentauth.core.identity); empty means the built-in user table.
+    identity: str = ""
+    # Seconds an identity provider, claims hook or lifetime hook may take before
+    # the login or refresh answers 503.
+    identity_timeout: float = 5.0
+    # 'module:attr' of an async claims hook and of a lifetime hook (silentauth.core.hooks).
+    claims_hook: str = ""
+    lifetime_hook: str = ""
+    # The application's claims, serialized, may take at most this many bytes per token.
+    claims_max_bytes: int = 2048
+    # The secret that authenticates the application's back end on /auth/service/*;
+    # empty disables those endpoints (404).
+    service_credential: str = field(default="", repr=False)
+    # Live sessions a user may hold; the oldest ends when a new one would exceed it (0: no limit).
+    max_sessions_per_user: int = 0
+    # One live session per user: a login ends the others (max_sessions_per_user=1).
+    single_session: bool = False
+    # Absolute lifetime of a session logged in without "remember me".
+    short_session_max_age: int = 86400
+
+    @property
+    def session_limit(self) -> int:
+        """Live sessions allowed per user (0: no limit); ``single_session`` means 1."""
+        return 1 if self.single_session else self.max_sessions_per_user
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, msg: str) -> None:
@@ -175,6 +200,15 @@ class Settings:
         need(self.key_lifetime >= 60, "key_lifetime", "must be at least 60 seconds")
         need(self.key_prepublish >= 0, "key_prepublish", "must not be negative")
         need(self.cors_max_age >= 0, "cors_max_age", "must not be negative")
+        need(self.identity_timeout > 0, "identity_timeout", "must be positive")
+        need(self.claims_max_bytes >= 16, "claims_max_bytes", "must be at least 16 bytes")
+        need(self.max_sessions_per_user >= 0, "max_sessions_per_user", "must not be negative")
+        need(self.short_session_max_age >= 1, "short_session_max_age", "must be at least 1 second")
+        need(
+            not self.service_credential or len(self.service_credential) >= 32,
+            "service_credential",
+            "must be at least 32 characters (or empty to disable /auth/service)",
+        )
         object.__setattr__(self, "cors_origins", tuple(normalize_origin(o) for o in self.cors_origins))
         object.__setattr__(self, "trusted_proxies", tuple(normalize_network(n) for n in self.trusted_proxies))
         object.__setattr__(self, "proxy_headers", self.proxy_headers.strip().lower())

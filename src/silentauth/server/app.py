@@ -12,6 +12,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from silentauth.clock import Clock, system_clock
+from silentauth.core.hooks import ClaimsHook, LifetimeHook
+from silentauth.core.identity import IdentityProvider
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import Store
 from silentauth.errors import StoreUnavailable
@@ -22,6 +24,7 @@ from silentauth.server import (
     demo_routes,
     monitoring_routes,
     openapi,
+    service_routes,
     verifier_routes,
 )
 from silentauth.server.cors import CORSMiddleware
@@ -42,8 +45,16 @@ def create_app(
     passwords: Passwords | None = None,
     rng: random.Random | None = None,
     background: bool = True,
+    identity: IdentityProvider | None = None,
+    claims: ClaimsHook | None = None,
+    lifetimes: LifetimeHook | None = None,
 ) -> Starlette:
-    """Build the token service. ``background=False`` leaves polling to the caller (tests)."""
+    """Build the token service. ``background=False`` leaves polling to the caller (tests).
+
+    ``identity`` checks logins instead of the built-in user table (or set
+    ``IDENTITY=module:attr``); ``claims`` and ``lifetimes`` are the hooks of
+    :mod:`silentauth.core.hooks` (or ``CLAIMS_HOOK`` / ``LIFETIME_HOOK``).
+    """
     settings = settings or Settings.load()
     rt = Runtime(
         settings,
@@ -51,6 +62,9 @@ def create_app(
         clock,
         passwords or Passwords(),
         rng,
+        identity=identity,
+        claims=claims,
+        lifetimes=lifetimes,
     )
 
     @contextlib.asynccontextmanager
@@ -75,6 +89,7 @@ def create_app(
         routes=[
             Route("/auth/token", token_endpoint),
             *auth_routes.routes,
+            *service_routes.routes,
             *verifier_routes.routes,
             *monitoring_routes.routes,
             *openapi.routes,

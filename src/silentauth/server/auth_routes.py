@@ -26,6 +26,7 @@ from silentauth.server import cookies
 from silentauth.server.parsing import (
     read_form,
     read_json_object,
+    remember_flag,
     require,
     require_json_type,
 )
@@ -44,7 +45,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
+def _browser_response(rt: Runtime, grant: Grant, root_path: str = "") -> JSONResponse:
     csrf = rt.refresh_tokens.csrf_token(grant.session.id)
     response = JSONResponse(
         {
@@ -56,8 +57,9 @@ def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
         },
         headers=NO_STORE,
     )
-    max_age = max(1, int(grant.session.expires_at - rt.clock()))
-    cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age)
+    if grant.refresh_token:  # a lifetime hook may give a client no refresh
+        max_age = max(1, int(grant.session.expires_at - rt.clock()))
+        cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age, root_path)
     return response
 
 
@@ -105,8 +107,9 @@ async def login(request: Request) -> Response:
         client_id="browser",
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
+        remember=remember_flag(body.get("remember")),
     )
-    return _browser_response(rt, grant)
+    return _browser_response(rt, grant, request.scope.get("root_path", ""))
 
 
 def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:
@@ -132,7 +135,7 @@ async def refresh(request: Request) -> Response:
     grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
     for observe in rt.browser_refresh_observers:
         observe(session_id, refresh_token, grant)
-    return _browser_response(rt, grant)
+    return _browser_response(rt, grant, request.scope.get("root_path", ""))
 
 
 async def logout(request: Request) -> Response:
@@ -147,7 +150,7 @@ async def logout(request: Request) -> Response:
     else:
         raise InvalidRequest("Send the refresh cookie or a bearer token.")
     response = Response(status_code=204, headers=NO_STORE)
-    cookies.clear_session_cookies(response, rt.settings)
+    cookies.clear_session_cookies(response, rt.settings, request.scope.get("root_path", ""))
     return response
 
 
@@ -156,7 +159,7 @@ async def logout_all(request: Request) -> Response:
     principal = require_auth(request)
     await rt.service.revoke_user(principal.subject, "logout_all")
     response = Response(status_code=204, headers=NO_STORE)
-    cookies.clear_session_cookies(response, rt.settings)
+    cookies.clear_session_cookies(response, rt.settings, request.scope.get("root_path", ""))
     return response
 
 

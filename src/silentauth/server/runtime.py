@@ -11,6 +11,8 @@ import anyio
 
 from silentauth.clock import Clock
 from silentauth.core.assembly import TokenCore
+from silentauth.core.hooks import ClaimsHook, LifetimeHook
+from silentauth.core.identity import IdentityProvider
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import Store
 from silentauth.core.sessions import Grant
@@ -44,11 +46,23 @@ class Runtime(TokenCore):
         passwords: Passwords,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        *,
+        identity: IdentityProvider | None = None,
+        claims: ClaimsHook | None = None,
+        lifetimes: LifetimeHook | None = None,
     ) -> None:
         self.rng = rng
         self.metrics = metrics if metrics is not None else Metrics()
         super().__init__(
-            settings=settings, store=store, clock=clock, passwords=passwords, rng=rng, events=self.metrics
+            settings=settings,
+            store=store,
+            clock=clock,
+            passwords=passwords,
+            rng=rng,
+            events=self.metrics,
+            identity=identity,
+            claims=claims,
+            lifetimes=lifetimes,
         )
         self.verifier = AccessTokenVerifier.from_ring(lambda: self.ring, settings.issuer, settings.audience)
         self.authenticator = TokenAuthenticator(

@@ -115,9 +115,13 @@ export class AuthClient {
      * Password login; the refresh token arrives as an HttpOnly cookie.
      * @param {string} username
      * @param {string} password
+     * @param {{ remember?: boolean }} [options] `remember`: true for the long session
+     *   lifetime, false for the short one; left out, the server's default (long)
      * @returns {Promise<Claims>} the new token's claims
      */
-    login(username: string, password: string): Promise<Claims>;
+    login(username: string, password: string, options?: {
+        remember?: boolean;
+    }): Promise<Claims>;
     /**
      * End this session here and in every tab; resolves once the server was told (best effort).
      * @returns {Promise<void>}

@@ -419,12 +419,17 @@ export class AuthClient {
    * Password login; the refresh token arrives as an HttpOnly cookie.
    * @param {string} username
    * @param {string} password
+   * @param {{ remember?: boolean }} [options] `remember`: true for the long session
+   *   lifetime, false for the short one; left out, the server's default (long)
    * @returns {Promise<Claims>} the new token's claims
    */
-  async login(username, password) {
+  async login(username, password, options = {}) {
     const previous = this.claims;
+    /** @type {{ username: string, password: string, remember?: boolean }} */
+    const credentials = { username, password };
+    if (typeof options.remember === "boolean") credentials.remember = options.remember;
     const res = await this.#post("/auth/login", { "Content-Type": "application/json" },
-      JSON.stringify({ username, password }));
+      JSON.stringify(credentials));
     const body = await res.json().catch(() => ({}));
     if (!res.ok || !body.access_token) {
       throw new LoginError(body.error_description ?? `Login failed (${res.status}).`, res.status, body.error);
