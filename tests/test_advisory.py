@@ -1210,3 +1210,32 @@ def test_browser_client_sends_tokens_only_to_its_origins_and_ignores_foreign_ren
     node = need_binary("node", "nodejs")
     ensure_node_modules()
     assert_node_suite_passes(node, "destinations.test.mjs")
+
+
+# --- resource servers: revocation by default (issue 16) ---
+
+
+async def test_third_party_verifier_from_issuer_refuses_a_logged_out_session_within_two_seconds(
+    service: Service,
+) -> None:
+    """``from_issuer`` with no revocation option follows the feed (it used to follow none)."""
+    from silentauth.errors import InvalidToken
+    from silentauth.resource import TokenAuthenticator
+
+    auth = TokenAuthenticator.from_issuer(
+        service.runtime.settings.issuer,
+        client=service.client,
+        jwks_url="http://testserver/.well-known/jwks.json",
+        clock=service.clock,
+    )
+    assert auth.revocations is not None and auth.revocations.url == "http://testserver/auth/revocations"
+    token = (await service.password_grant())["access_token"]
+    header = f"Bearer {token}"
+    assert (await auth.aauthenticate(header)).username == "alice"
+    assert (await service.client.post("/auth/logout", headers={"Authorization": header})).status_code == 204
+    started = time.monotonic()
+    with pytest.raises(InvalidToken, match="revoked"):
+        while time.monotonic() - started < 2.0:
+            await auth.aauthenticate(header)
+            await asyncio.sleep(0.05)
+    assert time.monotonic() - started < 2.0
