@@ -124,11 +124,11 @@ async def test_access_token_as_refresh_token_and_refresh_token_as_bearer_are_ref
 async def test_scope_escalation_on_login_or_refresh_is_refused(service: Service) -> None:
     r = await service.client.post(
         "/auth/token",
-        data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "openid admin"},
+        data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "profile admin"},
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
-    grant = await service.password_grant(scope="openid")
-    r = await service.refresh(grant["refresh_token"], scope="openid api")
+    grant = await service.password_grant(scope="profile")
+    r = await service.refresh(grant["refresh_token"], scope="profile api")
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
 
 

@@ -28,6 +28,7 @@ are what application code sees.
     │   ├── TemporarilyUnavailable      503 + Retry-After
     │   └── BearerError                 RFC 6750, WWW-Authenticate
     │       ├── MissingToken            401, no error code
+    │       ├── MalformedBearerRequest  400 invalid_request (Bearer, no token)
     │       ├── InvalidToken            401 invalid_token
     │       │   └── UnknownKeyId        a kid not (yet) known: learn once, retry
     │       ├── InsufficientScope       403 insufficient_scope
@@ -202,6 +203,14 @@ class MissingToken(BearerError):
 
     def as_dict(self) -> dict[str, Any]:
         return {"error": "unauthorized", "error_description": self.error_description}
+
+
+class MalformedBearerRequest(BearerError):
+    """RFC 6750 §3.1 ``invalid_request``: e.g. ``Authorization: Bearer`` with no token."""
+
+    error = "invalid_request"
+    status_code = 400
+    description = "The Authorization header names the Bearer scheme but carries no token."
 
 
 class InvalidToken(BearerError):

@@ -108,7 +108,8 @@ class Settings:
     # A new key is published this long before it signs, so verifiers that cache
     # the JWKS (ours refetch on an unknown kid at most every 10 s) hold it in time.
     key_prepublish: int = 60
-    scope: str = "openid profile api"
+    # No "openid": no ID token is issued (OpenID Connect Core 1.0 §3.1.2.1 would demand one).
+    scope: str = "profile api"
     # Origins (scheme://host[:port]) whose pages may call this service with credentials.
     cors_origins: tuple[str, ...] = ()
     # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).

@@ -24,6 +24,7 @@ from silentauth.errors import (
     InsufficientScope,
     InsufficientUserAuthentication,
     InvalidToken,
+    MalformedBearerRequest,
     MissingToken,
     UnknownKeyId,
 )
@@ -136,7 +137,10 @@ class TokenAuthenticator:
         if scheme.lower() != "bearer":
             raise MissingToken("Use the Bearer authentication scheme.")
         token = token.strip()
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        if not token:
+            # RFC 6750 §3.1: a malformed request (400), not a bad token (401).
+            raise MalformedBearerRequest()
+        if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("The access token is malformed.")
         return token
 
