@@ -66,6 +66,15 @@ MIGRATIONS: list[str] = [
         expires_at double precision NOT NULL
     );
     """,
+    # 2: registered clients (issue 16)
+    """
+    CREATE TABLE clients (
+        client_id text PRIMARY KEY,
+        secret_hash text NOT NULL,
+        name text NOT NULL,
+        created_at double precision NOT NULL
+    );
+    """,
 ]
 
 SESSION_COLS = (

@@ -18,6 +18,7 @@ from typing import Any
 
 from silentauth.core.files import create_private, warn_if_exposed
 from silentauth.core.ports import (
+    ClientRecord,
     RotateRequest,
     RotateResult,
     SessionRecord,
@@ -67,6 +68,15 @@ MIGRATIONS: list[str] = [
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         session_id TEXT NOT NULL,
         at REAL NOT NULL
+    );
+    """,
+    # 2: registered clients (issue 16)
+    """
+    CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL
     );
     """,
 ]
@@ -225,6 +235,37 @@ class SQLiteStore:
     async def remove_user(self, username: str) -> bool:
         with self._locked():
             return self._run("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+
+    # -- clients -------------------------------------------------------------
+
+    async def add_client(self, client: ClientRecord) -> None:
+        with self._locked():
+            try:
+                self._run(
+                    "INSERT INTO clients (client_id, secret_hash, name, created_at) VALUES (?, ?, ?, ?)",
+                    (client.client_id, client.secret_hash, client.name, client.created_at),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"client {client.client_id!r} exists") from None
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        with self._locked():
+            row = self._run(
+                "SELECT client_id, secret_hash, name, created_at FROM clients WHERE client_id = ?",
+                (client_id,),
+            ).fetchone()
+        return ClientRecord(*row) if row else None
+
+    async def list_clients(self) -> list[ClientRecord]:
+        with self._locked():
+            rows = self._run(
+                "SELECT client_id, secret_hash, name, created_at FROM clients ORDER BY client_id"
+            ).fetchall()
+        return [ClientRecord(*r) for r in rows]
+
+    async def remove_client(self, client_id: str) -> bool:
+        with self._locked():
+            return self._run("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount > 0
 
     # -- keys ----------------------------------------------------------------
 
