@@ -6,15 +6,16 @@ missing" skip into a failure, so CI cannot pass by skipping.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from silentauth.server.app import create_app
 from silentauth.server.runtime import Runtime
 from silentauth.settings import Settings
 
+T = TypeVar("T")
 REQUIRE_SERVICES = os.environ.get("SILENTAUTH_REQUIRE_SERVICES") == "1"
 
 # Argon2id at a cost tests can afford; production defaults are tested separately.
@@ -171,6 +173,11 @@ class LiveServer:
 
     def metric(self, name: str, **labels: str) -> float:
         return metric_value(httpx.get(f"{self.url}/metrics").text, name, **labels)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the server's own event loop (its store lives there), from a sync test."""
+        loop = self.server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=20)
 
 
 def run_live(app: Starlette) -> Iterator[LiveServer]:

@@ -160,7 +160,7 @@ async def test_refresh_tokens_are_not_stored_in_the_database(service: Service, t
     dump = "\n".join(sqlite3.connect(path).iterdump())
     mac = rotated.rsplit(".", 1)[1]
     assert mac not in dump and grant["refresh_token"].rsplit(".", 1)[1] not in dump
-    assert "secret" not in dump  # the password is stored as an Argon2id hash only
+    assert "'secret'" not in dump  # the password (a quoted value in the dump) is stored as an Argon2id hash only
 
 
 async def test_default_scope_does_not_claim_openid_since_no_id_token_is_issued(service: Service) -> None:

@@ -207,8 +207,13 @@ class SessionService:
         """The session id of an authentic refresh token (no store access)."""
         return self.refresh_tokens.parse(refresh_token)[0]
 
-    async def refresh(self, refresh_token: str, *, scope: str | None = None, ip: str = "") -> Grant:
+    async def refresh(
+        self, refresh_token: str, *, scope: str | None = None, ip: str = "", client_id: str | None = None
+    ) -> Grant:
         """Rotate ``refresh_token``: a new access and refresh token, or InvalidGrant.
+
+        ``client_id`` (an authenticated or named client) must be the one the
+        session was issued to (RFC 6749 §6), checked before anything rotates.
 
         Checks that need no store happen here, per call; the rotation itself
         joins the calls made in the same event-loop turn (:mod:`silentauth.core.batch`).
@@ -221,10 +226,13 @@ class SessionService:
             await self._fail("invalid", ip, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
-        if scope is not None and scope.strip():
-            # A refused scope must not burn the token: judge it before rotating.
+        if (scope is not None and scope.strip()) or client_id is not None:
+            # A refused scope or client must not burn the token: judge them before rotating.
             current = await self.store.get_session(session_id)
-            if current is not None:
+            if current is not None and client_id is not None and current.client_id != client_id:
+                await self._fail("invalid", ip, now)
+                raise InvalidGrant("The refresh token was issued to another client.")
+            if current is not None and scope is not None and scope.strip():
                 try:
                     self._scope(scope, current.scope)
                 except InvalidScope:
