@@ -180,8 +180,8 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=20)
 
 
-def run_live(app: Starlette) -> Iterator[LiveServer]:
-    port = free_port()
+def run_live(app: Starlette, port: int | None = None) -> Iterator[LiveServer]:
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", limit_concurrency=4096, backlog=4096)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -246,7 +246,8 @@ def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         kwargs: dict[str, Any] = {"passwords": FAST_PASSWORDS}
         if clock is not None:
             kwargs["clock"] = clock
-        gen = run_live(create_app(s, **kwargs))
+        # A ``port`` override is honoured, so a test can make ISSUER the server's own URL.
+        gen = run_live(create_app(s, **kwargs), port=overrides.get("port"))
         live = next(gen)
         gens.append(gen)
         return live

@@ -20,6 +20,8 @@ from silentauth.resource.verify import Principal
 from silentauth.server import (
     auth_routes,
     demo_routes,
+    discovery_routes,
+    introspection,
     monitoring_routes,
     openapi,
     verifier_routes,
@@ -75,6 +77,8 @@ def create_app(
             Route("/auth/token", token_endpoint),
             *auth_routes.routes,
             *verifier_routes.routes,
+            *introspection.routes,
+            *discovery_routes.routes,
             *monitoring_routes.routes,
             *openapi.routes,
             *demo_routes.routes,

@@ -35,7 +35,7 @@ def _error(description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Malformed request or rejected grant (RFC 6749 §5.2).",
-        401: "Missing, invalid, expired or revoked bearer token (RFC 6750).",
+        401: "Missing, invalid, expired or revoked bearer token (RFC 6750), or failed client authentication (invalid_client, RFC 6749 §5.2).",
         403: "CSRF proof missing or wrong, Origin missing or foreign, or insufficient scope.",
         404: "No such resource.",
         413: "The request body is too large.",
@@ -159,6 +159,7 @@ PATHS: dict[str, Any] = {
                                 "refresh_token": _STR,
                                 "scope": _STR,
                                 "client_id": _STR,
+                                "client_secret": _STR,
                             },
                         }
                     }
@@ -166,7 +167,7 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": _json(_ref("TokenResponse"), "Tokens issued (RFC 6749 §5.1)."),
-                **_errors(400, 413, 429, 503),
+                **_errors(400, 401, 413, 429, 503),
             },
         }
     },
@@ -263,7 +264,47 @@ PATHS: dict[str, Any] = {
                     }
                 },
             },
-            "responses": {"200": {"description": "Revoked (or nothing to revoke)."}, **_errors(400, 413, 503)},
+            "responses": {"200": {"description": "Revoked (or nothing to revoke)."}, **_errors(400, 401, 413, 503)},
+        }
+    },
+    "/auth/introspect": {
+        "post": {
+            "summary": "RFC 7662 token introspection, for registered confidential clients.",
+            "operationId": "introspect",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    FORM: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["token"],
+                            "properties": {
+                                "token": _STR,
+                                "token_type_hint": {"enum": ["access_token", "refresh_token"]},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["active"], "properties": {"active": {"type": "boolean"}}},
+                    "The token's state; only `active` when it is not active.",
+                ),
+                **_errors(400, 401, 413, 503),
+            },
+        }
+    },
+    "/.well-known/oauth-authorization-server": {
+        "get": {
+            "summary": "RFC 8414 authorization server metadata.",
+            "operationId": "authorizationServerMetadata",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["issuer", "token_endpoint", "jwks_uri"]},
+                    "The metadata document.",
+                )
+            },
         }
     },
     "/.well-known/jwks.json": {
