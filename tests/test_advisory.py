@@ -1239,3 +1239,45 @@ async def test_third_party_verifier_from_issuer_refuses_a_logged_out_session_wit
             await auth.aauthenticate(header)
             await asyncio.sleep(0.05)
     assert time.monotonic() - started < 2.0
+
+
+# --- registered clients (issue 16 item 5) ---
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+async def test_made_up_client_credentials_are_refused_with_invalid_client(service: Service) -> None:
+    """Client authentication used to be ignored: made-up Basic credentials got 200."""
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await service.client.post("/auth/token", data=login, headers=_basic("made-up", "whatever"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].startswith("Basic")
+    r = await service.client.post("/auth/token", data={**login, "client_id": "gateway", "client_secret": "guess"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+async def test_the_client_id_claim_cannot_be_chosen_by_the_caller(service: Service) -> None:
+    """``client_id=billing-api`` used to come back as the RFC 9068 claim, misleading resource servers."""
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await service.client.post("/auth/token", data={**login, "client_id": "billing-api"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+async def test_a_caller_cannot_revoke_another_clients_token(service: Service) -> None:
+    """Any caller used to revoke any token; now a confidential client's only with its secret."""
+    _, secret = await service.runtime.clients.register("gateway")
+    assert secret is not None
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    grant = (await service.client.post("/auth/token", data=login, headers=_basic("gateway", secret))).json()
+    r = await service.client.post("/auth/revoke", data={"token": grant["refresh_token"], "client_id": "native"})
+    assert r.status_code == 200
+    rotated = await service.client.post(
+        "/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]},
+        headers=_basic("gateway", secret),
+    )
+    assert rotated.status_code == 200, rotated.text
