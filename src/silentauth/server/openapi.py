@@ -34,7 +34,7 @@ def _error(description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
-        400: "Malformed request or rejected grant (RFC 6749 §5.2).",
+        400: "Malformed request or rejected grant (RFC 6749 §5.2), or a Bearer header without a token (RFC 6750 §3.1).",
         401: "Missing, invalid, expired or revoked bearer token (RFC 6750), or failed client authentication (invalid_client, RFC 6749 §5.2).",
         403: "CSRF proof missing or wrong, Origin missing or foreign, or insufficient scope.",
         404: "No such resource.",
@@ -219,7 +219,7 @@ PATHS: dict[str, Any] = {
             "summary": "End every session of the user.",
             "operationId": "logoutAll",
             "security": _BEARER,
-            "responses": {**_NO_CONTENT, **_errors(401, 503)},
+            "responses": {**_NO_CONTENT, **_errors(400, 401, 503)},
         }
     },
     "/auth/sessions": {
@@ -229,7 +229,7 @@ PATHS: dict[str, Any] = {
             "security": _BEARER,
             "responses": {
                 "200": _json({"type": "array", "items": _ref("Session")}, "The sessions."),
-                **_errors(401, 503),
+                **_errors(400, 401, 503),
             },
         }
     },
@@ -241,7 +241,7 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _STR}],
             "responses": {
                 "204": {"description": "That session is revoked."},
-                **_errors(401, 404, 503),
+                **_errors(400, 401, 404, 503),
             },
         }
     },
@@ -342,7 +342,7 @@ PATHS: dict[str, Any] = {
             "summary": "Demo API: who am I.",
             "operationId": "me",
             "security": _BEARER,
-            "responses": {"200": _json(_ref("Me"), "The caller."), **_errors(401)},
+            "responses": {"200": _json(_ref("Me"), "The caller."), **_errors(400, 401)},
         }
     },
     "/api/echo": {
@@ -368,7 +368,7 @@ PATHS: dict[str, Any] = {
                     },
                     "Accepted.",
                 ),
-                **_errors(401),
+                **_errors(400, 401),
             },
         }
     },
