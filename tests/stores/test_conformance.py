@@ -74,6 +74,17 @@ async def test_users_add_get_list_remove_roundtrip(store: Store) -> None:
     assert await store.list_users() == [bob]
 
 
+async def test_session_resources_round_trip_through_create_rotate_and_list(store: Store) -> None:
+    s = await new_session(store, resources="https://billing.example https://files.example/v1")
+    assert await store.get_session(s.id) == s
+    rotated = await store.rotate(s.id, 0, T0 + 1, T0 + 1 + IDLE)
+    assert rotated.swapped and rotated.session is not None
+    assert rotated.session.resources == s.resources
+    assert [x.resources for x in await store.list_sessions(s.user_id)] == [s.resources]
+    plain = await new_session(store)
+    assert (await store.get_session(plain.id)) == plain and plain.resources == ""
+
+
 # -- clients -----------------------------------------------------------------
 
 

@@ -78,6 +78,9 @@ class SessionRecord:
     ip: str = ""
     revoked_at: float | None = None
     revoked_reason: str | None = None
+    # RFC 8707 resource indicators granted at login, space-separated; the access
+    # tokens' ``aud``. Empty: the service's default audience.
+    resources: str = ""
 
     def with_(self, **changes: object) -> SessionRecord:
         """A copy with ``changes`` applied (the record itself is frozen)."""

@@ -75,12 +75,16 @@ MIGRATIONS: list[str] = [
         created_at double precision NOT NULL
     );
     """,
+    # 3: RFC 8707 resource indicators of a session (issue 16)
+    """
+    ALTER TABLE sessions ADD COLUMN resources text NOT NULL DEFAULT '';
+    """,
 ]
 
 SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason"
+    "revoked_at, revoked_reason, resources"
 )
 
 

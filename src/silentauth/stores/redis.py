@@ -80,7 +80,7 @@ log = logging.getLogger("silentauth.stores.redis")
 _FIELDS = [
     "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
     "last_used_at", "rotated_at", "idle_expires_at", "expires_at", "user_agent", "ip",
-    "revoked_at", "revoked_reason",
+    "revoked_at", "revoked_reason", "resources",
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
 _UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError)

@@ -79,12 +79,16 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 3: RFC 8707 resource indicators of a session (issue 16)
+    """
+    ALTER TABLE sessions ADD COLUMN resources TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason"
+    "revoked_at, revoked_reason, resources"
 )
 
 
@@ -289,7 +293,7 @@ class SQLiteStore:
     async def create_session(self, session: SessionRecord) -> None:
         with self._locked():
             self._run(
-                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 16)})",
+                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 17)})",
                 tuple(getattr(session, c.strip()) for c in _SESSION_COLS.split(",")),
             )
 
