@@ -23,6 +23,7 @@ are what application code sees.
     │   ├── InvalidGrant                400 invalid_grant
     │   ├── UnsupportedGrantType        400 unsupported_grant_type
     │   ├── InvalidScope                400 invalid_scope
+    │   ├── InvalidTarget               400 invalid_target (RFC 8707)
     │   ├── CSRFError                   403 access_denied
     │   ├── RateLimited                 429 + Retry-After
     │   ├── TemporarilyUnavailable      503 + Retry-After
@@ -152,6 +153,13 @@ class UnsupportedGrantType(OAuthError):
 class InvalidScope(OAuthError):
     error = "invalid_scope"
     description = "The requested scope exceeds the granted scope."
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: a ``resource`` the service does not serve, or a widening one."""
+
+    error = "invalid_target"
+    description = "The requested resource is unknown or not granted."
 
 
 class CSRFError(OAuthError):

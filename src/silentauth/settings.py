@@ -110,6 +110,9 @@ class Settings:
     key_prepublish: int = 60
     # No "openid": no ID token is issued (OpenID Connect Core 1.0 §3.1.2.1 would demand one).
     scope: str = "profile api"
+    # RFC 8707 resource indicators (absolute URIs) a login may ask tokens for;
+    # each becomes the tokens' ``aud``. Empty: every token carries ``audience``.
+    resources: tuple[str, ...] = ()
     # Origins (scheme://host[:port]) whose pages may call this service with credentials.
     cors_origins: tuple[str, ...] = ()
     # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).
@@ -139,6 +142,13 @@ class Settings:
         need(self.key_prepublish >= 0, "key_prepublish", "must not be negative")
         need(self.cors_max_age >= 0, "cors_max_age", "must not be negative")
         object.__setattr__(self, "cors_origins", tuple(normalize_origin(o) for o in self.cors_origins))
+        for resource in self.resources:
+            # RFC 8707 §2: an absolute URI without a fragment.
+            need(
+                "://" in resource and "#" not in resource and " " not in resource,
+                "resources",
+                f"{resource!r} is not an absolute URI without a fragment",
+            )
         scheme = self.database_url.partition("://")[0]
         need(
             scheme in ("sqlite", "postgresql", "postgres", "redis", "rediss"),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from silentauth.clock import Clock
+from silentauth.core import resources as rfc8707
 from silentauth.core.batch import Batcher
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
 from silentauth.core.keys import KeyRing
@@ -56,6 +57,7 @@ class _Refresh(NamedTuple):
     counter: int
     scope: str | None
     ip: str
+    resource: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,9 @@ class SessionService:
         return " ".join(dict.fromkeys(wanted))
 
     def mint_access(
-        self, session: SessionRecord, scope: str, now: float, first: bool = False
+        self, session: SessionRecord, scope: str, now: float, first: bool = False, resources: str | None = None
     ) -> tuple[str, int]:
+        """A signed access token; ``aud`` from ``resources`` (default: the session's, RFC 8707)."""
         key = self.keyring().signing_key(now)
         if key is None:
             raise TemporarilyUnavailable("No signing key is available.")
@@ -133,7 +136,7 @@ class SessionService:
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
             "sub": session.user_id,
-            "aud": self.settings.audience,
+            "aud": rfc8707.audience(session.resources if resources is None else resources, self.settings.audience),
             "exp": exp,
             "iat": int(now),
             "jti": new_jti(),
@@ -146,9 +149,10 @@ class SessionService:
         return mint(key, claims), max(0, exp - int(now))
 
     def _grant(
-        self, session: SessionRecord, counter: int, scope: str, now: float, outcome: GrantOutcome
+        self, session: SessionRecord, counter: int, scope: str, now: float, outcome: GrantOutcome,
+        resources: str | None = None,
     ) -> Grant:
-        access, expires_in = self.mint_access(session, scope, now, first=counter == 0)
+        access, expires_in = self.mint_access(session, scope, now, first=counter == 0, resources=resources)
         return Grant(access, expires_in, self.refresh_tokens.issue(session.id, counter), scope, session, outcome)
 
     # -- login -----------------------------------------------------------------
@@ -162,8 +166,10 @@ class SessionService:
         client_id: str = "silentauth",
         user_agent: str = "",
         ip: str = "",
+        resource: str | None = None,
     ) -> Grant:
         now = self.clock()
+        granted_resources = rfc8707.grant(resource, self.settings.resources)
         name = normalize_username(username)
         pair_key, ip_key = f"login:{name}:{ip}", f"login-ip:{ip}"
         try:
@@ -196,6 +202,7 @@ class SessionService:
             expires_at=expires_at,
             user_agent=user_agent[:512],
             ip=ip[:64],
+            resources=granted_resources,
         )
         await self.store.create_session(session)
         self.events.on_login("ok")
@@ -208,12 +215,19 @@ class SessionService:
         return self.refresh_tokens.parse(refresh_token)[0]
 
     async def refresh(
-        self, refresh_token: str, *, scope: str | None = None, ip: str = "", client_id: str | None = None
+        self,
+        refresh_token: str,
+        *,
+        scope: str | None = None,
+        ip: str = "",
+        client_id: str | None = None,
+        resource: str | None = None,
     ) -> Grant:
         """Rotate ``refresh_token``: a new access and refresh token, or InvalidGrant.
 
         ``client_id`` (an authenticated or named client) must be the one the
-        session was issued to (RFC 6749 §6), checked before anything rotates.
+        session was issued to (RFC 6749 §6), checked before anything rotates;
+        so is ``resource``, which may narrow the session's resources (RFC 8707).
 
         Checks that need no store happen here, per call; the rotation itself
         joins the calls made in the same event-loop turn (:mod:`silentauth.core.batch`).
@@ -226,7 +240,7 @@ class SessionService:
             await self._fail("invalid", ip, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
-        if (scope is not None and scope.strip()) or client_id is not None:
+        if (scope is not None and scope.strip()) or client_id is not None or resource is not None:
             # A refused scope or client must not burn the token: judge them before rotating.
             current = await self.store.get_session(session_id)
             if current is not None and client_id is not None and current.client_id != client_id:
@@ -238,7 +252,9 @@ class SessionService:
                 except InvalidScope:
                     self.events.on_refresh("invalid")
                     raise
-        return await self._rotations.submit(_Refresh(session_id, counter, scope, ip))
+            if current is not None:
+                rfc8707.narrow(resource, current.resources)
+        return await self._rotations.submit(_Refresh(session_id, counter, scope, ip, resource))
 
     async def _rotate_batch(self, batch: list[_Refresh]) -> list[Grant | BaseException]:
         now = self.clock()
@@ -258,7 +274,7 @@ class SessionService:
         s = result.session
         if result.swapped and s is not None:
             await self._refresh_session.record(f"refresh:{r.session_id}", now)
-            return self._finish(s, r.counter + 1, r.scope, now, "rotated")
+            return self._finish(s, r.counter + 1, r.scope, now, "rotated", r.resource)
         if s is None or s.revoked_at is not None:
             await self._fail("invalid", r.ip, now)
             raise InvalidGrant("The refresh token is invalid or revoked.")
@@ -267,7 +283,7 @@ class SessionService:
             raise InvalidGrant("The session has expired; log in again.")
         if s.counter == r.counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
             # A concurrent or retried refresh: hand out the same successor token.
-            return self._finish(s, r.counter + 1, r.scope, now, "grace")
+            return self._finish(s, r.counter + 1, r.scope, now, "grace", r.resource)
         if s.counter > r.counter:
             await self.revoke(r.session_id, "reuse")
             await self._fail("reuse_detected", r.ip, now)
@@ -277,7 +293,8 @@ class SessionService:
         raise InvalidGrant("The refresh token is invalid.")
 
     def _finish(
-        self, s: SessionRecord, counter: int, scope: str | None, now: float, outcome: Literal["rotated", "grace"]
+        self, s: SessionRecord, counter: int, scope: str | None, now: float, outcome: Literal["rotated", "grace"],
+        resource: str | None = None,
     ) -> Grant:
         try:
             narrowed = self._scope(scope, s.scope)
@@ -285,7 +302,7 @@ class SessionService:
             self.events.on_refresh("invalid")
             raise
         self.events.on_refresh(outcome)
-        return self._grant(s, counter, narrowed, now, outcome)
+        return self._grant(s, counter, narrowed, now, outcome, rfc8707.narrow(resource, s.resources))
 
     async def _fail(self, outcome: RefreshOutcome, ip: str, now: float) -> None:
         self.events.on_refresh(outcome)
@@ -360,5 +377,7 @@ class SessionService:
             return None
         if int(s.expires_at) <= claims["exp"]:
             return None  # already at the absolute limit: renewal cannot help
-        token, _ = self.mint_access(s, str(claims["scope"]), now)
+        # The same audience as the token it replaces (RFC 8707 down-scoping survives renewal).
+        resources = rfc8707.of_audience(claims["aud"], self.settings.audience)
+        token, _ = self.mint_access(s, str(claims["scope"]), now, resources=resources)
         return token

@@ -102,6 +102,7 @@ class TokenEndpoint:
                 scope=form.get("scope"),
                 ip=ip,
                 client_id=client.client_id if client else None,
+                resource=form.get("resource"),
             )
             if client is None and await clients.is_confidential(grant.session.client_id):
                 # A confidential client's refresh token without its secret: stolen.
@@ -114,6 +115,7 @@ class TokenEndpoint:
                 require(form, "password"),
                 scope=form.get("scope"),
                 client_id=client.client_id if client else "native",
+                resource=form.get("resource"),
                 user_agent=user_agent or "",
                 ip=ip,
             )
