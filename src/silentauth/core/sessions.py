@@ -378,6 +378,6 @@ class SessionService:
         if int(s.expires_at) <= claims["exp"]:
             return None  # already at the absolute limit: renewal cannot help
         # The same audience as the token it replaces (RFC 8707 down-scoping survives renewal).
-        resources = rfc8707.of_audience(claims["aud"], self.settings.audience)
+        resources = rfc8707.of_audience(claims.get("aud", self.settings.audience), self.settings.audience)
         token, _ = self.mint_access(s, str(claims["scope"]), now, resources=resources)
         return token
