@@ -1281,3 +1281,29 @@ async def test_a_caller_cannot_revoke_another_clients_token(service: Service) ->
         headers=_basic("gateway", secret),
     )
     assert rotated.status_code == 200, rotated.text
+
+
+# --- resource servers: one audience per API (issue 16 item 2) ---
+
+
+async def test_a_token_for_one_api_is_refused_by_another(service_factory: ServiceFactory) -> None:
+    """Every token used to carry aud=silentauth: one API's token opened every API."""
+    from silentauth.errors import InvalidToken
+    from silentauth.resource import TokenAuthenticator
+
+    billing, files = "https://billing.example", "https://files.example"
+    svc: Service = await service_factory(resources=(billing, files))
+    await svc.add_user()
+    token = (await svc.password_grant(resource=billing))["access_token"]
+
+    def api(audience: str) -> TokenAuthenticator:
+        return TokenAuthenticator.from_issuer(
+            svc.runtime.settings.issuer, audience, client=svc.client,
+            jwks_url="http://testserver/.well-known/jwks.json", clock=svc.clock, revocation_url=False,
+        )
+
+    assert (await api(billing).aauthenticate(f"Bearer {token}")).username == "alice"
+    with pytest.raises(InvalidToken, match="audience"):
+        await api(files).aauthenticate(f"Bearer {token}")
+    with pytest.raises(InvalidToken, match="audience"):
+        await api("silentauth").aauthenticate(f"Bearer {token}")
