@@ -160,6 +160,8 @@ PATHS: dict[str, Any] = {
                                 "scope": _STR,
                                 "client_id": _STR,
                                 "client_secret": _STR,
+                                # RFC 8707; may be repeated (one URI per parameter).
+                                "resource": _STR,
                             },
                         }
                     }
