@@ -11,7 +11,9 @@ with an unknown ``kid`` waits for the loop to learn the key (rate limited, as
 in the Starlette kit), then retries once.
 
 The thread starts on the first request (or :meth:`ThreadedAuthenticator.start`),
-so importing a WSGI app starts nothing; it is a daemon, so it never keeps a
+so importing a WSGI app starts nothing and each worker a pre-forking server
+(gunicorn, uWSGI) forks gets a thread of its own — a thread started before the
+fork would not exist in the children. It is a daemon, so it never keeps a
 worker process alive.
 """
 
