@@ -124,11 +124,11 @@ async def test_access_token_as_refresh_token_and_refresh_token_as_bearer_are_ref
 async def test_scope_escalation_on_login_or_refresh_is_refused(service: Service) -> None:
     r = await service.client.post(
         "/auth/token",
-        data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "openid admin"},
+        data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "profile admin"},
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
-    grant = await service.password_grant(scope="openid")
-    r = await service.refresh(grant["refresh_token"], scope="openid api")
+    grant = await service.password_grant(scope="profile")
+    r = await service.refresh(grant["refresh_token"], scope="profile api")
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
 
 
@@ -468,12 +468,12 @@ async def test_sql_and_lua_metacharacters_in_every_string_field_are_inert(servic
     good = await service.password_grant()
     sid = service.runtime.service.session_of(good["refresh_token"])
     h = {"User-Agent": payload.replace("\r\n", " ")}
-    # (response, may it succeed?) — only a free-text client_id and RFC 7009's
-    # "200 always" may answer 200; everything else must be a clean refusal.
+    # (response, may it succeed?) — only RFC 7009's "200 always" may answer 200;
+    # everything else (an unregistered client_id included) must be a clean refusal.
     attempts: list[tuple[httpx.Response, bool]] = []
     for field in ("username", "password", "scope", "client_id"):
         data = {"grant_type": "password", "username": "alice", "password": "secret", field: payload}
-        attempts.append((await service.client.post("/auth/token", data=data, headers=h), field == "client_id"))
+        attempts.append((await service.client.post("/auth/token", data=data, headers=h), False))
     for data in (
         {"grant_type": payload},
         {"grant_type": "refresh_token", "refresh_token": payload},
@@ -497,8 +497,8 @@ async def test_sql_and_lua_metacharacters_in_every_string_field_are_inert(servic
     assert await service.runtime.store.get_user(normalize_username(payload)) is None or payload.strip() == ""
     users = await service.runtime.store.list_users()
     assert [u.username for u in users] == ["alice"]
-    # good + the client_id login + the spare: nothing more, nothing less
-    assert len(await service.runtime.store.list_sessions(users[0].id)) == 3
+    # good + the spare: nothing more, nothing less
+    assert len(await service.runtime.store.list_sessions(users[0].id)) == 2
     row = await service.runtime.store.get_session(sid)
     assert row is not None and row.revoked_at is None and row.counter == 0
     assert (await service.refresh(good["refresh_token"])).status_code == 200
@@ -1286,3 +1286,98 @@ def test_python_client_keeps_its_token_from_foreign_hosts_and_their_renewals(
         me = client.get(f"{live.url}/api/me")
     assert me.status_code == 200 and me.json()["username"] == "alice"
     assert foreign.authorizations == [None]
+# --- resource servers: revocation by default (issue 16) ---
+
+
+async def test_third_party_verifier_from_issuer_refuses_a_logged_out_session_within_two_seconds(
+    service: Service,
+) -> None:
+    """``from_issuer`` with no revocation option follows the feed (it used to follow none)."""
+    from silentauth.errors import InvalidToken
+    from silentauth.resource import TokenAuthenticator
+
+    auth = TokenAuthenticator.from_issuer(
+        service.runtime.settings.issuer,
+        client=service.client,
+        jwks_url="http://testserver/.well-known/jwks.json",
+        clock=service.clock,
+    )
+    assert auth.revocations is not None and auth.revocations.url == "http://testserver/auth/revocations"
+    token = (await service.password_grant())["access_token"]
+    header = f"Bearer {token}"
+    assert (await auth.aauthenticate(header)).username == "alice"
+    assert (await service.client.post("/auth/logout", headers={"Authorization": header})).status_code == 204
+    started = time.monotonic()
+    with pytest.raises(InvalidToken, match="revoked"):
+        while time.monotonic() - started < 2.0:
+            await auth.aauthenticate(header)
+            await asyncio.sleep(0.05)
+    assert time.monotonic() - started < 2.0
+
+
+# --- registered clients (issue 16 item 5) ---
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+async def test_made_up_client_credentials_are_refused_with_invalid_client(service: Service) -> None:
+    """Client authentication used to be ignored: made-up Basic credentials got 200."""
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await service.client.post("/auth/token", data=login, headers=_basic("made-up", "whatever"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].startswith("Basic")
+    r = await service.client.post("/auth/token", data={**login, "client_id": "gateway", "client_secret": "guess"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+async def test_the_client_id_claim_cannot_be_chosen_by_the_caller(service: Service) -> None:
+    """``client_id=billing-api`` used to come back as the RFC 9068 claim, misleading resource servers."""
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await service.client.post("/auth/token", data={**login, "client_id": "billing-api"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+async def test_a_caller_cannot_revoke_another_clients_token(service: Service) -> None:
+    """Any caller used to revoke any token; now a confidential client's only with its secret."""
+    _, secret = await service.runtime.clients.register("gateway")
+    assert secret is not None
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    grant = (await service.client.post("/auth/token", data=login, headers=_basic("gateway", secret))).json()
+    r = await service.client.post("/auth/revoke", data={"token": grant["refresh_token"], "client_id": "native"})
+    assert r.status_code == 200
+    rotated = await service.client.post(
+        "/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]},
+        headers=_basic("gateway", secret),
+    )
+    assert rotated.status_code == 200, rotated.text
+
+
+# --- resource servers: one audience per API (issue 16 item 2) ---
+
+
+async def test_a_token_for_one_api_is_refused_by_another(service_factory: ServiceFactory) -> None:
+    """Every token used to carry aud=silentauth: one API's token opened every API."""
+    from silentauth.errors import InvalidToken
+    from silentauth.resource import TokenAuthenticator
+
+    billing, files = "https://billing.example", "https://files.example"
+    svc: Service = await service_factory(resources=(billing, files))
+    await svc.add_user()
+    token = (await svc.password_grant(resource=billing))["access_token"]
+
+    def api(audience: str) -> TokenAuthenticator:
+        return TokenAuthenticator.from_issuer(
+            svc.runtime.settings.issuer, audience, client=svc.client,
+            jwks_url="http://testserver/.well-known/jwks.json", clock=svc.clock, revocation_url=False,
+        )
+
+    assert (await api(billing).aauthenticate(f"Bearer {token}")).username == "alice"
+    with pytest.raises(InvalidToken, match="audience"):
+        await api(files).aauthenticate(f"Bearer {token}")
+    with pytest.raises(InvalidToken, match="audience"):
+        await api("silentauth").aauthenticate(f"Bearer {token}")

@@ -42,6 +42,25 @@ def test_users_add_list_remove(tmp_path: Path) -> None:
     assert run(tmp_path, "users", "remove", "alice").returncode == 1
 
 
+def test_clients_add_list_remove(tmp_path: Path) -> None:
+    added = run(tmp_path, "clients", "add", "gateway", "--name", "API gateway")
+    assert added.returncode == 0, added.stderr
+    secret = added.stdout.split("client_secret: ")[1].strip()
+    assert len(secret) >= 40
+    assert run(tmp_path, "clients", "add", "spa", "--public").stdout.strip() == "added public client spa"
+    assert run(tmp_path, "clients", "add", "gateway").returncode == 1
+    assert run(tmp_path, "clients", "add", "bad id").returncode == 1
+    rows = [line.split("\t") for line in run(tmp_path, "clients", "list").stdout.splitlines()]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("browser", "public"), ("native", "public"), ("gateway", "confidential"), ("spa", "public"),
+    ]
+    assert secret not in run(tmp_path, "clients", "list").stdout
+    assert run(tmp_path, "clients", "remove", "native").returncode == 1  # built in
+    assert run(tmp_path, "clients", "remove", "gateway").returncode == 0
+    assert run(tmp_path, "clients", "remove", "gateway").returncode == 1
+    assert "gateway" not in run(tmp_path, "clients", "list").stdout
+
+
 def test_keys_rotate_keeps_old_keys_verifying(tmp_path: Path) -> None:
     first = run(tmp_path, "keys", "list").stdout.splitlines()
     assert len(first) == 1 and first[0].endswith("signing")

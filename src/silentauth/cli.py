@@ -1,4 +1,4 @@
-"""``silentauth``: serve, users, keys, sessions, storm.
+"""``silentauth``: serve, users, keys, sessions, clients, storm.
 
 Every flag has a ``SILENTAUTH_*`` twin; the flag wins. A bad setting prints
 one line naming it and exits with status 2.
@@ -161,6 +161,39 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return asyncio.run(_with_runtime(args, lambda rt: sessions_job(rt, args)))
 
 
+async def clients_job(rt: Runtime, args: argparse.Namespace) -> int:
+    """``clients add|list|remove``: the registry of OAuth clients (RFC 6749 §2)."""
+    if args.action == "add":
+        try:
+            client, secret = await rt.clients.register(args.client_id, args.name, confidential=not args.public)
+        except (AlreadyExists, ValueError) as exc:
+            print(f"silentauth: {exc}", file=sys.stderr)
+            return 1
+        kind = "confidential" if secret else "public"
+        print(f"added {kind} client {client.client_id}")
+        if secret:
+            # Only the hash is stored: this is the one time the secret is shown.
+            print(f"client_secret: {secret}")
+    elif args.action == "list":
+        for c in await rt.clients.all():
+            print(f"{c.client_id}\t{'confidential' if c.confidential else 'public'}\t{_when(c.created_at or None)}\t{c.name}")
+    else:
+        try:
+            removed = await rt.clients.remove(args.client_id)
+        except ValueError as exc:
+            print(f"silentauth: {exc}", file=sys.stderr)
+            return 1
+        if not removed:
+            print(f"silentauth: no client {args.client_id!r}", file=sys.stderr)
+            return 1
+        print(f"removed {args.client_id}")
+    return 0
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_runtime(args, lambda rt: clients_job(rt, args)))
+
+
 def cmd_storm(args: argparse.Namespace) -> int:
     from silentauth.storm.simulate import main as storm_main
 
@@ -203,6 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     sr = ss.add_parser("revoke")
     sr.add_argument("session_id")
     sessions.set_defaults(func=cmd_sessions)
+
+    clients = sub.add_parser("clients", help="registered OAuth clients")
+    cs = clients.add_subparsers(dest="action", required=True)
+    ca = cs.add_parser("add", help="register a client; a confidential one's secret is printed once")
+    ca.add_argument("client_id")
+    ca.add_argument("--name", default="", help="a description for `clients list`")
+    ca.add_argument("--public", action="store_true", help="no secret: identified by client_id alone")
+    cs.add_parser("list")
+    cs.add_parser("remove").add_argument("client_id")
+    clients.set_defaults(func=cmd_clients)
 
     from silentauth.storm.command import add_arguments as storm_arguments
 

@@ -23,6 +23,7 @@ are what application code sees.
     │   ├── InvalidGrant                400 invalid_grant
     │   ├── UnsupportedGrantType        400 unsupported_grant_type
     │   ├── InvalidScope                400 invalid_scope
+    │   ├── InvalidTarget               400 invalid_target (RFC 8707)
     │   ├── CSRFError                   403 access_denied
     │   ├── RateLimited                 429 + Retry-After
     │   ├── TemporarilyUnavailable      503 + Retry-After
@@ -30,6 +31,7 @@ are what application code sees.
     │   │   └── ClaimsUnavailable       a claims/lifetime hook failed or broke the rules
     │   └── BearerError                 RFC 6750, WWW-Authenticate
     │       ├── MissingToken            401, no error code
+    │       ├── MalformedBearerRequest  400 invalid_request (Bearer, no token)
     │       ├── InvalidToken            401 invalid_token
     │       │   └── UnknownKeyId        a kid not (yet) known: learn once, retry
     │       ├── InsufficientScope       403 insufficient_scope
@@ -156,6 +158,13 @@ class InvalidScope(OAuthError):
     description = "The requested scope exceeds the granted scope."
 
 
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: a ``resource`` the service does not serve, or a widening one."""
+
+    error = "invalid_target"
+    description = "The requested resource is unknown or not granted."
+
+
 class CSRFError(OAuthError):
     error = "access_denied"
     status_code = 403
@@ -221,6 +230,14 @@ class MissingToken(BearerError):
 
     def as_dict(self) -> dict[str, Any]:
         return {"error": "unauthorized", "error_description": self.error_description}
+
+
+class MalformedBearerRequest(BearerError):
+    """RFC 6750 §3.1 ``invalid_request``: e.g. ``Authorization: Bearer`` with no token."""
+
+    error = "invalid_request"
+    status_code = 400
+    description = "The Authorization header names the Bearer scheme but carries no token."
 
 
 class InvalidToken(BearerError):

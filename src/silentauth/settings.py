@@ -142,7 +142,11 @@ class Settings:
     # A new key is published this long before it signs, so verifiers that cache
     # the JWKS (ours refetch on an unknown kid at most every 10 s) hold it in time.
     key_prepublish: int = 60
-    scope: str = "openid profile api"
+    # No "openid": no ID token is issued (OpenID Connect Core 1.0 §3.1.2.1 would demand one).
+    scope: str = "profile api"
+    # RFC 8707 resource indicators (absolute URIs) a login may ask tokens for;
+    # each becomes the tokens' ``aud``. Empty: every token carries ``audience``.
+    resources: tuple[str, ...] = ()
     # Origins (scheme://host[:port]) whose pages may call this service with credentials.
     cors_origins: tuple[str, ...] = ()
     # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).
@@ -217,6 +221,13 @@ class Settings:
             "proxy_headers",
             f"{self.proxy_headers!r}: use 'x-forwarded' (X-Forwarded-For/-Proto) or 'forwarded' (RFC 7239)",
         )
+        for resource in self.resources:
+            # RFC 8707 §2: an absolute URI without a fragment.
+            need(
+                "://" in resource and "#" not in resource and " " not in resource,
+                "resources",
+                f"{resource!r} is not an absolute URI without a fragment",
+            )
         scheme = self.database_url.partition("://")[0]
         need(
             scheme in ("sqlite", *SHARED_STORES),

@@ -18,9 +18,10 @@ SUITES = sorted(p.name for p in HERE.glob("*.test.mjs"))
 
 
 def ensure_node_modules() -> Path:
-    """``tests/web/node_modules`` with axios and typescript, installed from the lock file if missing."""
+    """``tests/web/node_modules`` (axios, typescript, jose, oauth4webapi), from the lock file if missing."""
     modules = HERE / "node_modules"
-    if not all((modules / name / "package.json").exists() for name in ("axios", "typescript")):
+    needed = ("axios", "typescript", "jose", "oauth4webapi")
+    if not all((modules / name / "package.json").exists() for name in needed):
         npm = need_binary("npm")
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from silentauth.clock import Clock
+from silentauth.core import resources as rfc8707
 from silentauth.core.batch import Batcher
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
 from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks
@@ -73,6 +74,7 @@ class _Refresh(NamedTuple):
     ip: str
     extra: Mapping[str, Any] | None = None
     access_cap: int | None = None
+    resource: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,13 @@ class SessionService:
         *,
         extra: Mapping[str, Any] | None = None,
         access_cap: int | None = None,
+        resources: str | None = None,
     ) -> tuple[str, int]:
-        """Sign an access token for ``session``; ``extra`` are the claims hook's (checked) claims."""
+        """Sign an access token for ``session``.
+
+        ``extra`` are the claims hook's (checked) claims; ``aud`` comes from
+        ``resources`` (default: the session's, RFC 8707).
+        """
         key = self.keyring().signing_key(now)
         if key is None:
             raise TemporarilyUnavailable("No signing key is available.")
@@ -166,7 +173,7 @@ class SessionService:
             **(extra or {}),
             "iss": self.settings.issuer,
             "sub": session.user_id,
-            "aud": self.settings.audience,
+            "aud": rfc8707.audience(session.resources if resources is None else resources, self.settings.audience),
             "exp": exp,
             "iat": int(now),
             "jti": new_jti(),
@@ -187,10 +194,11 @@ class SessionService:
         outcome: GrantOutcome,
         extra: Mapping[str, Any] | None = None,
         lifetimes: Lifetimes | None = None,
+        resources: str | None = None,
     ) -> Grant:
         cap = lifetimes.access_ttl if lifetimes else None
         access, expires_in = self.mint_access(
-            session, scope, now, first=counter == 0, extra=extra, access_cap=cap
+            session, scope, now, first=counter == 0, extra=extra, access_cap=cap, resources=resources
         )
         refresh = "" if lifetimes and not lifetimes.refresh else self.refresh_tokens.issue(session.id, counter)
         return Grant(access, expires_in, refresh, scope, session, outcome)
@@ -211,6 +219,7 @@ class SessionService:
         user_agent: str = "",
         ip: str = "",
         remember: bool | None = None,
+        resource: str | None = None,
     ) -> Grant:
         """Check the credentials with the identity provider and start a session.
 
@@ -218,6 +227,7 @@ class SessionService:
         one (``SHORT_SESSION_MAX_AGE``), ``True`` or ``None`` the long one.
         """
         now = self.clock()
+        granted_resources = rfc8707.grant(resource, self.settings.resources)
         name = normalize_username(username)
         pair_key, ip_key = f"login:{name}:{ip}", f"login-ip:{ip}"
         request = RequestInfo(ip=ip, user_agent=user_agent, client_id=client_id)
@@ -238,7 +248,8 @@ class SessionService:
             self.events.on_login("rate_limited")
             raise
         grant = await self.start_session(
-            identity, scope=scope, client_id=client_id, user_agent=user_agent, ip=ip, remember=remember
+            identity, scope=scope, client_id=client_id, user_agent=user_agent, ip=ip, remember=remember,
+            resources=granted_resources,
         )
         self.events.on_login("ok")
         return grant
@@ -252,6 +263,7 @@ class SessionService:
         user_agent: str = "",
         ip: str = "",
         remember: bool | None = None,
+        resources: str = "",
     ) -> Grant:
         """Start a session for a user the caller has already authenticated.
 
@@ -278,6 +290,7 @@ class SessionService:
             expires_at=now,
             user_agent=user_agent[:512],
             ip=ip[:64],
+            resources=resources,
         )
         context = self._context(draft, granted, "login")
         lifetimes = await self.hooks.lifetimes(context)
@@ -313,8 +326,20 @@ class SessionService:
         """The session id of an authentic refresh token (no store access)."""
         return self.refresh_tokens.parse(refresh_token)[0]
 
-    async def refresh(self, refresh_token: str, *, scope: str | None = None, ip: str = "") -> Grant:
+    async def refresh(
+        self,
+        refresh_token: str,
+        *,
+        scope: str | None = None,
+        ip: str = "",
+        client_id: str | None = None,
+        resource: str | None = None,
+    ) -> Grant:
         """Rotate ``refresh_token``: a new access and refresh token, or InvalidGrant.
+
+        ``client_id`` (an authenticated or named client) must be the one the
+        session was issued to (RFC 6749 §6), checked before anything rotates;
+        so is ``resource``, which may narrow the session's resources (RFC 8707).
 
         Checks that need no store happen here, per call; the rotation itself
         joins the calls made in the same event-loop turn (:mod:`silentauth.core.batch`).
@@ -327,17 +352,22 @@ class SessionService:
             await self._fail("invalid", ip, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
-        request = _Refresh(session_id, counter, scope, ip)
+        request = _Refresh(session_id, counter, scope, ip, resource=resource)
         wants_scope = scope is not None and bool(scope.strip())
-        if wants_scope or self.hooks.active:
-            # A refused scope or a failing hook must not burn the token: judge them before rotating.
+        if wants_scope or self.hooks.active or client_id is not None or resource is not None:
+            # A refused scope, client or resource, or a failing hook, must not burn the
+            # token: judge them before rotating.
             current = await self.store.get_session(session_id)
+            if current is not None and client_id is not None and current.client_id != client_id:
+                await self._fail("invalid", ip, now)
+                raise InvalidGrant("The refresh token was issued to another client.")
             if current is not None:
                 try:
                     narrowed = self._scope(scope, current.scope)
                 except InvalidScope:
                     self.events.on_refresh("invalid")
                     raise
+                rfc8707.narrow(resource, current.resources)
                 if self.hooks.active and current.is_live(now):
                     request = await self._ask_hooks(request, current, narrowed)
         return await self._rotations.submit(request)
@@ -394,7 +424,10 @@ class SessionService:
             self.events.on_refresh("invalid")
             raise
         self.events.on_refresh(outcome)
-        return self._grant(s, r.counter + 1, narrowed, now, outcome, r.extra, Lifetimes(access_ttl=r.access_cap))
+        return self._grant(
+            s, r.counter + 1, narrowed, now, outcome, r.extra, Lifetimes(access_ttl=r.access_cap),
+            rfc8707.narrow(r.resource, s.resources),
+        )
 
     async def _fail(self, outcome: RefreshOutcome, ip: str, now: float) -> None:
         self.events.on_refresh(outcome)
@@ -489,5 +522,7 @@ class SessionService:
             if not lifetimes.refresh:
                 return None
             cap = lifetimes.access_ttl
-        token, _ = self.mint_access(s, scope, now, extra=extra, access_cap=cap)
+        # The same audience as the token it replaces (RFC 8707 down-scoping survives renewal).
+        resources = rfc8707.of_audience(claims.get("aud", self.settings.audience), self.settings.audience)
+        token, _ = self.mint_access(s, scope, now, extra=extra, access_cap=cap, resources=resources)
         return token

@@ -22,6 +22,8 @@ from silentauth.resource.verify import Principal
 from silentauth.server import (
     auth_routes,
     demo_routes,
+    discovery_routes,
+    introspection,
     monitoring_routes,
     openapi,
     service_routes,
@@ -91,6 +93,8 @@ def create_app(
             *auth_routes.routes,
             *service_routes.routes,
             *verifier_routes.routes,
+            *introspection.routes,
+            *discovery_routes.routes,
             *monitoring_routes.routes,
             *openapi.routes,
             *demo_routes.routes,

@@ -8,6 +8,8 @@ key                                 type     contents, lifetime
 ==================================  =======  ==========================================
 ``P user:{username}``               hash     id, username, password_hash, created_at
 ``P users``                         set      user names (for ``users list``)
+``P client:{client_id}``            hash     client_id, secret_hash, name, created_at
+``P clients``                       set      client ids (for ``clients list``)
 ``P keys``                          hash     kid -> JSON of the encrypted signing key
 ``P session:{id}``                  hash     every :class:`SessionRecord` field; expires
                                              ``retention`` after the session ends (idle,
@@ -22,7 +24,7 @@ key                                 type     contents, lifetime
 ``P rl:{key}:{slot}``               string   rate-limit counter; expires with its window
 ==================================  =======  ==========================================
 
-Users, keys, the revocation counter and the two indexes carry no TTL: users
+Users, clients, keys, the revocation counter and the indexes carry no TTL: users
 and keys are few, and :meth:`RedisStore.purge` trims ``session-ends`` and the
 feed. Give Redis persistence (``appendonly yes``): a restart without it
 loses every user and session.
@@ -61,6 +63,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from silentauth.core.ports import (
+    ClientRecord,
     RotateRequest,
     RotateResult,
     SessionRecord,
@@ -77,7 +80,7 @@ log = logging.getLogger("silentauth.stores.redis")
 _FIELDS = [
     "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
     "last_used_at", "rotated_at", "idle_expires_at", "expires_at", "user_agent", "ip",
-    "revoked_at", "revoked_reason",
+    "revoked_at", "revoked_reason", "resources",
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
 _UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError)
@@ -241,6 +244,34 @@ class RedisStore:
         n = await self._script("remove_user", [self._k("user", username), self._k("users")], [username])
         return bool(n)
 
+    # -- clients -------------------------------------------------------------
+
+    async def add_client(self, client: ClientRecord) -> None:
+        ok = await self._script(
+            "add_client",
+            [self._k("client", client.client_id), self._k("clients")],
+            [client.client_id, client.secret_hash, client.name, _num(client.created_at)],
+        )
+        if not ok:
+            raise AlreadyExists(f"client {client.client_id!r} exists")
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        return _client(await self._do(self._r().hgetall(self._k("client", client_id))))
+
+    async def list_clients(self) -> list[ClientRecord]:
+        ids = sorted(map(str, await self._do(self._r().smembers(self._k("clients")))))
+        pipe = self._r().pipeline(transaction=False)
+        for client_id in ids:
+            pipe.hgetall(self._k("client", client_id))
+        rows = await self._do(pipe.execute())
+        return [c for c in map(_client, rows) if c is not None]
+
+    async def remove_client(self, client_id: str) -> bool:
+        n = await self._script(
+            "remove_client", [self._k("client", client_id), self._k("clients")], [client_id]
+        )
+        return bool(n)
+
     # -- keys ----------------------------------------------------------------
 
     async def add_key(self, key: StoredKey) -> None:
@@ -371,3 +402,9 @@ def _user(d: Any) -> User | None:
     if not d:
         return None
     return User(d["id"], d["username"], d["password_hash"], float(d["created_at"]))
+
+
+def _client(d: Any) -> ClientRecord | None:
+    if not d:
+        return None
+    return ClientRecord(d["client_id"], d["secret_hash"], d["name"], float(d["created_at"]))

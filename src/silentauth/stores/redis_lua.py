@@ -23,6 +23,18 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 """
 
+# KEYS: client:{id}, clients. ARGV: id, secret_hash, name, created_at.
+_ADD_CLIENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local r = redis.call('HMGET', KEYS[1], 'secret_hash', 'created_at')
+  if r[1] == ARGV[2] and r[2] == ARGV[4] then return 1 end  -- our own insert, retried
+  return 0
+end
+redis.call('HSET', KEYS[1], 'client_id', ARGV[1], 'secret_hash', ARGV[2], 'name', ARGV[3], 'created_at', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
 _CREATE_SESSION = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 5))
@@ -116,6 +128,9 @@ return n
 SCRIPTS = {
     "add_user": _ADD_USER,
     "remove_user": _REMOVE_USER,
+    "add_client": _ADD_CLIENT,
+    # The same two steps as for a user: drop from the index, delete the hash.
+    "remove_client": _REMOVE_USER,
     "create_session": _CREATE_SESSION,
     "rotate": _ROTATE,
     "revoke": _REVOKE,
