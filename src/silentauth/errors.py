@@ -31,7 +31,8 @@ are what application code sees.
     │       ├── InvalidToken            401 invalid_token
     │       │   └── UnknownKeyId        a kid not (yet) known: learn once, retry
     │       ├── InsufficientScope       403 insufficient_scope
-    │       └── InsufficientUserAuthentication  401 (RFC 9470)
+    │       ├── InsufficientUserAuthentication  401 (RFC 9470)
+    │       └── WrongSession            403: a renewal from another user or session
     └── ClientError                     raised by silentauth.client
         ├── SessionExpired              the refresh token is dead: log in again
         ├── StepUpRequired              the route wants a fresher login
@@ -251,6 +252,19 @@ class InsufficientUserAuthentication(BearerError):
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "max_age": self.max_age}
+
+
+class WrongSession(BearerError):
+    """A long-lived connection was offered a token of another user or session.
+
+    A WebSocket or event stream runs as one subject and session; a renewal
+    carrying anyone else's token is refused, not adopted (the connection would
+    otherwise change hands mid-stream).
+    """
+
+    error = "access_denied"
+    status_code = 403
+    description = "The token belongs to another user or session."
 
 
 class Rendered(NamedTuple):

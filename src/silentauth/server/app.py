@@ -21,6 +21,7 @@ from silentauth.server import (
     demo_routes,
     monitoring_routes,
     openapi,
+    realtime_routes,
     verifier_routes,
 )
 from silentauth.server.cors import CORSMiddleware
@@ -77,6 +78,7 @@ def create_app(
             *monitoring_routes.routes,
             *openapi.routes,
             *demo_routes.routes,
+            *realtime_routes.routes,
         ],
         middleware=[
             Middleware(SecurityHeadersMiddleware),
