@@ -35,7 +35,6 @@ from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from silentauth.errors import BearerError
@@ -113,11 +112,11 @@ class WebSocketAuthenticator:
         self.reauth_per_second = reauth_per_second
         self.monotonic = monotonic
 
-    def endpoint(self, handler: Handler) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    def endpoint(self, handler: Handler) -> Callable[[WebSocket], Awaitable[None]]:
         """A Starlette ``WebSocketRoute`` endpoint running ``handler`` once authenticated."""
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            await self.serve(WebSocket(scope, receive, send), handler)
+        async def app(websocket: WebSocket) -> None:
+            await self.serve(websocket, handler)
 
         return app
 

@@ -17,7 +17,7 @@ import anyio
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from silentauth.resource.sse import EventStream, EventStreams, ServerSentEvent
 from silentauth.resource.websocket import AuthenticatedWebSocket, WebSocketAuthenticator
@@ -70,11 +70,8 @@ async def ticker(conn: AuthenticatedWebSocket) -> None:
         tg.cancel_scope.cancel()
 
 
-async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
+async def websocket(socket: WebSocket) -> None:
     """``/api/ws``: authenticate in-band, then tick and echo."""
-    from starlette.websockets import WebSocket
-
-    socket = WebSocket(scope, receive, send)
     await _sockets(socket).serve(socket, ticker)
 
 
