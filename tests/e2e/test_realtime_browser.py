@@ -1,0 +1,170 @@
+"""``auth.websocket()`` in real Chromium against the real server, on real time.
+
+Access tokens live 3 s here, so the client refreshes every ~1.5 s and the
+server's deadline (the token's ``exp``) is never more than 3 s away: a
+connection that missed one re-authentication would be closed 4401 and show up
+as a reconnection or a gap in the sequence numbers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from silentauth.server.app import create_app
+from tests.conftest import FAST_PASSWORDS, free_port, make_settings, need_binary, seed_users
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+ACCESS_TTL = 3
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+
+class Server:
+    """The token service on a fixed port, so it can be stopped and started again."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.settings = make_settings(tmp_path, access_ttl=ACCESS_TTL, renew_within=0, cookie_secure=True)
+        # seed_users runs asyncio.run(): not on the thread that holds Playwright's loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(seed_users, self.settings, {"demo": "demo"}).result()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        app = create_app(self.settings, passwords=FAST_PASSWORDS)
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            assert time.monotonic() < deadline and self._thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+            self._server = None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = need_binary("chromium", "/usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context()
+    yield ctx
+    ctx.close()
+
+
+# Opens the socket, records every message and event, and echoes a counter every 100 ms.
+OPEN = """() => {
+    const log = { messages: [], closes: [], opens: 0, echoes: 0, closedAt: null };
+    const ws = demo.auth.websocket("/api/ws");
+    ws.onopen = () => log.opens++;
+    ws.onmessage = (e) => log.messages.push(JSON.parse(e.data));
+    ws.onclose = (e) => { log.closes.push([e.code, e.reason]); log.closedAt = Date.now(); };
+    log.timer = setInterval(() => {
+        if (ws.readyState === 1) ws.send(JSON.stringify({ type: "echo", data: log.echoes++ }));
+    }, 100);
+    window.rt = { ws, log };
+}"""
+STATE = """() => ({ opens: rt.log.opens, closes: rt.log.closes, reconnects: rt.ws.reconnects,
+    readyState: rt.ws.readyState, refreshes: demo.refreshes, closedAt: rt.log.closedAt,
+    messages: rt.log.messages, echoes: rt.log.echoes })"""
+
+
+def logged_in_tab(context: Any, server: Server) -> Any:
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_function("() => window.demo && window.demo.auth.state !== 'unknown'", timeout=10_000)
+    if not page.evaluate("demo.auth.isAuthenticated"):
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#app-view:not([hidden])", timeout=10_000)
+    return page
+
+
+def wait_for(page: Any, predicate: str, timeout: float) -> dict[str, Any]:
+    page.wait_for_function(f"() => {{ const s = ({STATE})(); return {predicate}; }}", timeout=timeout * 1000)
+    state: dict[str, Any] = page.evaluate(STATE)
+    return state
+
+
+def assert_no_gap(messages: list[dict[str, Any]]) -> None:
+    seqs = [m["seq"] for m in messages]
+    assert seqs == list(range(len(seqs))), "a message went missing or arrived twice"
+    echoed = [m["data"] for m in messages if m["type"] == "echo"]
+    assert echoed == list(range(len(echoed)))
+
+
+def test_socket_lives_through_refreshes_then_ends_4401_within_a_second_of_logout_all(
+    context: Any, server: Server
+) -> None:
+    page = logged_in_tab(context, server)
+    page.evaluate(OPEN)
+    start = wait_for(page, "s.opens === 1", 5)
+    state = wait_for(page, f"s.refreshes >= {start['refreshes'] + 5}", 20)
+
+    assert state["reconnects"] == 0 and state["closes"] == [] and state["readyState"] == 1
+    assert_no_gap(state["messages"])
+    assert len(state["messages"]) > 5 * ACCESS_TTL * 5 / 2  # ticks every 0.2 s for >= 7.5 s
+    assert sum(m["type"] == "echo" for m in state["messages"]) > 50
+
+    other = context.new_page()
+    other.goto(server.url + "/")
+    other.wait_for_function("() => window.demo && window.demo.auth.isAuthenticated", timeout=10_000)
+    sent_at = other.evaluate(
+        "async () => { const t = Date.now(); await demo.auth.fetch('/auth/logout-all', {method: 'POST'}); return t; }"
+    )
+    state = wait_for(page, "s.closes.length > 0", 3)
+    assert state["closes"] == [[4401, "session revoked"]]
+    assert state["closedAt"] - sent_at < 1000
+    assert state["readyState"] == 3
+    assert_no_gap(state["messages"])
+    page.wait_for_timeout(1000)
+    assert page.evaluate(STATE)["closes"] == [[4401, "session revoked"]], "closed once, for good"
+    assert page.evaluate("demo.expiredCallbacks") == 1
+
+
+def test_socket_reconnects_after_the_server_restarts(context: Any, server: Server) -> None:
+    page = logged_in_tab(context, server)
+    page.evaluate(OPEN)
+    wait_for(page, "s.messages.length >= 5", 5)
+    server.stop()
+    down = wait_for(page, "s.readyState === 0", 5)
+    server.start()
+    state = wait_for(page, "s.opens === 2 && s.readyState === 1", 15)
+    assert state["reconnects"] == 1 and state["closes"] == []
+    before = len(down["messages"])
+    state = wait_for(page, f"s.messages.length >= {before + 10}", 5)
+    after = state["messages"][before:]
+    # A new connection numbers from 0 again: the old run was whole, and so is the new one.
+    assert_no_gap(state["messages"][: before])
+    restart = next(i for i, m in enumerate(after) if m["seq"] == 0)
+    assert [m["seq"] for m in after[restart:]] == list(range(len(after) - restart))
