@@ -34,6 +34,7 @@ lint: $(STAMP) $(NODE_DEPS)
 	$(TSC) -p tsconfig.json
 	node $(WEB)/types.mjs --check
 	$(TSC) -p $(WEB)/types/tsconfig.json
+	lint-imports
 
 # Regenerate the shipped .d.ts files from the browser client's JSDoc.
 types: $(NODE_DEPS)

@@ -137,7 +137,7 @@ async def measure() -> list[tuple[str, float]]:
                 counter[0] += 1
 
             async def metric() -> None:
-                rt.metrics.event("refresh", "rotated")
+                rt.metrics.on_refresh("rotated")
 
             async def refresh() -> None:
                 token[0] = (await svc.refresh(token[0])).refresh_token

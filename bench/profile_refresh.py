@@ -43,7 +43,7 @@ STAGES = (
     "refresh.py:.*(parse)",
     "refresh.py:.*(issue)",
     "responses.py:.*(__init__)",
-    "metrics.py:.*(event)",
+    "metrics.py:.*(on_refresh)",
     "middleware.py:.*(__call__)",
     "httptools_impl.py:.*(on_url|on_header|on_headers_complete|on_body|on_message_complete|data_received)",
 )

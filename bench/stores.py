@@ -34,7 +34,8 @@ if str(ROOT) not in sys.path:  # `python bench/stores.py` as well as `python -m 
     sys.path.insert(0, str(ROOT))
 
 from silentauth.core.passwords import Passwords  # noqa: E402
-from silentauth.stores.base import User, open_store  # noqa: E402
+from silentauth.core.ports import User  # noqa: E402
+from silentauth.stores.base import open_store  # noqa: E402
 from tests.stores.servers import (  # noqa: E402
     PostgresServer,
     RedisServer,

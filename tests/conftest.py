@@ -196,8 +196,9 @@ def seed_users(settings: Settings, users: dict[str, str]) -> None:
     import asyncio
     import uuid
 
+    from silentauth.core.ports import User
     from silentauth.errors import AlreadyExists
-    from silentauth.stores.base import User, open_store
+    from silentauth.stores.base import open_store
 
     async def run() -> None:
         store = open_store(settings.database_url)

@@ -1080,7 +1080,7 @@ def test_sqlite_database_and_its_wal_and_shm_are_created_owner_only(tmp_path: Pa
     import os
     import stat
 
-    from silentauth.stores.base import User
+    from silentauth.core.ports import User
     from silentauth.stores.sqlite import SQLiteStore
 
     db = tmp_path / "auth.db"

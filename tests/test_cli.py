@@ -1,7 +1,8 @@
-"""The ``silentauth`` command line, run as a real subprocess."""
+"""The ``silentauth`` command line: as a real subprocess, and its jobs on a real runtime."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -11,7 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from silentauth.cli import sessions_job, users_job
+from silentauth.clock import FakeClock
+from silentauth.server.runtime import Runtime
+from silentauth.stores import open_store
+from tests.conftest import FAST_PASSWORDS, free_port, make_settings, metric_value
 
 
 def run(tmp_path: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -110,3 +115,59 @@ def test_serve_demo_logs_in_demo_user_and_sessions_cli_sees_it(tmp_path: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def _runtime(tmp_path: Path) -> Runtime:
+    settings = make_settings(tmp_path)
+    rt = Runtime(settings, open_store(settings.database_url), FakeClock(1_800_000_000.0), FAST_PASSWORDS)
+    await rt.start()
+    await rt.ensure_user("alice", "secret")
+    return rt
+
+
+@pytest.mark.anyio
+async def test_admin_revocations_go_through_the_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sessions revoke` and `users remove` emit the service's events and fill its set."""
+    rt = await _runtime(tmp_path)
+    try:
+        one = await rt.service.login("alice", "secret")
+        two = await rt.service.login("alice", "secret")
+        revoke = argparse.Namespace(action="revoke", session_id=one.session.id)
+        assert await sessions_job(rt, revoke) == 0
+        assert await sessions_job(rt, revoke) == 1  # already revoked: "no live session"
+        assert one.session.id in rt.revocations
+        admin = metric_value(rt.metrics.render().decode(), "silentauth_sessions_revoked_total", reason="admin")
+        assert admin == 1
+        assert await users_job(rt, argparse.Namespace(action="remove", name="Alice")) == 0
+        assert two.session.id in rt.revocations
+        admin = metric_value(rt.metrics.render().decode(), "silentauth_sessions_revoked_total", reason="admin")
+        assert admin == 2
+        listed = await sessions_job(rt, argparse.Namespace(action="list", name="alice"))
+        assert listed == 1  # the user is gone
+    finally:
+        await rt.store.close()
+    out = capsys.readouterr()
+    assert f"revoked {one.session.id}" in out.out and "removed alice" in out.out
+
+
+@pytest.mark.anyio
+async def test_sessions_list_names_live_expired_and_revoked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = await _runtime(tmp_path)
+    clock = rt.clock
+    assert isinstance(clock, FakeClock)
+    try:
+        old = await rt.service.login("alice", "secret")
+        clock.advance(rt.settings.refresh_idle_ttl)  # `old` is idle past its deadline now
+        live = await rt.service.login("alice", "secret")
+        gone = await rt.service.login("alice", "secret")
+        await rt.service.revoke(gone.session.id, "logout")
+        capsys.readouterr()
+        assert await sessions_job(rt, argparse.Namespace(action="list", name="alice")) == 0
+    finally:
+        await rt.store.close()
+    states = dict(line.split("\t")[:2] for line in capsys.readouterr().out.splitlines())
+    assert states == {old.session.id: "expired", live.session.id: "live", gone.session.id: "revoked (logout)"}

@@ -10,13 +10,16 @@ import argparse
 import asyncio
 import getpass
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from silentauth.errors import AlreadyExists, ConfigError, SilentAuthError
 from silentauth.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported when a command runs: `silentauth --help` must not load the server.
+    from silentauth.server.runtime import Runtime
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -62,11 +65,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_runtime(args: argparse.Namespace, job: Callable[[Any], Awaitable[int]]) -> int:
+async def _with_runtime(args: argparse.Namespace, job: Callable[[Runtime], Awaitable[int]]) -> int:
     from silentauth.clock import system_clock
     from silentauth.core.passwords import Passwords
     from silentauth.server.runtime import Runtime
-    from silentauth.stores.base import open_store
+    from silentauth.stores import open_store
 
     settings = _settings(args)
     rt = Runtime(settings, open_store(settings.database_url), system_clock, Passwords())
@@ -77,81 +80,85 @@ async def _with_runtime(args: argparse.Namespace, job: Callable[[Any], Awaitable
         await rt.store.close()
 
 
-def cmd_users(args: argparse.Namespace) -> int:
+async def users_job(rt: Runtime, args: argparse.Namespace) -> int:
+    """``users add|list|remove`` on an open runtime, through the core's :class:`Users`."""
     from silentauth.core.passwords import normalize_username
-    from silentauth.stores.base import User
+    from silentauth.errors import InvalidRequest
 
-    async def job(rt: Any) -> int:
-        if args.action == "add":
-            name = normalize_username(args.name)
-            if args.password_stdin:
-                password = sys.stdin.readline().rstrip("\r\n")
-            else:
-                password = getpass.getpass(f"password for {name}: ")
-            if not password:
-                print("silentauth: empty password refused", file=sys.stderr)
-                return 2
-            try:
-                await rt.store.add_user(User(str(uuid.uuid4()), name, rt.passwords.hash(password), rt.clock()))
-            except AlreadyExists:
-                print(f"silentauth: user {name!r} exists", file=sys.stderr)
-                return 1
-            print(f"added {name}")
-        elif args.action == "list":
-            for u in await rt.store.list_users():
-                print(f"{u.username}\t{u.id}\t{_when(u.created_at)}")
+    if args.action == "add":
+        name = normalize_username(args.name)
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
         else:
-            name = normalize_username(args.name)
-            user = await rt.store.get_user(name)
-            if user is None or not await rt.store.remove_user(name):
-                print(f"silentauth: no user {name!r}", file=sys.stderr)
-                return 1
-            await rt.store.revoke_user_sessions(user.id, "admin", rt.clock())
-            print(f"removed {name}")
-        return 0
+            password = getpass.getpass(f"password for {name}: ")
+        try:
+            await rt.users.add(name, password)
+        except InvalidRequest as exc:
+            print(f"silentauth: {exc}", file=sys.stderr)
+            return 2
+        except AlreadyExists:
+            print(f"silentauth: user {name!r} exists", file=sys.stderr)
+            return 1
+        print(f"added {name}")
+    elif args.action == "list":
+        for u in await rt.users.list():
+            print(f"{u.username}\t{u.id}\t{_when(u.created_at)}")
+    else:
+        name = normalize_username(args.name)
+        if not await rt.users.remove(name):
+            print(f"silentauth: no user {name!r}", file=sys.stderr)
+            return 1
+        print(f"removed {name}")
+    return 0
 
-    return asyncio.run(_with_runtime(args, job))
+
+def cmd_users(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_runtime(args, lambda rt: users_job(rt, args)))
+
+
+async def keys_job(rt: Runtime, args: argparse.Namespace) -> int:
+    """``keys list|rotate`` on an open runtime."""
+    now = rt.clock()
+    if args.action == "rotate":
+        key = await rt.keys.rotate(now, starts=now if args.now else None)
+        when = "now" if args.now else f"{_when(key.created_at)} (published now)"
+        print(f"new signing key {key.kid} signs from {when}; older keys keep verifying until they expire")
+    ring = await rt.keys.load(now)
+    signer = ring.signing_key(now)
+    for k in ring:
+        mark = "signing" if signer and k.kid == signer.kid else "next" if k.created_at > now else "verify-only"
+        print(f"{k.kid}\t{k.jwk()['alg']}\tsigns from {_when(k.created_at)}\tuntil {_when(k.not_after)}\t{mark}")
+    return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    async def job(rt: Any) -> int:
-        now = rt.clock()
-        if args.action == "rotate":
-            key = await rt.keys.rotate(now, starts=now if args.now else None)
-            when = "now" if args.now else f"{_when(key.created_at)} (published now)"
-            print(f"new signing key {key.kid} signs from {when}; older keys keep verifying until they expire")
-        ring = await rt.keys.load(now)
-        signer = ring.signing_key(now)
-        for k in ring:
-            mark = "signing" if signer and k.kid == signer.kid else "next" if k.created_at > now else "verify-only"
-            print(f"{k.kid}\t{k.jwk()['alg']}\tsigns from {_when(k.created_at)}\tuntil {_when(k.not_after)}\t{mark}")
-        return 0
+    return asyncio.run(_with_runtime(args, lambda rt: keys_job(rt, args)))
 
-    return asyncio.run(_with_runtime(args, job))
+
+async def sessions_job(rt: Runtime, args: argparse.Namespace) -> int:
+    """``sessions list|revoke`` on an open runtime; revocation goes through the service."""
+    if args.action == "revoke":
+        if await rt.service.revoke(args.session_id, "admin"):
+            print(f"revoked {args.session_id}")
+            return 0
+        print(f"silentauth: no live session {args.session_id!r}", file=sys.stderr)
+        return 1
+    user = await rt.users.get(args.name)
+    if user is None:
+        print(f"silentauth: no user {args.name!r}", file=sys.stderr)
+        return 1
+    now = rt.clock()
+    for s in await rt.store.list_sessions(user.id):
+        if s.revoked_at is not None:
+            state = f"revoked ({s.revoked_reason})"
+        else:
+            state = "live" if s.is_live(now) else "expired"
+        print(f"{s.id}\t{state}\tcreated {_when(s.created_at)}\tlast used {_when(s.last_used_at)}\t{s.ip}\t{s.user_agent}")
+    return 0
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from silentauth.core.passwords import normalize_username
-
-    async def job(rt: Any) -> int:
-        if args.action == "revoke":
-            if await rt.store.revoke_session(args.session_id, "admin", rt.clock()):
-                print(f"revoked {args.session_id}")
-                return 0
-            print(f"silentauth: no live session {args.session_id!r}", file=sys.stderr)
-            return 1
-        user = await rt.store.get_user(normalize_username(args.name))
-        if user is None:
-            print(f"silentauth: no user {args.name!r}", file=sys.stderr)
-            return 1
-        for s in await rt.store.list_sessions(user.id):
-            state = f"revoked ({s.revoked_reason})" if s.revoked_at else "live"
-            if not s.revoked_at and min(s.expires_at, s.idle_expires_at) <= rt.clock():
-                state = "expired"
-            print(f"{s.id}\t{state}\tcreated {_when(s.created_at)}\tlast used {_when(s.last_used_at)}\t{s.ip}\t{s.user_agent}")
-        return 0
-
-    return asyncio.run(_with_runtime(args, job))
+    return asyncio.run(_with_runtime(args, lambda rt: sessions_job(rt, args)))
 
 
 def cmd_storm(args: argparse.Namespace) -> int:
@@ -197,23 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("session_id")
     sessions.set_defaults(func=cmd_sessions)
 
+    from silentauth.storm.command import add_arguments as storm_arguments
+
     storm = sub.add_parser("storm", help="simulate an expiry storm")
-    storm.add_argument("--sessions", type=int, default=10_000)
-    storm.add_argument("--hours", type=float, default=4.0)
-    storm.add_argument("--seed", type=int, default=1)
-    storm.add_argument("--plot", metavar="FILE.png")
-    storm.add_argument("--json", action="store_true")
-    storm.add_argument("--live", action="store_true", help="drive a running server over HTTP")
-    storm.add_argument("--url", default="http://127.0.0.1:8000")
-    storm.add_argument("--burst", type=float, help="seconds over which the logins arrive (60)")
-    storm.add_argument("--margin", type=float, help="client refreshes this many seconds early (60)")
-    storm.add_argument("--bin", type=int, help="seconds per load bin (60)")
-    storm.add_argument(
-        "--what-if",
-        action="append",
-        choices=["client_jitter", "per_token_only"],
-        help="add a comparison scenario (repeatable)",
-    )
+    storm_arguments(storm)
     storm.set_defaults(func=cmd_storm)
     return p
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import httpx
 
-from silentauth.stores.base import SessionRecord
+from silentauth.core.ports import SessionRecord
 from tests.reliability.test_crash_consistency import Client, refresh
 from tests.stores.servers import PostgresServer, RedisServer, _wait_port, find_binary
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from silentauth.stores.base import Store, open_store
+from silentauth.core.ports import Store
+from silentauth.stores.base import open_store
 from tests.conftest import need_binary
 from tests.stores.servers import PostgresServer, RedisServer, find_binary
 

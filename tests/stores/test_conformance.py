@@ -11,15 +11,15 @@ import uuid
 
 import pytest
 
-from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import (
+from silentauth.core.ports import (
     RotateRequest,
     SessionRecord,
     Store,
     StoredKey,
     User,
-    open_store,
 )
+from silentauth.errors import AlreadyExists, StoreUnavailable
+from silentauth.stores.base import open_store
 
 pytestmark = pytest.mark.anyio
 

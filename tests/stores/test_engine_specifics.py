@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from silentauth.stores.base import RotateRequest, User
+from silentauth.core.ports import RotateRequest, User
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore

@@ -17,7 +17,7 @@ import pytest
 
 from silentauth.core.files import create_private, exposed_mode
 from silentauth.core.keys import MasterKey
-from silentauth.stores.base import User
+from silentauth.core.ports import User
 from silentauth.stores.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")

@@ -58,3 +58,17 @@ def test_storm_live_keeps_every_session_logged_in(live_server_factory: Callable[
     # 20 clients refreshing about every 2 s for 8 s: the server saw the load.
     assert out["refreshes"] >= 40
     assert live.metric("silentauth_refresh_total", outcome="rotated") == out["refreshes"]
+
+
+def test_module_entry_point_matches_the_cli_verb() -> None:
+    """``python -m silentauth.storm`` parses the same options without the CLI."""
+    args = ("--sessions", "50", "--hours", "1.1", "--json")
+    via_module = subprocess.run(
+        [sys.executable, "-m", "silentauth.storm", *args], capture_output=True, text=True, timeout=120
+    )
+    assert via_module.returncode == 0, via_module.stderr
+    assert json.loads(via_module.stdout) == json.loads(storm(*args).stdout)
+    refused = subprocess.run(
+        [sys.executable, "-m", "silentauth.storm", "--hours", "0.1"], capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 2 and "warm-up" in refused.stderr

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.files import warn_if_exposed
+from silentauth.core.ports import Store, StoredKey
 from silentauth.errors import ConfigError
-from silentauth.stores.base import Store, StoredKey
 
 ALG = "ES256"
 _SIG_LEN = 32

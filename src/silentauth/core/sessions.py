@@ -24,15 +24,18 @@ import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from silentauth.clock import Clock
 from silentauth.core.batch import Batcher
+from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
 from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.policy import LifetimePolicy
+from silentauth.core.ports import RotateRequest, RotateResult, SessionRecord, Store
 from silentauth.core.ratelimit import LocalCounters, RateLimiter
 from silentauth.core.refresh import RefreshTokens
+from silentauth.core.revoked import RevokedSessions
 from silentauth.core.tokens import mint, new_jti
 from silentauth.errors import (
     InvalidGrant,
@@ -41,10 +44,9 @@ from silentauth.errors import (
     TemporarilyUnavailable,
 )
 from silentauth.settings import Settings
-from silentauth.stores.base import RotateRequest, RotateResult, SessionRecord, Store
-from silentauth.stores.revocations import RevocationSet
 
-Event = Callable[[str, str], None]
+# What a grant was handed out after: a login, a rotation, or a grace-window repeat.
+GrantOutcome = Literal["ok", "rotated", "grace"]
 
 
 class _Refresh(NamedTuple):
@@ -65,28 +67,29 @@ class Grant:
     refresh_token: str
     scope: str
     session: SessionRecord
-    outcome: str = "ok"
-
-
-def _noop(kind: str, outcome: str) -> None:
-    return None
+    outcome: GrantOutcome = "ok"
 
 
 class SessionService:
-    """Everything the token service does, free of HTTP and SQL."""
+    """Everything the token service does, free of HTTP and SQL.
+
+    Every argument is named: with this many collaborators, a swapped position
+    would otherwise go unnoticed until run time.
+    ``keyring`` is a callable because the ring is replaced when keys reload.
+    """
 
     def __init__(
         self,
+        *,
         settings: Settings,
         store: Store,
         keyring: Callable[[], KeyRing],
         refresh_tokens: RefreshTokens,
         passwords: Passwords,
-        revocations: RevocationSet,
+        revocations: RevokedSessions,
         clock: Clock,
         policy: LifetimePolicy | None = None,
-        on_event: Event = _noop,
-        on_batch: Callable[[int], None] | None = None,
+        events: SessionEvents | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -96,7 +99,7 @@ class SessionService:
         self.revocations = revocations
         self.clock = clock
         self.policy = policy or LifetimePolicy(settings)
-        self.on_event = on_event
+        self.events: SessionEvents = events if events is not None else NoEvents()
         self._login_pair = RateLimiter(store, settings.rate_limit_login)
         # One address may front many users (NAT): it gets ten times the allowance.
         self._login_ip = RateLimiter(store, settings.rate_limit_login, scale=10)
@@ -108,7 +111,7 @@ class SessionService:
         self._refresh_fail_ip = RateLimiter(local, settings.rate_limit_refresh, scale=10)
         self._renewals: dict[str, tuple[float, asyncio.Future[str | None]]] = {}
         # Concurrent refreshes rotate in one store call and sign back to back.
-        self._rotations: Batcher[_Refresh, Grant] = Batcher(self._rotate_batch, on_batch=on_batch)
+        self._rotations: Batcher[_Refresh, Grant] = Batcher(self._rotate_batch, on_batch=self.events.on_batch)
 
     # -- tokens ----------------------------------------------------------------
 
@@ -142,7 +145,9 @@ class SessionService:
         }
         return mint(key, claims), max(0, exp - int(now))
 
-    def _grant(self, session: SessionRecord, counter: int, scope: str, now: float, outcome: str) -> Grant:
+    def _grant(
+        self, session: SessionRecord, counter: int, scope: str, now: float, outcome: GrantOutcome
+    ) -> Grant:
         access, expires_in = self.mint_access(session, scope, now, first=counter == 0)
         return Grant(access, expires_in, self.refresh_tokens.issue(session.id, counter), scope, session, outcome)
 
@@ -169,10 +174,10 @@ class SessionService:
                     # Only failures count: a user who logs in often is not an attacker.
                     await self._login_pair.record(pair_key, now)
                     await self._login_ip.record(ip_key, now)
-                    self.on_event("login", "bad_credentials")
+                    self.events.on_login("bad_credentials")
                     raise InvalidGrant("Invalid user name or password.")
         except RateLimited:
-            self.on_event("login", "rate_limited")
+            self.events.on_login("rate_limited")
             raise
         granted = self._scope(scope, self.settings.scope)
         expires_at = self.policy.session_expiry(now)
@@ -193,7 +198,7 @@ class SessionService:
             ip=ip[:64],
         )
         await self.store.create_session(session)
-        self.on_event("login", "ok")
+        self.events.on_login("ok")
         return self._grant(session, 0, granted, now, "ok")
 
     # -- refresh ---------------------------------------------------------------
@@ -223,7 +228,7 @@ class SessionService:
                 try:
                     self._scope(scope, current.scope)
                 except InvalidScope:
-                    self.on_event("refresh", "invalid")
+                    self.events.on_refresh("invalid")
                     raise
         return await self._rotations.submit(_Refresh(session_id, counter, scope, ip))
 
@@ -249,7 +254,7 @@ class SessionService:
         if s is None or s.revoked_at is not None:
             await self._fail("invalid", r.ip, now)
             raise InvalidGrant("The refresh token is invalid or revoked.")
-        if s.expires_at <= now or s.idle_expires_at <= now:
+        if s.is_expired(now):
             await self._fail("expired", r.ip, now)
             raise InvalidGrant("The session has expired; log in again.")
         if s.counter == r.counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
@@ -263,37 +268,40 @@ class SessionService:
         await self._fail("invalid", r.ip, now)
         raise InvalidGrant("The refresh token is invalid.")
 
-    def _finish(self, s: SessionRecord, counter: int, scope: str | None, now: float, outcome: str) -> Grant:
+    def _finish(
+        self, s: SessionRecord, counter: int, scope: str | None, now: float, outcome: Literal["rotated", "grace"]
+    ) -> Grant:
         try:
             narrowed = self._scope(scope, s.scope)
         except InvalidScope:
-            self.on_event("refresh", "invalid")
+            self.events.on_refresh("invalid")
             raise
-        self.on_event("refresh", outcome)
+        self.events.on_refresh(outcome)
         return self._grant(s, counter, narrowed, now, outcome)
 
-    async def _fail(self, outcome: str, ip: str, now: float) -> None:
-        self.on_event("refresh", outcome)
+    async def _fail(self, outcome: RefreshOutcome, ip: str, now: float) -> None:
+        self.events.on_refresh(outcome)
         await self._refresh_fail_ip.record(f"refresh-fail:{ip}", now)
 
     # -- revocation ------------------------------------------------------------
 
-    async def revoke(self, session_id: str, reason: str) -> bool:
+    async def revoke(self, session_id: str, reason: RevokeReason) -> bool:
         """End a session: its refresh token dies and its access tokens too."""
         self.revocations.add(session_id)
         done = await self.store.revoke_session(session_id, reason, self.clock())
         if done:
-            self.on_event("revoked", reason)
+            self.events.on_revoke(reason)
         return done
 
-    async def revoke_user(self, user_id: str, reason: str) -> int:
+    async def revoke_user(self, user_id: str, reason: RevokeReason) -> int:
+        """End every session of ``user_id``; return how many were live."""
         ids = await self.store.revoke_user_sessions(user_id, reason, self.clock())
         for sid in ids:
             self.revocations.add(sid)
-            self.on_event("revoked", reason)
+            self.events.on_revoke(reason)
         return len(ids)
 
-    async def revoke_owned(self, user_id: str, session_id: str, reason: str) -> bool:
+    async def revoke_owned(self, user_id: str, session_id: str, reason: RevokeReason) -> bool:
         """Revoke ``session_id`` if it belongs to ``user_id`` (device log-out)."""
         s = await self.store.get_session(session_id)
         if s is None or s.user_id != user_id:
@@ -302,12 +310,9 @@ class SessionService:
         return True
 
     async def sessions(self, user_id: str) -> list[SessionRecord]:
+        """The live sessions of ``user_id`` (one per device logged in)."""
         now = self.clock()
-        return [
-            s
-            for s in await self.store.list_sessions(user_id)
-            if s.revoked_at is None and s.expires_at > now and s.idle_expires_at > now
-        ]
+        return [s for s in await self.store.list_sessions(user_id) if s.is_live(now)]
 
     # -- renewal ---------------------------------------------------------------
 
@@ -338,12 +343,12 @@ class SessionService:
             raise
         fut.set_result(token)
         if token is not None:
-            self.on_event("renewal", "ok")
+            self.events.on_renewal()
         return token
 
     async def _renew(self, claims: dict[str, Any], now: float) -> str | None:
         s = await self.store.get_session(str(claims["sid"]))
-        if s is None or s.revoked_at is not None or s.expires_at <= now or s.idle_expires_at <= now:
+        if s is None or not s.is_live(now):
             return None
         if int(s.expires_at) <= claims["exp"]:
             return None  # already at the absolute limit: renewal cannot help

@@ -11,32 +11,31 @@ and keeps the revoked session ids in memory, so the per-request check is a
 set membership test. The feed lists only sessions that are already dead, so
 it reveals nothing an attacker could use.
 
-When the feed cannot be reached the follower keeps what it knows and retries:
-verification goes on (fail-open for revocation only; signatures and expiry
-are still enforced), and ``last_sync`` tells how stale the set is.
+When the feed cannot be reached the follower keeps what it knows and retries
+(:class:`~silentauth.core.revoked.FollowedRevocations`, shared with the token
+service's own store-fed set).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import httpx
 
-from silentauth.core.revoked import RevokedSessions
-
-log = logging.getLogger("silentauth.resource")
+from silentauth.core.revoked import FollowedRevocations
 
 
-class RevocationFollower(RevokedSessions):
+class RevocationFollower(FollowedRevocations):
     """Revoked session ids, kept fresh by polling the issuer's feed.
 
     Use ``follower.__contains__`` as a :class:`TokenAuthenticator`'s
     ``is_revoked`` and run :meth:`follow` in the app's lifespan.
     """
+
+    # An unreachable issuer or a malformed answer; anything else is a bug.
+    recoverable = (httpx.HTTPError, ValueError)
 
     def __init__(
         self,
@@ -48,45 +47,26 @@ class RevocationFollower(RevokedSessions):
         max_entries: int = 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(max_entries)
+        super().__init__(poll=poll, max_entries=max_entries, monotonic=monotonic)
         self.url = url
-        self.poll = poll
         self.timeout = timeout
-        self.cursor = 0
-        self.last_sync: float | None = None  # monotonic time of the last good sync
         self._client = client
         self._own_client = client is None
-        self._monotonic = monotonic
 
-    async def sync(self) -> int:
-        """Pull the revocations after our cursor; return how many arrived."""
+    @property
+    def source(self) -> str:
+        """The feed's URL."""
+        return self.url
+
+    async def fetch(self, cursor: int) -> tuple[list[str], int]:
+        """``GET {url}?since=<cursor>``, checked for shape."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         response = await self._client.get(
-            self.url, params={"since": str(self.cursor)}, timeout=self.timeout
+            self.url, params={"since": str(cursor)}, timeout=self.timeout
         )
         response.raise_for_status()
-        revoked, cursor = _parse_feed(response.json())
-        for sid in revoked:
-            self.add(sid)
-        self.cursor = cursor
-        self.last_sync = self._monotonic()
-        return len(revoked)
-
-    async def sync_quietly(self) -> bool:
-        """:meth:`sync`, logging a failure instead of raising it."""
-        try:
-            await self.sync()
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("revocation feed %s failed: %s", self.url, type(exc).__name__)
-            return False
-        return True
-
-    async def follow(self) -> None:
-        """Poll forever; failures are logged and retried, never fatal."""
-        while True:
-            await self.sync_quietly()
-            await anyio.sleep(self.poll)
+        return _parse_feed(response.json())
 
     async def aclose(self) -> None:
         """Close the HTTP client if this follower created it."""

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from silentauth.clock import Clock, system_clock
 from silentauth.core.passwords import Passwords
+from silentauth.core.ports import Store
 from silentauth.errors import StoreUnavailable
 from silentauth.resource.middleware import BearerAuthMiddleware
 from silentauth.resource.verify import Principal
@@ -30,7 +31,7 @@ from silentauth.server.headers import SecurityHeadersMiddleware
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
 from silentauth.settings import Settings
-from silentauth.stores.base import Store, open_store
+from silentauth.stores.base import open_store
 
 
 def create_app(

@@ -10,13 +10,21 @@ from prometheus_client import (
     generate_latest,
 )
 
-REFRESH_OUTCOMES = ("rotated", "grace", "reuse_detected", "expired", "invalid")
-LOGIN_OUTCOMES = ("ok", "bad_credentials", "rate_limited")
-REVOKE_REASONS = ("logout", "logout_all", "device", "reuse", "admin")
+from silentauth.core.events import (
+    LOGIN_OUTCOMES,
+    REFRESH_OUTCOMES,
+    REVOKE_REASONS,
+    LoginOutcome,
+    RefreshOutcome,
+    RevokeReason,
+)
 
 
 class Metrics:
-    """The refresh, login, renewal and revocation counters, plus a few gauges.
+    """The service's counters and gauges; receives the core's :class:`SessionEvents`.
+
+    Every label value comes from the core's ``Literal`` sets, so each series
+    exists (at zero) from the start and an unknown one cannot be invented.
 
     Metric names are public: dashboards and alerts depend on them, so they
     change only with a release note.
@@ -47,23 +55,30 @@ class Metrics:
         )
 
         # Label children resolved once: labels() costs more than the increment.
-        self._children: dict[tuple[str, str], Counter] = {
-            **{("refresh", o): self.refresh.labels(o) for o in REFRESH_OUTCOMES},
-            **{("login", o): self.login.labels(o) for o in LOGIN_OUTCOMES},
-            **{("revoked", r): self.revoked.labels(r) for r in REVOKE_REASONS},
-        }
+        self._login = {o: self.login.labels(o) for o in LOGIN_OUTCOMES}
+        self._refresh = {o: self.refresh.labels(o) for o in REFRESH_OUTCOMES}
+        self._revoked = {r: self.revoked.labels(r) for r in REVOKE_REASONS}
 
-    def event(self, kind: str, outcome: str) -> None:
-        """The core's event hook; unknown labels are dropped, never invented."""
-        child = self._children.get((kind, outcome))
-        if child is not None:
-            child.inc()
-        elif kind == "renewal":
-            self.renewal.inc()
+    def on_login(self, outcome: LoginOutcome) -> None:
+        """Count a login by outcome."""
+        self._login[outcome].inc()
 
-    def batch(self, size: int) -> None:
-        """The core's batch hook: how many refreshes one rotation call carried."""
+    def on_refresh(self, outcome: RefreshOutcome) -> None:
+        """Count a refresh by outcome."""
+        self._refresh[outcome].inc()
+
+    def on_revoke(self, reason: RevokeReason) -> None:
+        """Count one revoked session by reason."""
+        self._revoked[reason].inc()
+
+    def on_renewal(self) -> None:
+        """Count one pushed access token."""
+        self.renewal.inc()
+
+    def on_batch(self, size: int) -> None:
+        """How many refreshes one rotation call carried."""
         self.refresh_batch.observe(size)
 
     def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
         return generate_latest(self.registry)

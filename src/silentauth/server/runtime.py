@@ -6,23 +6,18 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import anyio
 
 from silentauth.clock import Clock
-from silentauth.core.keys import KeyManager, KeyRing, MasterKey
-from silentauth.core.passwords import Passwords, normalize_username
-from silentauth.core.policy import LifetimePolicy
-from silentauth.core.refresh import RefreshTokens
-from silentauth.core.sessions import SessionService
+from silentauth.core.assembly import TokenCore
+from silentauth.core.passwords import Passwords
+from silentauth.core.ports import Store
 from silentauth.core.tokens import AccessTokenVerifier
-from silentauth.errors import AlreadyExists, StoreUnavailable
+from silentauth.errors import StoreUnavailable
 from silentauth.resource.verify import TokenAuthenticator
 from silentauth.server.metrics import Metrics
 from silentauth.settings import Settings
-from silentauth.stores.base import Store, User
-from silentauth.stores.revocations import RevocationSet
 
 log = logging.getLogger("silentauth.server")
 
@@ -32,54 +27,44 @@ PURGE_SECONDS = 600.0
 KEY_LEARN_INTERVAL = 1.0
 
 
-@dataclass
-class Runtime:
-    """The wired service; ``start`` loads state, ``run_background`` keeps it fresh."""
+class Runtime(TokenCore):
+    """The wired service; ``start`` loads state, ``run_background`` keeps it fresh.
 
-    settings: Settings
-    store: Store
-    clock: Clock
-    passwords: Passwords
-    rng: random.Random | None = None
-    metrics: Metrics = field(default_factory=Metrics)
+    The core's events feed ``metrics``; the access-token check (the resource
+    kit's :class:`TokenAuthenticator`) consults the core's key ring and
+    revocation set.
+    """
 
-    def __post_init__(self) -> None:
-        s = self.settings
-        self.master = MasterKey.from_settings(s.secret_key, s.secret_key_file, s.database_url)
-        # Keys verify as long as any token they signed may live.
-        self.keys = KeyManager(
-            self.store, self.master, s.key_lifetime, verify_grace=s.access_ttl + 60, prepublish=s.key_prepublish
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        passwords: Passwords,
+        rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.rng = rng
+        self.metrics = metrics if metrics is not None else Metrics()
+        super().__init__(
+            settings=settings, store=store, clock=clock, passwords=passwords, rng=rng, events=self.metrics
         )
-        self.ring = KeyRing([], s.access_ttl + 60)
-        self.revocations = RevocationSet(self.store)
-        self.refresh_tokens = RefreshTokens(self.master)
-        self.service = SessionService(
-            s,
-            self.store,
-            lambda: self.ring,
-            self.refresh_tokens,
-            self.passwords,
-            self.revocations,
-            self.clock,
-            LifetimePolicy(s, self.rng),
-            self.metrics.event,
-            self.metrics.batch,
-        )
-        self.verifier = AccessTokenVerifier.from_ring(lambda: self.ring, s.issuer, s.audience)
+        self.verifier = AccessTokenVerifier.from_ring(lambda: self.ring, settings.issuer, settings.audience)
         self.authenticator = TokenAuthenticator(
             self.verifier, self.revocations.__contains__, self.clock, key_learner=self.learn_key
         )
         self._last_key_reload = 0.0
 
     async def start(self) -> None:
+        """Open the store, load keys and revocations, seed the demo user."""
         await self.store.open()
-        await self.reload_keys()
-        await self.revocations.sync()
+        await super().start()
         if self.settings.demo:
             await self.ensure_user("demo", "demo")
 
     async def reload_keys(self) -> None:
-        self.ring = await self.keys.load(self.clock())
+        """Re-read the keys, and note when (for :meth:`learn_key`'s rate limit)."""
+        await super().reload_keys()
         self._last_key_reload = time.monotonic()
 
     async def learn_key(self, kid: str) -> bool:
@@ -94,24 +79,13 @@ class Runtime:
         return self.ring.get(kid, self.clock()) is not None
 
     async def ensure_user(self, username: str, password: str) -> None:
-        import uuid
-
-        try:
-            await self.store.add_user(
-                User(
-                    str(uuid.uuid4()),
-                    normalize_username(username),
-                    self.passwords.hash(password),
-                    self.clock(),
-                )
-            )
-        except AlreadyExists:
-            pass
+        """Add ``username`` unless it exists (demo and test seeding)."""
+        await self.users.ensure(username, password)
 
     async def run_background(self) -> None:
         """Revocation feed, key reload and purge, each surviving store failures."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.revocations.follow, self.settings.revocation_poll)
+            tg.start_soon(self.revocations.follow)
             tg.start_soon(self._every, KEY_RELOAD_SECONDS, self.reload_keys)
             tg.start_soon(self._every, PURGE_SECONDS, self._purge)
 

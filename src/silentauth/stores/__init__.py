@@ -1,7 +1,7 @@
-"""Persistence: one :class:`~silentauth.stores.base.Store` protocol, many engines."""
+"""Persistence: engines for the core's :class:`~silentauth.core.ports.Store` port."""
 
 from __future__ import annotations
 
-from silentauth.stores.base import Store, open_store
+from silentauth.stores.base import open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["open_store"]

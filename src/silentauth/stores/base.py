@@ -1,138 +1,17 @@
-"""The store protocol the core needs, and the records it speaks in.
+"""What the engines share: picking one from a URL, and batching by single swaps.
 
-Every engine (SQLite, PostgreSQL, Redis) implements :class:`Store`; one
-conformance suite (``tests/stores/test_conformance.py``) runs against each.
-The one operation that carries the security of rotation is :meth:`Store.rotate`:
-an atomic compare-and-swap on the session's counter, never check-then-act.
+The records and the :class:`~silentauth.core.ports.Store` protocol the engines
+implement belong to the core (:mod:`silentauth.core.ports`); this module only
+helps implement and choose them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple, Protocol
 
+from silentauth.core.ports import RotateRequest, RotateResult, Store
 from silentauth.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    username: str
-    password_hash: str
-    created_at: float
-
-
-@dataclass(frozen=True)
-class StoredKey:
-    """A signing key; ``private_blob`` is encrypted under the master key."""
-
-    kid: str
-    alg: str
-    private_blob: bytes
-    public_jwk: str
-    created_at: float  # when it starts signing; it is published from the moment it is stored
-    not_after: float  # stops signing then; verifies until not_after + max access TTL
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """One device's login. The refresh token is derived from (id, counter)."""
-
-    id: str
-    user_id: str
-    username: str
-    counter: int
-    scope: str
-    client_id: str
-    auth_time: float
-    created_at: float
-    last_used_at: float
-    rotated_at: float
-    idle_expires_at: float
-    expires_at: float  # absolute; never moved by rotation
-    user_agent: str = ""
-    ip: str = ""
-    revoked_at: float | None = None
-    revoked_reason: str | None = None
-
-    def with_(self, **changes: object) -> SessionRecord:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class RotateResult:
-    """Outcome of the compare-and-swap: ``swapped`` and the row as it now is."""
-
-    swapped: bool
-    session: SessionRecord | None
-
-
-class RotateRequest(NamedTuple):
-    """One compare-and-swap of a batch (see :meth:`Store.rotate_many`)."""
-
-    session_id: str
-    counter: int
-    idle_expires_at: float
-
-
-class Store(Protocol):
-    """What the core asks of persistence. All methods may raise StoreUnavailable."""
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-
-    # users
-    async def add_user(self, user: User) -> None: ...
-    async def get_user(self, username: str) -> User | None: ...
-    async def list_users(self) -> list[User]: ...
-    async def remove_user(self, username: str) -> bool: ...
-
-    # signing keys
-    async def add_key(self, key: StoredKey) -> None: ...
-    async def list_keys(self) -> list[StoredKey]: ...
-
-    # sessions
-    async def create_session(self, session: SessionRecord) -> None: ...
-    async def get_session(self, session_id: str) -> SessionRecord | None: ...
-    async def rotate(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
-    ) -> RotateResult:
-        """Atomically move the counter from ``counter`` to ``counter + 1``.
-
-        Succeeds only if the session is live (not revoked, not expired at
-        ``now``) and its counter is still ``counter``. Either way, returns the
-        row as it stands after the attempt (``None`` if it does not exist).
-        """
-
-    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
-        """:meth:`rotate` for each request, in order, at one ``now``.
-
-        Each swap is as atomic as :meth:`rotate`'s, and a later request sees
-        the effect of an earlier one on the same session. If this raises, any
-        of the swaps may or may not have happened: callers answer 503, and a
-        client's retry lands in the grace window.
-        """
-
-    async def revoke_session(self, session_id: str, reason: str, now: float) -> bool: ...
-    async def revoke_user_sessions(self, user_id: str, reason: str, now: float) -> list[str]: ...
-    async def list_sessions(self, user_id: str) -> list[SessionRecord]: ...
-
-    async def revocations_since(self, cursor: int) -> tuple[list[str], int]:
-        """Session ids revoked after ``cursor``, and the new cursor.
-
-        ``cursor=0`` means from the start of the retained feed.
-        """
-
-    async def purge(self, now: float, keep_revocations: float) -> int:
-        """Delete ended sessions and revocation entries older than needed."""
-
-    # rate limits (fixed windows, shared by every instance on the store)
-    async def hit(self, key: str, window: int, now: float) -> int:
-        """Count one event for ``key`` in the current window; return the count."""
-
-    async def peek(self, key: str, window: int, now: float) -> int: ...
 
 
 async def rotate_each(store: Store, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:

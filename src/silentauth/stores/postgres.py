@@ -31,15 +31,15 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 
-from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import (
+from silentauth.core.ports import (
     RotateRequest,
     RotateResult,
     SessionRecord,
     StoredKey,
     User,
-    rotate_each,
 )
+from silentauth.errors import AlreadyExists, StoreUnavailable
+from silentauth.stores.base import rotate_each
 from silentauth.stores.postgres_schema import (
     REVOCATION_LOCK,
     SESSION_COLS,
@@ -78,7 +78,7 @@ def _rotate_args(session_id: str, counter: int, now: float, idle_expires_at: flo
 
 
 class PostgresStore:
-    """:class:`~silentauth.stores.base.Store` on PostgreSQL, shared by many instances.
+    """:class:`~silentauth.core.ports.Store` on PostgreSQL, shared by many instances.
 
     ``timeout`` bounds how long a call waits for a pooled connection (and a new
     connection for its handshake) before the store reports itself unavailable.

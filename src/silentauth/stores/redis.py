@@ -60,15 +60,15 @@ import redis.exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import (
+from silentauth.core.ports import (
     RotateRequest,
     RotateResult,
     SessionRecord,
     StoredKey,
     User,
-    rotate_each,
 )
+from silentauth.errors import AlreadyExists, StoreUnavailable
+from silentauth.stores.base import rotate_each
 from silentauth.stores.redis_lua import SCRIPTS
 
 T = TypeVar("T")
@@ -121,7 +121,7 @@ def _encode(session: SessionRecord) -> list[str]:
 
 
 class RedisStore:
-    """:class:`~silentauth.stores.base.Store` on Redis, shared by many instances.
+    """:class:`~silentauth.core.ports.Store` on Redis, shared by many instances.
 
     ``retention`` is how long ended sessions stay readable (so a late refresh
     reads "expired", not "unknown") before Redis drops them by itself.

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from silentauth.core.files import create_private, warn_if_exposed
-from silentauth.core.ratelimit import MemoryCounter
-from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import (
+from silentauth.core.ports import (
     RotateRequest,
     RotateResult,
     SessionRecord,
     StoredKey,
     User,
 )
+from silentauth.core.ratelimit import MemoryCounter
+from silentauth.errors import AlreadyExists, StoreUnavailable
 
 MIGRATIONS: list[str] = [
     # 1: initial schema
@@ -90,7 +90,7 @@ def _session(row: tuple[Any, ...]) -> SessionRecord:
 
 
 class SQLiteStore:
-    """:class:`~silentauth.stores.base.Store` on a local SQLite file."""
+    """:class:`~silentauth.core.ports.Store` on a local SQLite file."""
 
     def __init__(self, url: str = "sqlite:///silentauth.db") -> None:
         self.path = _path_from_url(url)

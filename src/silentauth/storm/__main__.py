@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from silentauth.cli import main
+from silentauth.storm.command import run
 
 if __name__ == "__main__":
-    sys.exit(main(["storm", *sys.argv[1:]]))
+    sys.exit(run(sys.argv[1:]))

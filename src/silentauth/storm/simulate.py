@@ -25,9 +25,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from silentauth.clock import FakeClock
+from silentauth.core.assembly import TokenCore
+from silentauth.core.events import LoginOutcome, RefreshOutcome, RevokeReason
 from silentauth.core.passwords import Passwords
 from silentauth.errors import OAuthError
-from silentauth.server.runtime import Runtime
 from silentauth.settings import Settings
 from silentauth.stores.sqlite import SQLiteStore
 from silentauth.storm.load import LoadStats, Timeline, load_stats
@@ -103,7 +104,36 @@ class ScenarioResult:
     wall_seconds: float = 0.0
 
 
-async def _runtime(config: StormConfig, scenario: Scenario, clock: FakeClock) -> Runtime:
+class OutcomeCounts:
+    """The service's events, counted as ``"kind:outcome"`` (a :class:`SessionEvents`)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def _count(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def on_login(self, outcome: LoginOutcome) -> None:
+        """Count ``login:<outcome>``."""
+        self._count(f"login:{outcome}")
+
+    def on_refresh(self, outcome: RefreshOutcome) -> None:
+        """Count ``refresh:<outcome>``."""
+        self._count(f"refresh:{outcome}")
+
+    def on_revoke(self, reason: RevokeReason) -> None:
+        """Count ``revoked:<reason>``."""
+        self._count(f"revoked:{reason}")
+
+    def on_renewal(self) -> None:
+        """Count ``renewal:ok``."""
+        self._count("renewal:ok")
+
+    def on_batch(self, size: int) -> None:
+        """Not counted: the simulator refreshes one at a time."""
+
+
+async def _core(config: StormConfig, scenario: Scenario, clock: FakeClock, events: OutcomeCounts) -> TokenCore:
     settings = Settings(
         database_url="sqlite:///:memory:",
         secret_key=SIM_SECRET,
@@ -114,20 +144,27 @@ async def _runtime(config: StormConfig, scenario: Scenario, clock: FakeClock) ->
     rng = random.Random(config.seed)  # noqa: S311 - jitter is load shaping, not secrecy
     # Argon2id at its minimum cost: logins are part of the burst, not what we measure.
     passwords = Passwords(time_cost=1, memory_cost=8, parallelism=1)
-    rt = Runtime(settings, SQLiteStore(settings.database_url), clock, passwords, rng)
-    await rt.start()
-    await rt.ensure_user(USER, USER)
-    return rt
+    core = TokenCore(
+        settings=settings,
+        store=SQLiteStore(settings.database_url),
+        clock=clock,
+        passwords=passwords,
+        rng=rng,
+        events=events,
+    )
+    await core.store.open()
+    await core.start()
+    await core.users.ensure(USER, USER)
+    return core
 
 
 async def run_scenario(config: StormConfig, scenario: Scenario) -> ScenarioResult:
     """Log ``config.sessions`` in, then let every client refresh until the end."""
     began = time.perf_counter()
     clock = FakeClock(START)
-    rt = await _runtime(config, scenario, clock)
-    service = rt.service
-    outcomes: dict[str, int] = {}
-    service.on_event = lambda kind, outcome: _count(outcomes, f"{kind}:{outcome}")
+    events = OutcomeCounts()
+    core = await _core(config, scenario, clock, events)
+    service = core.service
     client_rng = random.Random(config.seed + 1)  # noqa: S311
     timeline = Timeline(config.duration)
     offsets = sorted(client_rng.uniform(0.0, config.burst_seconds) for _ in range(config.sessions))
@@ -161,14 +198,10 @@ async def run_scenario(config: StormConfig, scenario: Scenario) -> ScenarioResul
             tokens[i] = grant.refresh_token
             schedule(i, at, grant.expires_in)
     finally:
-        await rt.store.close()
+        await core.store.close()
     stats = load_stats(timeline, config.warmup, config.bin_seconds)
     wall = time.perf_counter() - began
-    return ScenarioResult(scenario, timeline, stats, len(offsets), refreshes, lost, outcomes, wall)
-
-
-def _count(outcomes: dict[str, int], key: str) -> None:
-    outcomes[key] = outcomes.get(key, 0) + 1
+    return ScenarioResult(scenario, timeline, stats, len(offsets), refreshes, lost, events.counts, wall)
 
 
 def _run_one(config: StormConfig, scenario: Scenario) -> ScenarioResult:
