@@ -19,7 +19,13 @@ import pytest
 import uvicorn
 
 from silentauth.server.app import create_app
-from tests.conftest import FAST_PASSWORDS, free_port, make_settings, need_binary, seed_users
+from tests.conftest import (
+    FAST_PASSWORDS,
+    free_port,
+    make_settings,
+    need_binary,
+    seed_users,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
