@@ -38,7 +38,8 @@ are what application code sees.
         ├── StepUpRequired              the route wants a fresher login
         ├── RefreshFailed               transient failure (network, 5xx): retry later
         ├── LoginFailed                 the password grant was refused
-        └── BodyNotReplayable           a streaming body cannot be retried
+        ├── BodyNotReplayable           a streaming body cannot be retried
+        └── ConnectionEnded             a real-time connection closed for good
 """
 
 from __future__ import annotations
@@ -333,3 +334,18 @@ class LoginFailed(ClientError):
 
 class BodyNotReplayable(ClientError):
     """The request body was a one-shot stream and cannot be sent again."""
+
+
+class ConnectionEnded(ClientError):
+    """A real-time connection was closed for good with ``code`` and ``reason``.
+
+    Raised by :mod:`silentauth.client.realtime` for the close codes after which
+    reconnecting cannot help (a protocol error, another user's token, a flood,
+    the server's normal end); a session that is over raises
+    :class:`SessionExpired` instead.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"connection closed: {code} {reason}".strip())
+        self.code = code
+        self.reason = reason

@@ -8,59 +8,19 @@ as a reconnection or a gap in the sequence numbers.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from silentauth.server.app import create_app
-from tests.conftest import (
-    FAST_PASSWORDS,
-    free_port,
-    make_settings,
-    need_binary,
-    seed_users,
-)
+from tests.conftest import need_binary
+from tests.restartable import RestartableServer as Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 ACCESS_TTL = 3
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-
-class Server:
-    """The token service on a fixed port, so it can be stopped and started again."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.settings = make_settings(tmp_path, access_ttl=ACCESS_TTL, renew_within=0, cookie_secure=True)
-        # seed_users runs asyncio.run(): not on the thread that holds Playwright's loop.
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(seed_users, self.settings, {"demo": "demo"}).result()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        app = create_app(self.settings, passwords=FAST_PASSWORDS)
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            assert time.monotonic() < deadline and self._thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-            self._server = None
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +36,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path)
+    s = Server(tmp_path, {"demo": "demo"}, access_ttl=ACCESS_TTL, renew_within=0, cookie_secure=True)
     s.start()
     yield s
     s.stop()
