@@ -45,7 +45,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from silentauth.errors import BearerError, InvalidRequest, OAuthError, render_json
-from silentauth.resource.lease import Ending, Lease
+from silentauth.resource.lease import Ending, Lease, Sweeper
 from silentauth.resource.responses import error_response, rendered_response
 from silentauth.resource.verify import TokenAuthenticator
 
@@ -114,6 +114,7 @@ class EventStreams:
         self.check_interval = check_interval
         self.heartbeat = heartbeat
         self.streams: dict[str, EventStream] = {}
+        self.sweeper = Sweeper(check_interval)
 
     def endpoint(self, events: Events) -> Callable[[Request], Awaitable[Response]]:
         """A Starlette endpoint opening a stream of ``events`` for the bearer."""
@@ -198,13 +199,7 @@ class EventStreamResponse(Response):
             _end(NORMAL, scope_)
 
         async def watch(scope_: anyio.CancelScope) -> None:
-            lease = stream.lease
-            while True:
-                ending = lease.ending()
-                if ending is not None:
-                    _end(ending, scope_)
-                    return
-                await anyio.sleep(max(0.05, min(owner.check_interval, lease.seconds_left())))
+            await owner.sweeper.watch(stream, stream.lease, lambda ending: _end(ending, scope_))
 
         async def beat() -> None:
             while True:

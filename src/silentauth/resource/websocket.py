@@ -45,6 +45,7 @@ from silentauth.resource.lease import (
     CLOSE_UNAUTHENTICATED,
     Ending,
     Lease,
+    Sweeper,
     authenticate,
     ending_for,
 )
@@ -111,6 +112,7 @@ class WebSocketAuthenticator:
         self.reauth_burst = reauth_burst
         self.reauth_per_second = reauth_per_second
         self.monotonic = monotonic
+        self.sweeper = Sweeper(check_interval)
 
     def endpoint(self, handler: Handler) -> Callable[[WebSocket], Awaitable[None]]:
         """A Starlette ``WebSocketRoute`` endpoint running ``handler`` once authenticated."""
@@ -274,16 +276,8 @@ class AuthenticatedWebSocket:
         await self.send_json({"type": "auth-ok", "exp": principal.expires_at})
 
     async def _watch(self) -> None:
-        lease = self.lease
-        assert lease is not None  # noqa: S101 - started after _first_auth
-        interval = self.owner.check_interval
-        while True:
-            ending = lease.ending()
-            if ending is not None:
-                self.end(ending)
-                return
-            # At least 50 ms: a test clock that stands still must not make this spin.
-            await anyio.sleep(max(0.05, min(interval, lease.seconds_left())))
+        assert self.lease is not None  # noqa: S101 - started after _first_auth
+        await self.owner.sweeper.watch(self, self.lease, self.end)
 
     async def _handle(self, handler: Handler) -> None:
         try:
