@@ -59,8 +59,15 @@ OPEN = """() => {
     log.timer = setInterval(() => {
         if (ws.readyState === 1) ws.send(JSON.stringify({ type: "echo", data: log.echoes++ }));
     }, 100);
-    window.rt = { ws, log };
+    const sse = { ticks: [], closes: [], opens: 0, closedAt: null };
+    const source = demo.auth.eventSource("/api/events");
+    source.onopen = () => sse.opens++;
+    source.addEventListener("tick", (e) => sse.ticks.push(JSON.parse(e.data).seq));
+    source.onclose = (e) => { sse.closes.push([e.code, e.reason]); sse.closedAt = Date.now(); };
+    window.rt = { ws, log, source, sse };
 }"""
+SSE = """() => ({ opens: rt.sse.opens, closes: rt.sse.closes, reconnects: rt.source.reconnects,
+    ticks: rt.sse.ticks, closedAt: rt.sse.closedAt })"""
 STATE = """() => ({ opens: rt.log.opens, closes: rt.log.closes, reconnects: rt.ws.reconnects,
     readyState: rt.ws.readyState, refreshes: demo.refreshes, closedAt: rt.log.closedAt,
     messages: rt.log.messages, echoes: rt.log.echoes })"""
@@ -89,7 +96,7 @@ def assert_no_gap(messages: list[dict[str, Any]]) -> None:
     assert echoed == list(range(len(echoed)))
 
 
-def test_socket_lives_through_refreshes_then_ends_4401_within_a_second_of_logout_all(
+def test_socket_and_stream_live_through_refreshes_then_end_4401_within_a_second_of_logout_all(
     context: Any, server: Server
 ) -> None:
     page = logged_in_tab(context, server)
@@ -111,6 +118,12 @@ def test_socket_lives_through_refreshes_then_ends_4401_within_a_second_of_logout
     state = wait_for(page, "s.closes.length > 0", 3)
     assert state["closes"] == [[4401, "session revoked"]]
     assert state["closedAt"] - sent_at < 1000
+    page.wait_for_function("() => rt.sse.closes.length > 0", timeout=3000)
+    sse = page.evaluate(SSE)
+    assert sse["closes"] == [[4401, "session revoked"]] and sse["closedAt"] - sent_at < 1000
+    # The event stream lived through the same refreshes, renewed by POST each time.
+    assert sse["opens"] == 1 and sse["reconnects"] == 0
+    assert sse["ticks"] == list(range(len(sse["ticks"]))) and len(sse["ticks"]) > 30
     assert state["readyState"] == 3
     assert_no_gap(state["messages"])
     page.wait_for_timeout(1000)
@@ -118,7 +131,7 @@ def test_socket_lives_through_refreshes_then_ends_4401_within_a_second_of_logout
     assert page.evaluate("demo.expiredCallbacks") == 1
 
 
-def test_socket_reconnects_after_the_server_restarts(context: Any, server: Server) -> None:
+def test_socket_and_stream_reconnect_after_the_server_restarts(context: Any, server: Server) -> None:
     page = logged_in_tab(context, server)
     page.evaluate(OPEN)
     wait_for(page, "s.messages.length >= 5", 5)
@@ -127,6 +140,7 @@ def test_socket_reconnects_after_the_server_restarts(context: Any, server: Serve
     server.start()
     state = wait_for(page, "s.opens === 2 && s.readyState === 1", 15)
     assert state["reconnects"] == 1 and state["closes"] == []
+    page.wait_for_function("() => rt.source.reconnects === 1 && rt.source.readyState === 1", timeout=15_000)
     before = len(down["messages"])
     state = wait_for(page, f"s.messages.length >= {before + 10}", 5)
     after = state["messages"][before:]
