@@ -38,7 +38,11 @@ class RestartableServer:
         if self.clock is not None:
             kwargs["clock"] = self.clock
         self.app = create_app(self.settings, **kwargs)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        # As `silentauth serve`: open event streams are cut after the graceful timeout.
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 20
