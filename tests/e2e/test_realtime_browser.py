@@ -1,9 +1,12 @@
 """``auth.websocket()`` in real Chromium against the real server, on real time.
 
-Access tokens live 3 s here, so the client refreshes every ~1.5 s and the
-server's deadline (the token's ``exp``) is never more than 3 s away: a
+Access tokens live 4 s here, so the client refreshes every ~2 s and the
+server's deadline (the token's ``exp``) is never more than 4 s away: a
 connection that missed one re-authentication would be closed 4401 and show up
-as a reconnection or a gap in the sequence numbers.
+as a reconnection or a gap in the sequence numbers. (``exp`` is a whole second
+and ``expires_in`` counts from the whole second too, so the client may believe
+in up to 1 s more than the server grants; 3 s tokens left too thin a margin on
+a loaded machine.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from tests.reliability.serve import ServeProcess as Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-ACCESS_TTL = 3
+ACCESS_TTL = 4
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 
@@ -119,7 +122,7 @@ def test_socket_and_stream_live_through_refreshes_then_end_4401_within_a_second_
     page = logged_in_tab(context, server)
     page.evaluate(OPEN)
     start = wait_for(page, "s.opens === 1", 5)
-    state = wait_for(page, f"s.refreshes >= {start['refreshes'] + 5}", 20)
+    state = wait_for(page, f"s.refreshes >= {start['refreshes'] + 5}", 30)
 
     assert state["reconnects"] == 0 and state["closes"] == [] and state["readyState"] == 1
     assert_no_gap(state["messages"])

@@ -219,7 +219,11 @@ class AuthenticatedWebSocket:
             self.end(ending_for(exc))
             return False
         self.lease = Lease(self.owner.authenticator, principal, self.owner.scopes)
-        await self.send_json({"type": "auth-ok", "exp": principal.expires_at})
+        try:
+            await self.send_json({"type": "auth-ok", "exp": principal.expires_at})
+        except WebSocketDisconnect:
+            self._left = True  # gone between its auth message and our answer
+            return False
         return True
 
     async def _next(self) -> dict[str, Any] | None:
