@@ -43,6 +43,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
     s = Server(
         tmp_path / "silentauth.db", tmp_path / "serve.log",
         demo="true", access_ttl=ACCESS_TTL, renew_within=0, cookie_secure="true",
+        # As every other test server: no random shortening of lifetimes (the first
+        # token of a session may otherwise live 10 % of ACCESS_TTL, under a second).
+        ttl_jitter=0, first_token_spread=0,
     )
     s.start()
     yield s
