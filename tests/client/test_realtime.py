@@ -180,3 +180,26 @@ async def test_an_error_inside_the_block_propagates_and_closes_the_socket(
     with anyio.fail_after(2):
         while any(getattr(c, "scope", {}).get("type") == "websocket" for c in server.connections):
             await anyio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ws://evil.example/api/ws", "wss://127.0.0.1/api/ws", "http://127.0.0.1/api/ws", "api/ws"],
+    ids=["foreign-host", "other-scheme-and-port", "not-ws", "relative"],
+)
+async def test_token_goes_only_to_the_issuers_origin_or_allowed_origins(
+    server: RestartableServer, auth: tuple[TokenAuth, list[int]], url: str
+) -> None:
+    a, _ = auth
+    with pytest.raises(ValueError, match="allowed_origins"):
+        async with connect(a, url):
+            pytest.fail("connected to a host that must not get the token")
+
+
+async def test_allowed_origin_gets_the_socket(server: RestartableServer, clock: FakeClock) -> None:
+    other = server.url.replace("127.0.0.1", "localhost")
+    a = TokenAuth(f"{server.url}/auth/token", clock=clock, allowed_origins=[other])
+    await a.alogin("alice", "secret")
+    async with connect(a, other.replace("http://", "ws://") + "/api/ws") as ws:
+        assert json.loads(await ws.recv())["type"] == "tick"
+    a.close()

@@ -273,12 +273,20 @@ async def connect(
 ) -> AsyncIterator[RealtimeConnection]:
     """Open ``url`` (ws: or wss:) authenticated by ``auth``; close it on exit.
 
+    Only to the issuer's origin or one of ``allowed_origins`` (``wss://`` as
+    ``https://``), else ``ValueError``: the first message carries the token.
     ``check_interval``: seconds between two looks for a newer token;
     ``min_delay``/``max_delay``: reconnection back-off; other keyword arguments
     go to :func:`websockets.asyncio.client.connect`. The first connection's
     failure is raised here (:class:`~silentauth.errors.SessionExpired`,
     :class:`~silentauth.errors.ConnectionEnded`, or ``OSError``).
     """
+    http_url = "http" + url[2:] if url.lower().startswith("ws") else url
+    if not url.lower().startswith(("ws://", "wss://")) or not auth.origins.allows(http_url):
+        # The same rule as for requests: the token goes to the issuer and allowed_origins only.
+        raise ValueError(
+            f"{url!r} is not a ws:// or wss:// URL on the issuer's origin or one of allowed_origins"
+        )
     conn = RealtimeConnection(
         auth,
         url,
