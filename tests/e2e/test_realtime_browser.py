@@ -68,7 +68,7 @@ OPEN = """() => {
     ws.onmessage = (e) => log.messages.push(JSON.parse(e.data));
     ws.onclose = (e) => { log.closes.push([e.code, e.reason]); log.closedAt = Date.now(); };
     log.events = [];
-    ws.addEventListener("reconnecting", (e) => log.events.push(["reconnecting", e.code, Math.round(e.delay)]));
+    ws.addEventListener("reconnecting", (e) => log.events.push(["reconnecting", e.code, e.reason, Math.round(e.delay)]));
     demo.auth.subscribe((e) => log.events.push([e.type, e.reason ?? e.source ?? ""]));
     log.timer = setInterval(() => {
         if (ws.readyState === 1) ws.send(JSON.stringify({ type: "echo", data: log.echoes++ }));

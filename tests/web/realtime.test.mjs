@@ -53,6 +53,7 @@ async function connected(options = {}) {
   ws.addEventListener("message", (e) => seen.messages.push(JSON.parse(e.data)));
   ws.addEventListener("close", (e) => seen.closes.push({ code: e.code, reason: e.reason }));
   ws.addEventListener("reconnecting", (e) => seen.reconnecting.push(e.delay));
+  ws.addEventListener("reconnecting", (e) => seen.why?.push([e.code, e.reason]));
   await settle();
   return { tab, hub, ws, seen };
 }
@@ -136,6 +137,7 @@ test("messages sent while reconnecting go out after the new auth, in order", asy
 
 test("4401 with a live session refreshes and reconnects", async () => {
   const { tab, hub, seen } = await connected();
+  seen.why = [];
   const before = await tab.auth.getAccessToken();
   hub.sockets[0].drop(4401, "token expired");
   await env.time.advance(1);
@@ -143,6 +145,7 @@ test("4401 with a live session refreshes and reconnects", async () => {
   assert.notEqual(hub.sockets[1].tokens[0], before, "reconnected with a refreshed token");
   assert.equal(seen.open, 2);
   assert.deepEqual(seen.closes, []);
+  assert.deepEqual(seen.why, [[4401, "token expired"]]);
 });
 
 test("4401 session revoked: the refresh fails, one final close with the server's code, onSessionExpired once", async () => {

@@ -80,12 +80,13 @@ export class RealtimeCloseEvent extends Event {
     reason: string;
     wasClean: boolean;
 }
-/** Announces a reconnection attempt in `delay` ms, after a drop with `code`. */
+/** Announces a reconnection attempt in `delay` ms, after a drop with `code` and `reason`. */
 export class RealtimeReconnectEvent extends Event {
-    /** @param {number} delay @param {number} code */
-    constructor(delay: number, code: number);
+    /** @param {number} delay @param {number} code @param {string} [reason] */
+    constructor(delay: number, code: number, reason?: string);
     delay: number;
     code: number;
+    reason: string;
 }
 /**
  * A WebSocket that authenticates in-band and stays authenticated: made by
@@ -260,8 +261,9 @@ declare class Renewing extends EventTarget {
     /**
      * Connect again: at once the first time, then after a growing, jittered delay.
      * @param {number} code why (for the "reconnecting" event)
+     * @param {string} [reason]
      */
-    retry(code: number): void;
+    retry(code: number, reason?: string): void;
     /**
      * Close for good and say so once.
      * @param {number} code

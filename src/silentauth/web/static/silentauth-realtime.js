@@ -94,13 +94,14 @@ export class RealtimeCloseEvent extends Event {
   }
 }
 
-/** Announces a reconnection attempt in `delay` ms, after a drop with `code`. */
+/** Announces a reconnection attempt in `delay` ms, after a drop with `code` and `reason`. */
 export class RealtimeReconnectEvent extends Event {
-  /** @param {number} delay @param {number} code */
-  constructor(delay, code) {
+  /** @param {number} delay @param {number} code @param {string} [reason] */
+  constructor(delay, code, reason = "") {
     super("reconnecting");
     this.delay = delay;
     this.code = code;
+    this.reason = reason;
   }
 }
 
@@ -184,12 +185,12 @@ class Renewing extends EventTarget {
     if (code === CloseCodes.UNAUTHENTICATED) {
       this.lastRefusal = { code, reason };
       this.hooks.refreshAfterRejection(this.sentToken ?? "").then(
-        () => this.retry(code),
+        () => this.retry(code, reason),
         (error) => this.tokenFailed(error),
       );
       return;
     }
-    this.retry(code);
+    this.retry(code, reason);
   }
 
   /**
@@ -208,15 +209,16 @@ class Renewing extends EventTarget {
   /**
    * Connect again: at once the first time, then after a growing, jittered delay.
    * @param {number} code why (for the "reconnecting" event)
+   * @param {string} [reason]
    */
-  retry(code) {
+  retry(code, reason = "") {
     if (this.#final) return;
     const { minDelay, maxDelay } = this.options;
     const base = this.#failures === 0 ? 0 : Math.min(maxDelay, minDelay * 2 ** (this.#failures - 1));
     // Half to full delay: a server restart must not meet every client at the same instant.
     const delay = base * (0.5 + this.hooks.io.random() / 2);
     this.#failures++;
-    this.fire(new RealtimeReconnectEvent(delay, code));
+    this.fire(new RealtimeReconnectEvent(delay, code, reason));
     this.#clearRetry();
     this.#retryTimer = this.hooks.io.setTimeout(() => { this.#retryTimer = null; this.connect(); }, delay);
   }
