@@ -1381,3 +1381,37 @@ async def test_a_token_for_one_api_is_refused_by_another(service_factory: Servic
         await api(files).aauthenticate(f"Bearer {token}")
     with pytest.raises(InvalidToken, match="audience"):
         await api("silentauth").aauthenticate(f"Bearer {token}")
+
+
+# --- real-time connections outliving their token or session ---
+
+
+async def test_websocket_and_event_stream_end_within_a_second_of_revocation(
+    live_server_factory: Any,
+) -> None:
+    """A connection authenticated once must not outlive a logout (issue 18)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    live: LiveServer = live_server_factory()
+    async with httpx.AsyncClient(base_url=live.url, headers={"Origin": live.url}) as http:
+        r = await http.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"})
+        token = r.json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        ws = await connect(live.url.replace("http", "ws", 1) + "/api/ws")
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        assert json.loads(await ws.recv())["type"] == "auth-ok"
+        async with http.stream("GET", "/api/events", headers=bearer) as stream:
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: silentauth"
+            started = time.monotonic()
+            assert (await http.post("/auth/logout", headers=bearer)).status_code == 204
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 1.0)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "session revoked")
+            async for line in lines:
+                if line == "event: silentauth-end":
+                    break
+            assert time.monotonic() - started < 1.0

@@ -61,6 +61,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_keep_alive=30,
         limit_concurrency=4096,
+        # Event streams (/api/events) never finish by themselves: without a bound a
+        # stop would wait for every browser to go away. WebSockets get 1012 at once.
+        timeout_graceful_shutdown=5,
     )
     return 0
 

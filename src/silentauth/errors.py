@@ -36,13 +36,15 @@ are what application code sees.
     │       │   └── UnknownKeyId        a kid not (yet) known: learn once, retry
     │       ├── InsufficientScope       403 insufficient_scope
     │       │   └── InsufficientClaim   403: a claim is missing or has another value
-    │       └── InsufficientUserAuthentication  401 (RFC 9470)
+    │       ├── InsufficientUserAuthentication  401 (RFC 9470)
+    │       └── WrongSession            403: a renewal from another user or session
     └── ClientError                     raised by silentauth.client
         ├── SessionExpired              the refresh token is dead: log in again
         ├── StepUpRequired              the route wants a fresher login
         ├── RefreshFailed               transient failure (network, 5xx): retry later
         ├── LoginFailed                 the password grant was refused
-        └── BodyNotReplayable           a streaming body cannot be retried
+        ├── BodyNotReplayable           a streaming body cannot be retried
+        └── ConnectionEnded             a real-time connection closed for good
 """
 
 from __future__ import annotations
@@ -305,6 +307,19 @@ class InsufficientUserAuthentication(BearerError):
         return {**super().as_dict(), "max_age": self.max_age}
 
 
+class WrongSession(BearerError):
+    """A long-lived connection was offered a token of another user or session.
+
+    A WebSocket or event stream runs as one subject and session; a renewal
+    carrying anyone else's token is refused, not adopted (the connection would
+    otherwise change hands mid-stream).
+    """
+
+    error = "access_denied"
+    status_code = 403
+    description = "The token belongs to another user or session."
+
+
 class Rendered(NamedTuple):
     """An error as sent: status, header fields (lower-case, latin-1) and body."""
 
@@ -371,3 +386,18 @@ class LoginFailed(ClientError):
 
 class BodyNotReplayable(ClientError):
     """The request body was a one-shot stream and cannot be sent again."""
+
+
+class ConnectionEnded(ClientError):
+    """A real-time connection was closed for good with ``code`` and ``reason``.
+
+    Raised by :mod:`silentauth.client.realtime` for the close codes after which
+    reconnecting cannot help (a protocol error, another user's token, a flood,
+    the server's normal end); a session that is over raises
+    :class:`SessionExpired` instead.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"connection closed: {code} {reason}".strip())
+        self.code = code
+        self.reason = reason

@@ -53,4 +53,4 @@ def test_browser_client_unit_suite_passes_under_node(node: str, suite: str) -> N
 
 
 def test_every_unit_suite_is_collected() -> None:
-    assert {"client.test.mjs", "axios.test.mjs", "destinations.test.mjs"} <= set(SUITES)
+    assert {"client.test.mjs", "axios.test.mjs", "destinations.test.mjs", "realtime.test.mjs"} <= set(SUITES)

@@ -26,6 +26,7 @@ from silentauth.server import (
     introspection,
     monitoring_routes,
     openapi,
+    realtime_routes,
     service_routes,
     verifier_routes,
 )
@@ -98,6 +99,7 @@ def create_app(
             *monitoring_routes.routes,
             *openapi.routes,
             *demo_routes.routes,
+            *realtime_routes.routes,
         ],
         middleware=[
             Middleware(SecurityHeadersMiddleware),
