@@ -98,6 +98,8 @@ class Settings:
     audience: str = "silentauth"
     rate_limit_login: Rate | None = Rate(10, 60)
     rate_limit_refresh: Rate | None = Rate(60, 60)
+    # How long a device that logged in keeps its own login allowance (see core/devices.py).
+    known_device_ttl: int = 180 * 86400
     # Scope -> access lifetime; the shortest matching entry wins (risk-based).
     token_policy: Mapping[str, int] = field(default_factory=lambda: {"payments": 300})
     secret_key: str = ""
@@ -136,6 +138,7 @@ class Settings:
         need(self.revocation_poll > 0, "revocation_poll", "must be positive")
         need(self.key_lifetime >= 60, "key_lifetime", "must be at least 60 seconds")
         need(self.key_prepublish >= 0, "key_prepublish", "must not be negative")
+        need(self.known_device_ttl >= 1, "known_device_ttl", "must be at least 1 second")
         need(self.cors_max_age >= 0, "cors_max_age", "must not be negative")
         object.__setattr__(self, "cors_origins", tuple(normalize_origin(o) for o in self.cors_origins))
         scheme = self.database_url.partition("://")[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 from silentauth.clock import Clock
+from silentauth.core.devices import KnownDevices
 from silentauth.core.events import SessionEvents
 from silentauth.core.keys import KeyManager, KeyRing, MasterKey
 from silentauth.core.passwords import Passwords
@@ -62,6 +63,7 @@ class TokenCore:
             clock=clock,
             policy=LifetimePolicy(s, rng),
             events=events,
+            devices=KnownDevices(self.master, s.known_device_ttl),
         )
         self.users = Users(store=store, passwords=passwords, clock=clock, sessions=self.service)
 

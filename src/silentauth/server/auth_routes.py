@@ -101,8 +101,12 @@ async def login(request: Request) -> Response:
         client_id="browser",
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
+        device_token=cookies.device_cookie(request, rt.settings),
     )
-    return _browser_response(rt, grant)
+    response = _browser_response(rt, grant)
+    if grant.device_token:
+        cookies.set_device_cookie(response, rt.settings, grant.device_token)
+    return response
 
 
 def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:

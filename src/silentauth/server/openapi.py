@@ -64,6 +64,8 @@ SCHEMAS: dict[str, Any] = {
             "expires_in": {"type": "integer", "minimum": 0},
             "refresh_token": _STR,
             "scope": _STR,
+            # Password grant only: send it back as ``device_token`` on this device's next login.
+            "device_token": _STR,
         },
         "additionalProperties": False,
     },
@@ -159,6 +161,7 @@ PATHS: dict[str, Any] = {
                                 "refresh_token": _STR,
                                 "scope": _STR,
                                 "client_id": _STR,
+                                "device_token": _STR,
                             },
                         }
                     }

@@ -100,16 +100,21 @@ class TokenEndpoint:
                 client_id=form.get("client_id") or "native",
                 user_agent=user_agent or "",
                 ip=ip,
+                device_token=form.get("device_token"),
             )
         else:
             raise UnsupportedGrantType()
-        return {
+        payload = {
             "access_token": grant.access_token,
             "token_type": "Bearer",
             "expires_in": grant.expires_in,
             "refresh_token": grant.refresh_token,
             "scope": grant.scope,
         }
+        if grant.device_token:
+            # A native client keeps this and sends it with its next password grant.
+            payload["device_token"] = grant.device_token
+        return payload
 
 
 class TokenFastPath:
