@@ -39,30 +39,9 @@ def _when(ts: float | None) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from silentauth.server.serve import serve
 
-    from silentauth.server.app import create_app
-
-    settings = _settings(args)
-    app = create_app(settings)
-    print(f"silentauth: serving on http://{settings.host}:{settings.port}/ "
-          f"(store {settings.database_url}{', demo user demo/demo' if settings.demo else ''})",
-          file=sys.stderr)
-    from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
-
-    uvicorn.run(
-        app,
-        http=BoundedHttpToolsProtocol,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_keep_alive=30,
-        limit_concurrency=4096,
-    )
-    return 0
+    return serve(_settings(args))
 
 
 async def _with_runtime(args: argparse.Namespace, job: Callable[[Runtime], Awaitable[int]]) -> int:

@@ -18,6 +18,7 @@ from silentauth.errors import ConfigError
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIOD = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,14 @@ class Settings:
     # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).
     cors_max_age: int = 600
     log_level: str = "info"
+    # One line per request (uvicorn's access log); off by default: it is one write per refresh.
+    access_log: bool = False
+    # Processes accepting on the one port, each with its own batcher and revocation set.
+    workers: int = 1
+    # On SIGTERM, how long requests in flight may take before they are cut off.
+    drain_timeout: float = 30.0
+    # The shortest password `users add` and `users passwd` accept.
+    min_password_length: int = 8
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, msg: str) -> None:
@@ -139,6 +148,15 @@ class Settings:
         need(self.key_lifetime >= 60, "key_lifetime", "must be at least 60 seconds")
         need(self.key_prepublish >= 0, "key_prepublish", "must not be negative")
         need(self.known_device_ttl >= 1, "known_device_ttl", "must be at least 1 second")
+        object.__setattr__(self, "log_level", self.log_level.strip().lower())
+        need(
+            self.log_level in LOG_LEVELS,
+            "log_level",
+            f"{self.log_level!r}: use one of {', '.join(LOG_LEVELS)}",
+        )
+        need(1 <= self.workers <= 256, "workers", f"{self.workers} is not between 1 and 256")
+        need(self.drain_timeout >= 0, "drain_timeout", "must not be negative")
+        need(self.min_password_length >= 1, "min_password_length", "must be at least 1")
         need(self.cors_max_age >= 0, "cors_max_age", "must not be negative")
         object.__setattr__(self, "cors_origins", tuple(normalize_origin(o) for o in self.cors_origins))
         scheme = self.database_url.partition("://")[0]

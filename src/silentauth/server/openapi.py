@@ -299,6 +299,25 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: the store answers and a signing key is loaded.",
+            "operationId": "readyz",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["status"], "properties": {"status": _STR}}, "Ready."
+                ),
+                "503": _json(
+                    {
+                        "type": "object",
+                        "required": ["status", "reason"],
+                        "properties": {"status": _STR, "reason": _STR},
+                    },
+                    "Not ready (store unreachable or no signing key).",
+                ),
+            },
+        }
+    },
     "/api/me": {
         "get": {
             "summary": "Demo API: who am I.",

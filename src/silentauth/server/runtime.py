@@ -54,13 +54,21 @@ class Runtime(TokenCore):
             self.verifier, self.revocations.__contains__, self.clock, key_learner=self.learn_key
         )
         self._last_key_reload = 0.0
+        self._started = False
 
     async def start(self) -> None:
-        """Open the store, load keys and revocations, seed the demo user."""
+        """Open the store, load keys and revocations, seed the demo user.
+
+        Once only: ``silentauth serve`` starts the runtime before uvicorn runs
+        the lifespan, so that a failure is reported as one line, not a traceback.
+        """
+        if self._started:
+            return
         await self.store.open()
         await super().start()
         if self.settings.demo:
             await self.ensure_user("demo", "demo")
+        self._started = True
 
     async def reload_keys(self) -> None:
         """Re-read the keys, and note when (for :meth:`learn_key`'s rate limit)."""

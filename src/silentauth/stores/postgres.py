@@ -52,6 +52,15 @@ T = TypeVar("T")
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
 
+def _reason(exc: BaseException) -> str:
+    """The server's or libpq's own words (refused, no such role/database), on one line.
+
+    libpq's messages name host, port, user and database, never the password.
+    """
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def _clean(args: Sequence[Any]) -> tuple[Any, ...]:
     """PostgreSQL text cannot hold NUL; other engines can. A NUL from a request
     (a form field, a path) becomes U+FFFD instead of an error, so an odd input
@@ -125,7 +134,7 @@ class PostgresStore:
         except _CONNECTION_ERRORS as exc:
             await self._pool.close()
             self._pool = self._new_pool()  # a closed pool cannot reopen
-            raise StoreUnavailable(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+            raise StoreUnavailable(f"cannot reach PostgreSQL: {_reason(exc)}") from exc
         self._opened = True
 
     async def close(self) -> None:

@@ -165,9 +165,12 @@ class RedisStore:
         self._client = client
         try:
             await self._do(client.ping())
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             await self.close()
-            raise
+            # The client's own words ("Error 111 connecting to host:port. Connection refused."),
+            # which name the address but never a password from the URL.
+            cause = " ".join(str(exc.__cause__ or exc).split())
+            raise StoreUnavailable(f"cannot reach Redis: {cause}") from exc
         await self._check_eviction_policy()
 
     async def _check_eviction_policy(self) -> None:

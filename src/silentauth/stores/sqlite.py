@@ -107,10 +107,10 @@ class SQLiteStore:
         if self._db is not None:
             return
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # Created 0600 before SQLite opens it: SQLite makes the -wal and -shm
             # files with the main file's mode, so all three stay owner-only.
             try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 create_private(self.path)
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create SQLite database {self.path}: {exc}") from exc
