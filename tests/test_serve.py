@@ -201,3 +201,47 @@ def test_sigterm_lets_a_refresh_in_flight_finish_and_commits_it(serving: type[Se
     r = httpx.post(f"{again.url}/auth/token", data={"grant_type": "refresh_token", "refresh_token": successor})
     assert r.status_code == 200, r.text
     assert again.stop() == 0
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_two_workers_on_one_port_keep_one_lineage_per_session(serving: type[Serving]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = serving(log_level="warning", demo="true", workers="2", rate_limit_login="off")
+    s.wait_for_serving()
+    assert len(_children(s.proc.pid)) == 2
+
+    def post(form: dict[str, str]) -> httpx.Response:
+        # A new connection per request: the kernel spreads them over both workers.
+        return httpx.post(f"{s.url}/auth/token", data=form, timeout=20)
+
+    login = {"grant_type": "password", "username": "demo", "password": "demo"}
+    with ThreadPoolExecutor(16) as pool:
+        tokens = [r.json()["refresh_token"] for r in pool.map(post, [login] * 4)]
+        for _ in range(3):
+            # Five racers per session with the same token, all sessions at once.
+            racers = [{"grant_type": "refresh_token", "refresh_token": t} for t in tokens for _ in range(5)]
+            answers = list(pool.map(post, racers))
+            assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:3]
+            successors = [a.json()["refresh_token"] for a in answers]
+            # One successor per session, whichever worker answered: the lineage never forks.
+            grouped = [set(successors[i * 5 : i * 5 + 5]) for i in range(len(tokens))]
+            assert all(len(g) == 1 for g in grouped)
+            tokens = [g.pop() for g in grouped]
+    counters = {int(t.split(".")[2]) for t in tokens}
+    assert counters == {3}
+    assert s.stop() == 0
+    assert not any("Traceback" in line for line in s.lines), "".join(s.lines)
