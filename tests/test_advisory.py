@@ -410,7 +410,7 @@ def test_cli_refuses_a_second_account_whose_name_differs_only_by_normalisation(
     monkeypatch.setenv("SILENTAUTH_SECRET_KEY", "test-secret-key-with-at-least-32-bytes!!")
     codes = []
     for name in ("straße", "STRASSE", "ｓｔｒａｓｓｅ", "Strasse"):
-        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw-long-enough\n"))
         codes.append(main(["users", "add", name, "--password-stdin"]))
     assert codes == [0, 1, 1, 1]
     capsys.readouterr()

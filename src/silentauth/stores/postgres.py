@@ -213,6 +213,10 @@ class PostgresStore:
     async def remove_user(self, username: str) -> bool:
         return await self._rowcount("DELETE FROM users WHERE username = %s", (username,)) > 0
 
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        sql = "UPDATE users SET password_hash = %s WHERE username = %s"
+        return await self._rowcount(sql, (password_hash, username)) > 0
+
     # -- keys ----------------------------------------------------------------
 
     async def add_key(self, key: StoredKey) -> None:

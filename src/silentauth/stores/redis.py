@@ -244,6 +244,10 @@ class RedisStore:
         n = await self._script("remove_user", [self._k("user", username), self._k("users")], [username])
         return bool(n)
 
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        n = await self._script("set_password", [self._k("user", username)], [password_hash])
+        return bool(n)
+
     # -- keys ----------------------------------------------------------------
 
     async def add_key(self, key: StoredKey) -> None:

@@ -23,6 +23,13 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 """
 
+# Only an existing user: a HSET alone would resurrect a just-removed one as a stub.
+_UPDATE_USER_HASH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[1])
+return 1
+"""
+
 _CREATE_SESSION = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 5))
@@ -116,6 +123,7 @@ return n
 SCRIPTS = {
     "add_user": _ADD_USER,
     "remove_user": _REMOVE_USER,
+    "set_password": _UPDATE_USER_HASH,
     "create_session": _CREATE_SESSION,
     "rotate": _ROTATE,
     "revoke": _REVOKE,

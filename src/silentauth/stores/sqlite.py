@@ -226,6 +226,11 @@ class SQLiteStore:
         with self._locked():
             return self._run("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
 
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        with self._locked():
+            sql = "UPDATE users SET password_hash = ? WHERE username = ?"
+            return self._run(sql, (password_hash, username)).rowcount > 0
+
     # -- keys ----------------------------------------------------------------
 
     async def add_key(self, key: StoredKey) -> None:
