@@ -37,18 +37,6 @@ WEB := tests/web
 NODE_DEPS := $(WEB)/node_modules/.installed
 TSC := $(WEB)/node_modules/.bin/tsc
 
-$(STAMP): pyproject.toml
-	$(PIP) install -q -e '.[test,bench]'
-	@mkdir -p .make && touch $(STAMP)
-
-install: $(STAMP)
-
-serve: $(STAMP)
-	$(PYTHON) -m silentauth serve --demo $(ARGS)
-
-test: $(STAMP)
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
-
 $(NODE_DEPS): $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_DEPS)
