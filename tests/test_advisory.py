@@ -1315,3 +1315,21 @@ def test_browser_device_cookie_keeps_the_owner_logging_in_under_guessing(live_se
             assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
         r = browser.post("/auth/login", json={"username": "alice", "password": "secret"})
         assert r.status_code == 200, r.text
+
+
+def test_python_client_keeps_its_device_token_and_logs_in_under_guessing(live_server_factory: Any) -> None:
+    from silentauth.client import LoginFailed, TokenAuth
+
+    live = live_server_factory(rate_limit_login=Rate(3, 60))
+    auth = TokenAuth(token_url=f"{live.url}/auth/token")
+    auth.login("alice", "secret")
+    assert auth.device_token and auth.device_token.startswith("d1.")
+    codes = [
+        _token_grant(live.url, grant_type="password", username="alice", password=f"g{i}").status_code for i in range(6)
+    ]
+    assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+    with pytest.raises(LoginFailed):
+        TokenAuth(token_url=f"{live.url}/auth/token").login("alice", "secret")  # a new device waits
+    auth.logout()
+    auth.login("alice", "secret")  # the known device does not
+    assert auth.tokens is not None
