@@ -148,10 +148,11 @@ def run_worker(settings: Settings, sock: socket.socket, on_ready: Callable[[], N
             with contextlib.suppress(Exception):
                 await runtime.store.close()
             raise classify(exc) or exc from None
+        # Only now: a signal during the start must stop the process, not be swallowed.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _quiet)
         await _Server(config, on_ready).serve(sockets=[sock])
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _quiet)
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(main())
 
