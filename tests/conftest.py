@@ -126,10 +126,13 @@ async def service_factory(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Ser
     stack: list[Any] = []
 
     async def start(
-        settings: Settings | None = None, client_ip: str = "127.0.0.1", **overrides: Any
+        settings: Settings | None = None,
+        client_ip: str = "127.0.0.1",
+        app_options: dict[str, Any] | None = None,
+        **overrides: Any,
     ) -> Service:
         s = settings or make_settings(tmp_path, **overrides)
-        app = create_app(s, clock=clock, passwords=FAST_PASSWORDS, background=False)
+        app = create_app(s, clock=clock, passwords=FAST_PASSWORDS, background=False, **(app_options or {}))
         ctx = app.router.lifespan_context(app)
         await ctx.__aenter__()
         stack.append(ctx)

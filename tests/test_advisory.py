@@ -1333,3 +1333,77 @@ def test_python_client_keeps_its_device_token_and_logs_in_under_guessing(live_se
     auth.logout()
     auth.login("alice", "secret")  # the known device does not
     assert auth.tokens is not None
+# --- behind a proxy ---
+
+
+async def test_spoofed_forwarding_headers_from_an_untrusted_peer_do_not_bypass_the_rate_limit(
+    service_factory: ServiceFactory,
+) -> None:
+    # An attacker who is not one of TRUSTED_PROXIES names a new address in every
+    # forwarding header it can think of: each claim is ignored, every failure counts
+    # against its own address, and its session records that address.
+    for proxies in ((), ("10.0.0.0/8",)):
+        settings = {"trusted_proxies": proxies} if proxies else {}
+        svc = await service_factory(rate_limit_login=Rate(3, 60), client_ip=ATTACKER_IP, **settings)
+        await svc.add_user()
+        statuses = []
+        for i in range(4):
+            fake = f"10.0.0.{i + 1}"
+            spoof = {"X-Forwarded-For": fake, "Forwarded": f"for={fake};proto=https", "X-Real-IP": fake}
+            form = {"grant_type": "password", "username": "alice", "password": "secret" if i == 3 else "bad"}
+            statuses.append((await svc.client.post("/auth/token", data=form, headers=spoof)).status_code)
+        assert statuses == [400, 400, 400, 429]
+        async with client_from(svc, USER_IP) as user:
+            grant = await user.post(
+                "/auth/token",
+                data={"grant_type": "password", "username": "alice", "password": "secret"},
+                headers={"X-Forwarded-For": "10.0.0.9"},
+            )
+            assert grant.status_code == 200
+            bearer = {"Authorization": f"Bearer {grant.json()['access_token']}"}
+            sessions = (await user.get("/auth/sessions", headers=bearer)).json()
+        assert [s["ip"] for s in sessions if s["current"]] == [USER_IP]
+
+
+async def test_https_origin_is_accepted_behind_a_tls_terminating_proxy(service_factory: ServiceFactory) -> None:
+    # The browser is on https://testserver; the proxy speaks plain HTTP to the service.
+    # The own origin used to be the request's scheme, so this login got 403.
+    body = {"username": "alice", "password": "secret"}
+    https = {"Origin": "https://testserver"}
+    by_issuer = await service_factory(issuer="https://testserver")
+    await by_issuer.add_user()
+    assert (await by_issuer.client.post("/auth/login", json=body, headers=https)).status_code == 200
+    # Or the scheme comes from a trusted proxy's X-Forwarded-Proto.
+    proxied = await service_factory(client_ip="10.0.0.5", trusted_proxies=("10.0.0.0/8",))
+    await proxied.add_user()
+    r = await proxied.client.post("/auth/login", json=body, headers={**https, "X-Forwarded-Proto": "https"})
+    assert r.status_code == 200
+    # The same claim from an untrusted peer, or a foreign origin, is still refused.
+    async with client_from(proxied, ATTACKER_IP) as attacker:
+        r = await attacker.post("/auth/login", json=body, headers={**https, "X-Forwarded-Proto": "https"})
+        assert r.status_code == 403
+    r = await by_issuer.client.post("/auth/login", json=body, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+# --- Python client token destinations ---
+
+
+def test_python_client_keeps_its_token_from_foreign_hosts_and_their_renewals(
+    live_server_factory: Any,
+) -> None:
+    # client/auth.py attached "Authorization: Bearer" to every URL it was given and
+    # adopted any response's New-Access-Token: a foreign host got alice's token and,
+    # by pushing a token of its own session, made the client act as mallory.
+    from silentauth.client import TokenAuth
+    from tests.client.recorder import recording_server
+
+    live = live_server_factory(users={"alice": "secret", "mallory": "evil"})
+    alice = TokenAuth(token_url=f"{live.url}/auth/token")
+    alice.login("alice", "secret")
+    mallory = TokenAuth(token_url=f"{live.url}/auth/token")
+    assert mallory.login("mallory", "evil").access_token
+    with recording_server() as foreign, httpx.Client(auth=alice) as client:
+        pushed = client.get(f"{foreign.url}/echo", params={"push": mallory.tokens.access_token})  # type: ignore[union-attr]
+        assert pushed.headers["new-access-token"]
+        me = client.get(f"{live.url}/api/me")
+    assert me.status_code == 200 and me.json()["username"] == "alice"
+    assert foreign.authorizations == [None]

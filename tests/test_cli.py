@@ -67,6 +67,13 @@ def test_keys_rotate_keeps_old_keys_verifying(tmp_path: Path) -> None:
         ({"SILENTAUTH_TTL_JITTER": "2"}, "SILENTAUTH_TTL_JITTER"),
         ({"SILENTAUTH_RATE_LIMIT_LOGIN": "lots"}, "SILENTAUTH_RATE_LIMIT_LOGIN"),
         ({"SILENTAUTH_DATABASE_URL": "mysql://x"}, "SILENTAUTH_DATABASE_URL"),
+        ({"SILENTAUTH_TRUSTED_PROXIES": "127.0.0.1, nginx"}, "SILENTAUTH_TRUSTED_PROXIES"),
+        ({"SILENTAUTH_TRUSTED_PROXIES": "10.0.0.0/33"}, "SILENTAUTH_TRUSTED_PROXIES"),
+        ({"SILENTAUTH_PROXY_HEADERS": "x-real-ip"}, "SILENTAUTH_PROXY_HEADERS"),
+        # A shared store without an explicit issuer: each instance would sign its own
+        # http://HOST:PORT and refuse the others' tokens. Refused before any connection.
+        ({"SILENTAUTH_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}, "SILENTAUTH_ISSUER"),
+        ({"SILENTAUTH_DATABASE_URL": "redis://127.0.0.1:1/0", "SILENTAUTH_SECRET_KEY": "k" * 40}, "SILENTAUTH_ISSUER"),
     ],
 )
 def test_bad_setting_exits_2_with_one_line_naming_it(tmp_path: Path, env: dict[str, str], name: str) -> None:

@@ -23,6 +23,8 @@ import pytest
 from tests.conftest import free_port
 
 SECRET = "serve-test-secret-key-with-32-bytes-or-more!"
+# Shared stores (PostgreSQL, Redis) refuse to start without an explicit issuer.
+ISSUER = "http://auth.test"
 
 
 def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -73,12 +75,12 @@ def test_unwritable_sqlite_path_is_one_line_exit_3(tmp_path: Path) -> None:
 
 def test_postgres_refusing_is_one_line_with_the_reason_exit_3(tmp_path: Path) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/silentauth"
-    assert_one_line(failed_start(tmp_path, database_url=url), 3, "cannot reach PostgreSQL", "Connection refused")
+    assert_one_line(failed_start(tmp_path, database_url=url, issuer=ISSUER), 3, "cannot reach PostgreSQL", "Connection refused")
 
 
 def test_redis_down_is_one_line_with_the_reason_exit_3(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
-    assert_one_line(failed_start(tmp_path, database_url=url), 3, "cannot reach Redis", "Connection refused")
+    assert_one_line(failed_start(tmp_path, database_url=url, issuer=ISSUER), 3, "cannot reach Redis", "Connection refused")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -26,11 +26,14 @@ are what application code sees.
     │   ├── CSRFError                   403 access_denied
     │   ├── RateLimited                 429 + Retry-After
     │   ├── TemporarilyUnavailable      503 + Retry-After
+    │   │   ├── IdentityUnavailable     the identity plug-in failed or hung
+    │   │   └── ClaimsUnavailable       a claims/lifetime hook failed or broke the rules
     │   └── BearerError                 RFC 6750, WWW-Authenticate
     │       ├── MissingToken            401, no error code
     │       ├── InvalidToken            401 invalid_token
     │       │   └── UnknownKeyId        a kid not (yet) known: learn once, retry
     │       ├── InsufficientScope       403 insufficient_scope
+    │       │   └── InsufficientClaim   403: a claim is missing or has another value
     │       └── InsufficientUserAuthentication  401 (RFC 9470)
     └── ClientError                     raised by silentauth.client
         ├── SessionExpired              the refresh token is dead: log in again
@@ -180,6 +183,22 @@ class TemporarilyUnavailable(_RetryAfter):
     description = "The token service cannot reach its store; retry shortly."
 
 
+class IdentityUnavailable(TemporarilyUnavailable):
+    """The identity provider raised, hung or answered nonsense: no verdict, no session."""
+
+    description = "The identity provider is unavailable; retry shortly."
+
+
+class ClaimsUnavailable(TemporarilyUnavailable):
+    """The claims or lifetime hook failed or returned what cannot go into a token.
+
+    The details go to the server log; the client learns only that no token was
+    issued, and keeps its refresh token (nothing was rotated).
+    """
+
+    description = "The service could not compute this session's claims; retry later."
+
+
 class BearerError(OAuthError):
     """An RFC 6750 error on a protected resource."""
 
@@ -232,6 +251,22 @@ class InsufficientScope(BearerError):
 
     def challenge(self) -> str:
         return f'Bearer error="insufficient_scope", scope="{self.scope}"'
+
+
+class InsufficientClaim(InsufficientScope):
+    """The token lacks a claim the route demands, or carries another value.
+
+    RFC 6750 has one code for "the token does not grant enough":
+    ``insufficient_scope``; the description names the claim.
+    """
+
+    def __init__(self, claim: str) -> None:
+        BearerError.__init__(self, f"This resource needs the claim {claim!r} with another value.")
+        self.scope = ""
+        self.claim = claim
+
+    def challenge(self) -> str:
+        return f'Bearer error="insufficient_scope", error_description="{self.error_description}"'
 
 
 class InsufficientUserAuthentication(BearerError):

@@ -8,6 +8,7 @@ naming the setting, which the CLI turns into one line and exit code 2.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -77,6 +78,39 @@ def normalize_origin(text: str) -> str:
     return f"{scheme}://{host}:{int(port)}" if keep_port else f"{scheme}://{host}"
 
 
+def normalize_network(text: str) -> str:
+    """``text`` (an address or a CIDR block) as a network, or :class:`ConfigError`.
+
+    Host bits are dropped (``10.1.2.3/8`` is ``10.0.0.0/8``), as nginx's
+    ``set_real_ip_from`` reads it; an IPv4 address in IPv6 form is stored as IPv4
+    so it matches the peer address the server reports.
+    """
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ConfigError(
+            "TRUSTED_PROXIES", f"{text!r} is not an address or a CIDR block like '10.0.0.0/8'"
+        ) from None
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped and net.prefixlen >= 96:
+        net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
+    return str(net)
+
+
+def origin_of(url: str) -> str | None:
+    """The origin (``scheme://host[:port]``) of an http(s) URL, or ``None``."""
+    m = re.match(r"^(https?://[^/?#]+)", url.strip(), re.IGNORECASE)
+    if not m:
+        return None
+    try:
+        return normalize_origin(m.group(1))
+    except ConfigError:
+        return None
+
+
+SHARED_STORES = ("postgresql", "postgres", "redis", "rediss")
+PROXY_HEADERS = ("x-forwarded", "forwarded")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be told. Durations are in seconds."""
@@ -116,6 +150,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).
     cors_max_age: int = 600
+    # Peers (addresses or CIDR blocks) whose forwarding headers name the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Which forwarding headers those proxies set: X-Forwarded-For/-Proto or RFC 7239 Forwarded.
+    proxy_headers: str = "x-forwarded"
     log_level: str = "info"
     # One line per request (uvicorn's access log); off by default: it is one write per refresh.
     access_log: bool = False
@@ -125,6 +163,31 @@ class Settings:
     drain_timeout: float = 30.0
     # The shortest password `users add` and `users passwd` accept.
     min_password_length: int = 8
+    # Bring your own users: 'package.module:attribute' naming an IdentityProvider
+    # (silentauth.core.identity); empty means the built-in user table.
+    identity: str = ""
+    # Seconds an identity provider, claims hook or lifetime hook may take before
+    # the login or refresh answers 503.
+    identity_timeout: float = 5.0
+    # 'module:attr' of an async claims hook and of a lifetime hook (silentauth.core.hooks).
+    claims_hook: str = ""
+    lifetime_hook: str = ""
+    # The application's claims, serialized, may take at most this many bytes per token.
+    claims_max_bytes: int = 2048
+    # The secret that authenticates the application's back end on /auth/service/*;
+    # empty disables those endpoints (404).
+    service_credential: str = field(default="", repr=False)
+    # Live sessions a user may hold; the oldest ends when a new one would exceed it (0: no limit).
+    max_sessions_per_user: int = 0
+    # One live session per user: a login ends the others (max_sessions_per_user=1).
+    single_session: bool = False
+    # Absolute lifetime of a session logged in without "remember me".
+    short_session_max_age: int = 86400
+
+    @property
+    def session_limit(self) -> int:
+        """Live sessions allowed per user (0: no limit); ``single_session`` means 1."""
+        return 1 if self.single_session else self.max_sessions_per_user
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, msg: str) -> None:
@@ -158,15 +221,49 @@ class Settings:
         need(self.drain_timeout >= 0, "drain_timeout", "must not be negative")
         need(self.min_password_length >= 1, "min_password_length", "must be at least 1")
         need(self.cors_max_age >= 0, "cors_max_age", "must not be negative")
+        need(self.identity_timeout > 0, "identity_timeout", "must be positive")
+        need(self.claims_max_bytes >= 16, "claims_max_bytes", "must be at least 16 bytes")
+        need(self.max_sessions_per_user >= 0, "max_sessions_per_user", "must not be negative")
+        need(self.short_session_max_age >= 1, "short_session_max_age", "must be at least 1 second")
+        need(
+            not self.service_credential or len(self.service_credential) >= 32,
+            "service_credential",
+            "must be at least 32 characters (or empty to disable /auth/service)",
+        )
         object.__setattr__(self, "cors_origins", tuple(normalize_origin(o) for o in self.cors_origins))
+        object.__setattr__(self, "trusted_proxies", tuple(normalize_network(n) for n in self.trusted_proxies))
+        object.__setattr__(self, "proxy_headers", self.proxy_headers.strip().lower())
+        need(
+            self.proxy_headers in PROXY_HEADERS,
+            "proxy_headers",
+            f"{self.proxy_headers!r}: use 'x-forwarded' (X-Forwarded-For/-Proto) or 'forwarded' (RFC 7239)",
+        )
         scheme = self.database_url.partition("://")[0]
         need(
-            scheme in ("sqlite", "postgresql", "postgres", "redis", "rediss"),
+            scheme in ("sqlite", *SHARED_STORES),
             "database_url",
             f"{self.database_url!r}: use sqlite:///path, postgresql://… or redis://…",
         )
+        # The default issuer names this instance's own host and port, so instances
+        # sharing a store would each refuse the others' access tokens (401).
+        need(
+            bool(self.issuer) or scheme not in SHARED_STORES,
+            "issuer",
+            "required with a shared store: every instance must name the same public URL (e.g. https://auth.example.com)",
+        )
         if not self.issuer:
             object.__setattr__(self, "issuer", f"http://{self.host}:{self.port}")
+
+    @property
+    def public_origin(self) -> str | None:
+        """The origin browsers address the service at: the ``ISSUER``'s.
+
+        The issuer is the URL the service is published at (its JWKS is
+        ``{issuer}/.well-known/jwks.json``), so behind a TLS-terminating proxy it
+        names the ``https`` origin the browser's pages come from, while the
+        request that reaches the service is plain HTTP.
+        """
+        return origin_of(self.issuer)
 
     @classmethod
     def load(

@@ -182,6 +182,7 @@ def test_token_server_down_gives_connection_errors_without_a_refresh_storm(
     expired: list[int] = []
     auth = TokenAuth(
         token_url=f"http://127.0.0.1:{free_port()}/auth/token",
+        allowed_origins=[live_server.url],  # the API is not where the (dead) token endpoint is
         store=store,
         clock=shared_clock,
         transport=counter,

@@ -25,6 +25,7 @@ from silentauth.client import (
 from silentauth.clock import FakeClock
 
 TOKEN_URL = "https://auth.example/token"
+API = "https://api.example"
 INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
@@ -50,7 +51,13 @@ def make_auth(endpoint: TokenEndpointDouble, clock: FakeClock, **kwargs: object)
     transport = httpx.MockTransport(endpoint)
     store = MemoryTokenStore(TokenSet("a0", "r0", clock(), clock() + 600))
     return TokenAuth(  # type: ignore[misc]
-        token_url=TOKEN_URL, store=store, clock=clock, transport=transport, async_transport=transport, **kwargs
+        token_url=TOKEN_URL,
+        allowed_origins=[API],
+        store=store,
+        clock=clock,
+        transport=transport,
+        async_transport=transport,
+        **kwargs,
     )
 
 
@@ -187,3 +194,71 @@ def test_forked_child_is_not_stuck_on_a_lock_a_parent_thread_held() -> None:
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         auth.store.release()
+
+
+def test_a_bare_bearer_challenge_is_refreshed_and_replayed_once() -> None:
+    # RFC 6750 §3: a server may answer a bad token with just "Bearer realm=...",
+    # no error code; that is still a rejected token, not a reason to give up.
+    clock = FakeClock()
+    endpoint = TokenEndpointDouble(grant(1))
+    auth = make_auth(endpoint, clock)
+    flow = auth.sync_auth_flow(httpx.Request("GET", f"{API}/"))
+    next(flow)
+    retry = flow.send(httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="api"'}))
+    assert retry.headers["Authorization"] == "Bearer a1"
+    assert len(endpoint.requests) == 1
+
+
+def test_the_refresh_margin_is_jittered_per_client_so_a_fleet_spreads_out() -> None:
+    # margin 60 s, jitter 1: each client refreshes between 60 and 120 s before expiry.
+    clock = FakeClock(0)
+    endpoints = [TokenEndpointDouble(grant(1)) for _ in range(40)]
+    fleet = [make_auth(e, clock, refresh_margin=60, jitter=1.0) for e in endpoints]
+
+    def refreshed_at(seconds_before_expiry: float) -> int:
+        clock.set(600 - seconds_before_expiry)
+        for auth in fleet:
+            auth.ensure_fresh()
+        return sum(len(e.requests) for e in endpoints)
+
+    assert refreshed_at(121) == 0  # before anyone's window
+    assert 0 < refreshed_at(90) < len(fleet)  # mid-window: some did, some did not (p(fail) ~ 1e-12)
+    assert refreshed_at(59) == len(fleet)  # inside every margin
+
+
+def test_a_grant_refreshed_by_another_holder_without_rotation_is_taken_not_refreshed_again() -> None:
+    # RFC 6749 §6: a server may keep the refresh token. Two holders share one store;
+    # the second must see the first one's newer access token (same refresh token)
+    # instead of spending another refresh.
+    clock = FakeClock()
+    endpoint = TokenEndpointDouble(httpx.Response(200, json={"access_token": "a1", "expires_in": 600}))
+    first = make_auth(endpoint, clock)
+    second = TokenAuth(
+        token_url=TOKEN_URL,
+        allowed_origins=[API],
+        store=first.store,
+        clock=clock,
+        transport=httpx.MockTransport(endpoint),
+    )
+    clock.advance(590)
+    assert first.ensure_fresh().access_token == "a1"
+    assert second.ensure_fresh().access_token == "a1"
+    assert len(endpoint.requests) == 1
+
+
+def test_a_successful_refresh_resets_the_backoff() -> None:
+    clock = FakeClock()
+    down = httpx.Response(503)
+    endpoint = TokenEndpointDouble(down, down, grant(1), down, grant(2))
+    auth = make_auth(endpoint, clock)
+    clock.advance(590)  # due, still valid: failures cost the caller nothing
+    assert auth.ensure_fresh().access_token == "a0"  # 1st failure: ~1 s cooldown
+    clock.advance(1.3)
+    assert auth.ensure_fresh().access_token == "a0"  # 2nd failure: ~2 s cooldown
+    clock.advance(2.5)
+    assert auth.ensure_fresh().access_token == "a1"
+    clock.advance(590)
+    assert auth.ensure_fresh().access_token == "a1"  # a new first failure: ~1 s again, not ~4 s
+    clock.advance(1.3)
+    assert auth.ensure_fresh().access_token == "a2"
+    assert len(endpoint.requests) == 5

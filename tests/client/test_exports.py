@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import subprocess
 import sys
 
 import silentauth.client as client
 from silentauth import errors
+
+
+def _classes(package: str) -> dict[str, str]:
+    """Each class defined in ``package``'s modules, by name -> defining module."""
+    found: dict[str, str] = {}
+    root = importlib.import_module(package)
+    names = [package] + [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
+    for name in names:
+        module = importlib.import_module(name)
+        for cls_name, cls in vars(module).items():
+            if inspect.isclass(cls) and cls.__module__ == name and not cls_name.startswith("_"):
+                found[cls_name] = name
+    return found
 
 
 def test_all_is_sorted_and_every_name_is_importable() -> None:
@@ -35,3 +51,13 @@ def test_client_imports_no_server_side_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_client_class_shares_a_name_with_a_server_side_class() -> None:
+    # One name, one thing: a reader (or an import completer) must not confuse the
+    # client's token-endpoint client with the server's token endpoint.
+    ours = _classes("silentauth.client")
+    for package in ("silentauth.server", "silentauth.core", "silentauth.resource", "silentauth.stores"):
+        theirs = _classes(package)
+        clashes = {n: (ours[n], theirs[n]) for n in ours.keys() & theirs.keys()}
+        assert clashes == {}, clashes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,6 +130,20 @@ def test_requests_session_replays_a_rejected_post_once(
     assert [h.status_code for h in r.history] == [401]
     assert second.status_code == 200 and second.history == []
     assert refresh_total(live)["rotated"] == 1
+
+
+def test_requests_file_body_is_rewound_for_the_replay(
+    skewed: tuple[LiveServer, FakeClock, TokenAuth],
+) -> None:
+    live, _, auth = skewed
+    payload = b'{"upload": "' + b"z" * 20_000 + b'"}'
+    with requests.Session() as session:
+        session.auth = auth
+        r = session.post(
+            f"{live.url}/api/echo", data=io.BytesIO(payload), headers={"content-type": "application/json"}, timeout=10
+        )
+    assert r.status_code == 200 and r.json() == {"upload": "z" * 20_000}
+    assert [h.status_code for h in r.history] == [401]
 
 
 def test_requests_one_shot_stream_body_is_refused_not_resent_empty(

@@ -54,7 +54,11 @@ class Site:
         self.live, self.clock, self.context = live, clock, context
         self.auth_calls: list[str] = []
         self.errors: list[str] = []
-        context.on("request", lambda r: self.auth_calls.append(r.url.split("/auth/")[1]) if "/auth/" in r.url else None)
+        # Token-service calls only: the page's server panel also GETs /auth/sessions and /auth/demo.
+        context.on(
+            "request",
+            lambda r: self.auth_calls.append(r.url.split("/auth/")[1]) if "/auth/" in r.url and r.method != "GET" else None,
+        )
 
     def tab(self) -> Any:
         page = self.context.new_page()

@@ -1,7 +1,8 @@
 """Schemathesis against ``/openapi.json`` of a live server: no 5xx, every answer documented.
 
-Generated requests (positive and negative, with and without a valid bearer
-token) hit the real app on a loopback port. Each response must be a non-5xx,
+Generated requests (positive and negative; with no credential, a valid bearer
+token or the service credential of ``/auth/service/*``) hit the real app on a
+loopback port. Each response must be a non-5xx,
 carry a documented status and content type, and match the documented schema.
 ``SILENTAUTH_FUZZ_EXAMPLES`` raises the number of requests per mode.
 """
@@ -41,13 +42,14 @@ except ImportError:  # pragma: no cover - schemathesis is a test extra
     pytest.skip("schemathesis is not installed (pip install schemathesis)", allow_module_level=True)
 
 EXAMPLES = int(os.environ.get("SILENTAUTH_FUZZ_EXAMPLES", "100"))
+SERVICE_CREDENTIAL = "fuzz-service-credential-0123456789abcdef"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture
 def documented_server(tmp_path: Path) -> Iterator[LiveServer]:
     """The real app (it serves ``/openapi.json`` itself) with one user."""
-    s = make_settings(tmp_path)
+    s = make_settings(tmp_path, service_credential=SERVICE_CREDENTIAL)
     seed_users(s, {"alice": "secret"})
     yield from run_live(create_app(s, passwords=FAST_PASSWORDS))
 
@@ -73,9 +75,13 @@ def test_generated_requests_get_documented_non_5xx_answers(documented_server: Li
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=strategy, with_token=st.booleans())
-    def run(case: schemathesis.Case, with_token: bool) -> None:
-        headers = {"Authorization": f"Bearer {_bearer(url)}"} if with_token else None
+    @given(case=strategy, credential=st.sampled_from(["none", "bearer", "service"]))
+    def run(case: schemathesis.Case, credential: str) -> None:
+        headers = {
+            "none": None,
+            "bearer": {"Authorization": f"Bearer {_bearer(url)}"},
+            "service": {"Authorization": f"Service {SERVICE_CREDENTIAL}"},  # the /auth/service/* back end
+        }[credential]
         response = case.call_and_validate(base_url=url, headers=headers, checks=CHECKS)
         sent.append(response.status_code)
 

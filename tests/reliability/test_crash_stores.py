@@ -41,7 +41,13 @@ from tests.reliability.test_crash_consistency import (
     send_and_never_read,
     where,
 )
-from tests.stores.servers import SECRET_KEY, ServiceProcess, find_binary, service_env
+from tests.stores.servers import (
+    ISSUER,
+    SECRET_KEY,
+    ServiceProcess,
+    find_binary,
+    service_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +83,7 @@ def crash_store(request: pytest.FixtureRequest) -> Iterator[CrashStore]:
 def start_service(store: CrashStore, tmp_path: Path, users: dict[str, str]) -> tuple[str, ServiceProcess]:
     """A fresh database with ``users``, and ``silentauth serve`` on it (fixed issuer, rate limits off)."""
     url = store.fresh()
-    seed_users(make_settings(tmp_path, database_url=url, secret_key=SECRET_KEY), users)
+    seed_users(make_settings(tmp_path, database_url=url, secret_key=SECRET_KEY, issuer=ISSUER), users)
     service = ServiceProcess(service_env(url, reuse_grace="60", access_ttl="300"))
     service.start()
     service.wait_ready()

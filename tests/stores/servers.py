@@ -200,6 +200,10 @@ class RedisServer:
 
 
 SECRET_KEY = "multi-instance-test-secret-key-32-bytes!!"
+# Instances behind one balancer share one issuer (required with a shared store):
+# the default would name each instance's own port and they would refuse each
+# other's tokens.
+ISSUER = "http://silentauth.test"
 
 
 def service_env(database_url: str, **settings: str) -> dict[str, str]:
@@ -208,9 +212,7 @@ def service_env(database_url: str, **settings: str) -> dict[str, str]:
     env.update(
         SILENTAUTH_DATABASE_URL=database_url,
         SILENTAUTH_SECRET_KEY=SECRET_KEY,
-        # Instances behind one balancer share one issuer; the default would
-        # name each instance's own port and they would refuse each other's tokens.
-        SILENTAUTH_ISSUER="http://silentauth.test",
+        SILENTAUTH_ISSUER=ISSUER,
         SILENTAUTH_COOKIE_SECURE="false",
         SILENTAUTH_RATE_LIMIT_LOGIN="off",
         SILENTAUTH_RATE_LIMIT_REFRESH="off",

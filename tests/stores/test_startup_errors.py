@@ -14,18 +14,18 @@ import pytest
 from silentauth.server.app import create_app
 from tests.conftest import FAST_PASSWORDS, make_settings, need_binary
 from tests.stores.servers import PostgresServer, RedisServer
-from tests.test_serve import assert_one_line, failed_start
+from tests.test_serve import ISSUER, assert_one_line, failed_start
 
 
 def test_postgres_role_missing_is_one_line_with_the_reason(postgres_server: PostgresServer, tmp_path: Path) -> None:
     url = f"postgresql://nobody@127.0.0.1:{postgres_server.port}/postgres"
-    result = failed_start(tmp_path, database_url=url)
+    result = failed_start(tmp_path, database_url=url, issuer=ISSUER)
     assert_one_line(result, 3, "cannot reach PostgreSQL", 'role "nobody" does not exist')
 
 
 def test_postgres_database_missing_is_one_line_with_the_reason(postgres_server: PostgresServer, tmp_path: Path) -> None:
     url = f"postgresql://postgres@127.0.0.1:{postgres_server.port}/no_such_db"
-    result = failed_start(tmp_path, database_url=url)
+    result = failed_start(tmp_path, database_url=url, issuer=ISSUER)
     assert_one_line(result, 3, "cannot reach PostgreSQL", 'database "no_such_db" does not exist')
 
 
@@ -35,7 +35,7 @@ async def test_readyz_fails_while_the_store_is_unreachable_and_healthz_stays_up(
     redis = RedisServer()
     redis.start()
     try:
-        settings = make_settings(tmp_path, database_url=redis.url(db=2))
+        settings = make_settings(tmp_path, database_url=redis.url(db=2), issuer=ISSUER)
         app = create_app(settings, passwords=FAST_PASSWORDS, background=False)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

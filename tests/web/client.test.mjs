@@ -312,3 +312,14 @@ test("the development cookie name is read only when asked for", async () => {
   await env.time.until(dev.auth.ready);
   assert.equal(env.server.refreshCalls, 1);
 });
+
+test("login sends remember only when the caller chose, as a boolean", async () => {
+  env = origin();
+  const tab = env.tab();
+  await tab.auth.ready;
+  await tab.auth.login("alice", "secret");
+  await tab.auth.login("alice", "secret", { remember: false });
+  await tab.auth.login("alice", "secret", { remember: true });
+  assert.deepEqual(env.server.loginBodies.map((b) => b.remember), [undefined, false, true]);
+  assert.ok(!("remember" in env.server.loginBodies[0]));
+});

@@ -101,6 +101,7 @@ const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
 export class FakeServer {
   refreshCalls = 0;
   apiCalls = [];
+  loginBodies = []; // the JSON of every /auth/login, as sent
   alive = false; // no session until someone logs in
   hasCookie = false; // the browser's jar: set on login, cleared as the real server does
   rejectAll = false; // answer every API call with 401 invalid_token
@@ -139,6 +140,7 @@ export class FakeServer {
     await settle(2); // a network round trip, so concurrent callers really overlap
     if (path === "/auth/login") {
       const body = await req.json();
+      this.loginBodies.push(body);
       if (body.password !== "secret") return Response.json({ error: "invalid_grant" }, { status: 400 });
       this.alive = true;
       this.hasCookie = true;

@@ -14,8 +14,8 @@ the server side of silentauth.
 from __future__ import annotations
 
 from silentauth.client.auth import TokenAuth
-from silentauth.client.state import TokenSet
 from silentauth.client.stores import FileTokenStore, MemoryTokenStore, TokenStore
+from silentauth.client.token_set import TokenSet
 from silentauth.errors import (
     BodyNotReplayable,
     ClientError,

@@ -1,40 +1,54 @@
 """``TokenAuth``: one auth object for httpx (sync and async) and requests.
 
-Per request: take the current access token (lock-free when it is not due),
-send, adopt a ``New-Access-Token``, and on a 401 ``invalid_token`` refresh
-once (single-flight, see :mod:`silentauth.client.coordination`) and replay
-the request once, body included. No lock is ever held while the user's own
-request is in flight; only a refresh runs under the lock.
+Per request to an allowed origin (see :mod:`silentauth.client.origins`):
+take the current access token (lock-free when it is not due), send, adopt a
+``New-Access-Token``, and on a 401 ``invalid_token`` refresh once
+(single-flight, see :mod:`silentauth.client.coordination`) and replay the
+request once, body included. A request to any other origin goes out as the
+user built it, and nothing in its response (renewal, 401, step-up) is acted
+on. No lock is ever held while the user's own request is in flight; only a
+refresh runs under the lock.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import ssl
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from typing import Any, TypeVar
 
 import anyio
 import httpx
 
 from silentauth.client.background import BackgroundRefresh
+from silentauth.client.challenges import parse_challenge
 from silentauth.client.coordination import Coordinator
-from silentauth.client.endpoint import TokenEndpoint
+from silentauth.client.endpoint import TokenEndpointClient
+from silentauth.client.origins import OriginPolicy, format_origin, origin_of
 from silentauth.client.requests_support import RequestsAuthMixin
-from silentauth.client.state import TokenSet, parse_challenge
 from silentauth.client.stores import MemoryTokenStore, TokenStore
+from silentauth.client.token_set import TokenSet
 from silentauth.clock import Clock, system_clock
 from silentauth.errors import StepUpRequired
 
 RENEWAL_HEADER = "new-access-token"
 T = TypeVar("T")
+log = logging.getLogger("silentauth.client")
 
 
 class TokenAuth(RequestsAuthMixin, httpx.Auth):
     """Keeps a session alive for ``httpx.Client``, ``httpx.AsyncClient`` and requests.
 
     Args:
-        token_url: the RFC 6749 token endpoint.
+        token_url: the RFC 6749 token endpoint. Its origin (scheme, host,
+            port) is the issuer's: requests there carry the access token.
+        allowed_origins: further origins (``"https://api.example.com"``) whose
+            requests carry the token and whose ``New-Access-Token`` is adopted.
+            A request to any other origin is sent without the token, never
+            triggers a refresh or retry, and a renewal it returns is ignored
+            (with a warning on the ``silentauth.client`` logger).
         store: where tokens live; :class:`FileTokenStore` shares them (and the
             refresh) between processes. Defaults to a :class:`MemoryTokenStore`.
         refresh_margin: refresh this many seconds before expiry (plus up to
@@ -58,6 +72,7 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
         self,
         token_url: str,
         *,
+        allowed_origins: Iterable[str] = (),
         store: TokenStore | None = None,
         refresh_margin: float = 60.0,
         on_session_expired: Callable[[], object] | None = None,
@@ -73,7 +88,9 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
     ) -> None:
         if refresh_margin < 0 or not 0 <= jitter <= 1:
             raise ValueError("refresh_margin must be >= 0 and jitter within [0, 1]")
-        self.endpoint = TokenEndpoint(
+        self.origins = OriginPolicy(token_url, allowed_origins)
+        self._foreign_renewals = itertools.count(1)
+        self.endpoint = TokenEndpointClient(
             token_url,
             client_id=client_id,
             client_secret=client_secret,
@@ -164,29 +181,38 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self._check_fork()
+        if not self.origins.allows(request.url):
+            response = yield request  # as the user built it: no token of ours
+            self._inspect(response.status_code, response.headers, None, _origin(response, request))
+            return
         request.read()  # buffered, so a replay after a 401 sends the same body
         tokens = self._obtain(None, force=False)
         self._authorize(request, tokens)
         response = yield request
-        if not self._inspect(response.status_code, response.headers, tokens):
+        if not self._inspect(response.status_code, response.headers, tokens, _origin(response, request)):
             return
         tokens = self._obtain(tokens, force=True)
         self._authorize(request, tokens)
         response = yield request
-        self._inspect(response.status_code, response.headers, tokens)  # never a third try
+        # Never a third try.
+        self._inspect(response.status_code, response.headers, tokens, _origin(response, request))
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         self._check_fork()
+        if not self.origins.allows(request.url):
+            response = yield request
+            self._inspect(response.status_code, response.headers, None, _origin(response, request))
+            return
         await request.aread()
         tokens = await self._aobtain(None, force=False)
         self._authorize(request, tokens)
         response = yield request
-        if not self._inspect(response.status_code, response.headers, tokens):
+        if not self._inspect(response.status_code, response.headers, tokens, _origin(response, request)):
             return
         tokens = await self._aobtain(tokens, force=True)
         self._authorize(request, tokens)
         response = yield request
-        self._inspect(response.status_code, response.headers, tokens)
+        self._inspect(response.status_code, response.headers, tokens, _origin(response, request))
 
     # -- shared by every transport -------------------------------------------
 
@@ -194,9 +220,26 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
     def _authorize(request: httpx.Request, tokens: TokenSet) -> None:
         request.headers["Authorization"] = f"Bearer {tokens.access_token}"
 
-    def _inspect(self, status: int, headers: Any, sent: TokenSet) -> bool:
-        """Adopt a renewal; raise on step-up; True if a refresh + replay is due."""
+    def _inspect(self, status: int, headers: Any, sent: TokenSet | None, url: httpx.URL | str) -> bool:
+        """Adopt a renewal; raise on step-up; True if a refresh + replay is due.
+
+        ``url`` is where the response came from, which after a redirect is not
+        where the request went; ``sent`` is ``None`` when no token was sent.
+        Only an allowed origin's answer is acted on at all.
+        """
         renewed = headers.get(RENEWAL_HEADER)
+        if not self.origins.allows(url):
+            if renewed:
+                # A foreign host must not choose the identity this client acts as.
+                log.warning(
+                    "ignored a New-Access-Token from %s: not the issuer's origin and not in "
+                    "allowed_origins (%d ignored so far)",
+                    format_origin(origin_of(url)),
+                    next(self._foreign_renewals),
+                )
+            return False
+        if sent is None:
+            return False
         if renewed:
             self._coord.adopt(sent.access_token, renewed.strip())
         if status != 401:
@@ -262,3 +305,11 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
             self._coord.after_fork()
             self.endpoint.after_fork()
             self._background = None  # threads do not survive fork()
+
+
+def _origin(response: httpx.Response, request: httpx.Request) -> httpx.URL:
+    """The URL that answered: the last hop when httpx followed redirects."""
+    try:
+        return response.request.url
+    except RuntimeError:  # a response built by hand carries no request
+        return request.url

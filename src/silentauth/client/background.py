@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from silentauth.client.coordination import Coordinator
-from silentauth.client.state import TokenSet
+from silentauth.client.token_set import TokenSet
 from silentauth.errors import ClientError, SessionExpired
 
 log = logging.getLogger("silentauth.client")
@@ -25,13 +25,24 @@ MIN_WAKE = 0.05
 class BackgroundRefresh:
     """One thread that keeps one :class:`Coordinator`'s token fresh."""
 
-    def __init__(self, coord: Coordinator, refresh: Callable[[], TokenSet], interval: float) -> None:
+    def __init__(
+        self,
+        coord: Coordinator,
+        refresh: Callable[[], TokenSet],
+        interval: float,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
+        """``wait(seconds)`` sleeps and returns True once stopped.
+
+        It defaults to the stop event's own wait; a test passes one that moves
+        a fake clock instead, so the loop runs in virtual time.
+        """
         self._coord = coord
         self._refresh = refresh
         self._interval = max(MIN_WAKE, interval)
         self._stop = threading.Event()
+        self._wait = wait if wait is not None else self._stop.wait
         self._thread = threading.Thread(target=self._run, name="silentauth-refresh", daemon=True)
-        self.refreshes = 0
 
     @property
     def alive(self) -> bool:
@@ -55,7 +66,7 @@ class BackgroundRefresh:
         return min(self._interval, max(MIN_WAKE, due_at - self._coord.clock()))
 
     def _run(self) -> None:
-        while not self._stop.wait(self._delay()):
+        while not self._wait(self._delay()):
             if self._coord.tokens is None:
                 continue  # not logged in (yet): nothing to keep alive
             try:

@@ -31,8 +31,9 @@ from typing import Any
 import anyio
 import httpx
 
-from silentauth.client.state import TokenSet, oauth_error
+from silentauth.client.challenges import oauth_error
 from silentauth.client.stores import TokenStore
+from silentauth.client.token_set import TokenSet
 from silentauth.clock import Clock
 from silentauth.errors import RefreshFailed, SessionExpired
 

@@ -15,14 +15,19 @@ from urllib.parse import quote
 
 import httpx
 
-from silentauth.client.state import TokenSet, oauth_error
+from silentauth.client.challenges import oauth_error
+from silentauth.client.token_set import TokenSet
 from silentauth.errors import LoginFailed
 
 USER_AGENT = "silentauth-client/0.1"
 
 
-class TokenEndpoint:
-    """Builds and sends token requests; one instance per :class:`TokenAuth`."""
+class TokenEndpointClient:
+    """The client of an RFC 6749 token endpoint: builds and sends token requests.
+
+    One instance per :class:`TokenAuth`. (The server's side of the same
+    endpoint is :class:`silentauth.server.token_endpoint.TokenEndpoint`.)
+    """
 
     def __init__(
         self,

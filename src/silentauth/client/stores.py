@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from filelock import FileLock, Timeout
 
-from silentauth.client.state import TokenSet
+from silentauth.client.token_set import TokenSet
 
 log = logging.getLogger("silentauth.client")
 

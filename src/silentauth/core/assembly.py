@@ -12,8 +12,16 @@ import random
 from silentauth.clock import Clock
 from silentauth.core.devices import KnownDevices
 from silentauth.core.events import SessionEvents
+from silentauth.core.hooks import ClaimsHook, LifetimeHook, TokenHooks, as_hook
+from silentauth.core.identity import (
+    GuardedIdentity,
+    IdentityProvider,
+    LocalUsers,
+    as_identity_provider,
+)
 from silentauth.core.keys import KeyManager, KeyRing, MasterKey
 from silentauth.core.passwords import Passwords
+from silentauth.core.plugins import load_object
 from silentauth.core.policy import LifetimePolicy
 from silentauth.core.ports import Store
 from silentauth.core.refresh import RefreshTokens
@@ -39,6 +47,9 @@ class TokenCore:
         passwords: Passwords,
         rng: random.Random | None = None,
         events: SessionEvents | None = None,
+        identity: IdentityProvider | None = None,
+        claims: ClaimsHook | None = None,
+        lifetimes: LifetimeHook | None = None,
     ) -> None:
         s = settings
         self.settings = settings
@@ -53,6 +64,16 @@ class TokenCore:
         self.ring = KeyRing([], s.access_ttl + 60)
         self.revocations = RevocationSet(store, poll=s.revocation_poll)
         self.refresh_tokens = RefreshTokens(self.master)
+        if identity is None and s.identity:
+            identity = as_identity_provider(load_object("IDENTITY", s.identity))
+        if claims is None and s.claims_hook:
+            claims = as_hook("CLAIMS_HOOK", load_object("CLAIMS_HOOK", s.claims_hook))
+        if lifetimes is None and s.lifetime_hook:
+            lifetimes = as_hook("LIFETIME_HOOK", load_object("LIFETIME_HOOK", s.lifetime_hook))
+        builtin = identity is None
+        provider = as_identity_provider(identity) if identity is not None else LocalUsers(store, passwords)
+        self.identity = GuardedIdentity(provider, timeout=s.identity_timeout, builtin=builtin)
+        self.hooks = TokenHooks(claims, lifetimes, max_bytes=s.claims_max_bytes, timeout=s.identity_timeout)
         self.service = SessionService(
             settings=s,
             store=store,
@@ -64,6 +85,8 @@ class TokenCore:
             policy=LifetimePolicy(s, rng),
             events=events,
             devices=KnownDevices(self.master, s.known_device_ttl),
+            identity=self.identity,
+            hooks=self.hooks,
         )
         self.users = Users(store=store, passwords=passwords, clock=clock, sessions=self.service)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal, Protocol, get_args
 
-LoginOutcome = Literal["ok", "bad_credentials", "rate_limited"]
+LoginOutcome = Literal["ok", "bad_credentials", "rate_limited", "unavailable"]
 RefreshOutcome = Literal["rotated", "grace", "reuse_detected", "expired", "invalid"]
-RevokeReason = Literal["logout", "logout_all", "device", "reuse", "admin"]
+RevokeReason = Literal["logout", "logout_all", "device", "reuse", "admin", "policy", "password_change"]
 
 LOGIN_OUTCOMES: tuple[LoginOutcome, ...] = get_args(LoginOutcome)
 REFRESH_OUTCOMES: tuple[RefreshOutcome, ...] = get_args(RefreshOutcome)

@@ -27,21 +27,30 @@ class LifetimePolicy:
     def _jitter(self, seconds: float) -> float:
         return seconds * (1.0 - self._rng.uniform(0.0, self._s.ttl_jitter))
 
+    def _scope_limits(self, scope: str) -> list[int]:
+        granted = set(scope.split())
+        return [t for name, t in self._s.token_policy.items() if name in granted]
+
     def base_access_ttl(self, scope: str) -> int:
         """The risk-based lifetime: the shortest policy entry among the scopes."""
         ttl = self._ttl_by_scope.get(scope)
         if ttl is None:
-            granted = set(scope.split())
-            matching = [t for name, t in self._s.token_policy.items() if name in granted]
-            ttl = min([self._s.access_ttl, *matching])
+            ttl = min([self._s.access_ttl, *self._scope_limits(scope)])
             if len(self._ttl_by_scope) < 1024:  # scope strings come from a small set
                 self._ttl_by_scope[scope] = ttl
         return ttl
 
     def access_expiry(
-        self, scope: str, now: float, session_expires_at: float, first: bool = False
+        self, scope: str, now: float, session_expires_at: float, first: bool = False, cap: int | None = None
     ) -> int:
+        """When an access token minted at ``now`` expires.
+
+        ``cap`` is a lifetime hook's answer: it replaces ``ACCESS_TTL`` (longer
+        or shorter), and the per-scope policy still shortens it (risk first).
+        """
         ttl: float = self.base_access_ttl(scope)
+        if cap is not None:
+            ttl = min([cap, *self._scope_limits(scope)])
         if first and self._s.first_token_spread > 0:
             ttl *= 1.0 - self._rng.uniform(0.0, self._s.first_token_spread)
         else:
@@ -51,5 +60,6 @@ class LifetimePolicy:
     def idle_deadline(self, now: float) -> float:
         return now + self._jitter(self._s.refresh_idle_ttl)
 
-    def session_expiry(self, now: float) -> float:
-        return now + self._jitter(self._s.session_max_age)
+    def session_expiry(self, now: float, max_age: int | None = None) -> float:
+        """The absolute end of a session started at ``now`` (``max_age`` overrides the setting)."""
+        return now + self._jitter(self._s.session_max_age if max_age is None else max_age)

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -32,6 +32,14 @@ from silentauth.clock import Clock
 from silentauth.core.batch import Batcher
 from silentauth.core.devices import KnownDevices
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
+from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks
+from silentauth.core.identity import (
+    GuardedIdentity,
+    Identity,
+    LocalUsers,
+    RequestInfo,
+    valid_identity,
+)
 from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords, normalize_username
 from silentauth.core.policy import LifetimePolicy
@@ -41,7 +49,10 @@ from silentauth.core.refresh import RefreshTokens
 from silentauth.core.revoked import RevokedSessions
 from silentauth.core.tokens import mint, new_jti
 from silentauth.errors import (
+    ClaimsUnavailable,
+    IdentityUnavailable,
     InvalidGrant,
+    InvalidRequest,
     InvalidScope,
     RateLimited,
     TemporarilyUnavailable,
@@ -53,12 +64,18 @@ GrantOutcome = Literal["ok", "rotated", "grace"]
 
 
 class _Refresh(NamedTuple):
-    """A refresh that passed the checks needing no store, waiting for its batch."""
+    """A refresh that passed the checks needing no store, waiting for its batch.
+
+    ``extra`` and ``access_cap`` are the hooks' answers, asked before rotating
+    so that a failing hook leaves the refresh token unused.
+    """
 
     session_id: str
     counter: int
     scope: str | None
     ip: str
+    extra: Mapping[str, Any] | None = None
+    access_cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ class SessionService:
         policy: LifetimePolicy | None = None,
         events: SessionEvents | None = None,
         devices: KnownDevices | None = None,
+        identity: GuardedIdentity | None = None,
+        hooks: TokenHooks | None = None,
     ) -> None:
         self.settings = settings
         self.devices = devices
@@ -107,6 +126,10 @@ class SessionService:
         self.clock = clock
         self.policy = policy or LifetimePolicy(settings)
         self.events: SessionEvents = events if events is not None else NoEvents()
+        self.identity = identity or GuardedIdentity(
+            LocalUsers(store, passwords), timeout=settings.identity_timeout, builtin=True
+        )
+        self.hooks = hooks or TokenHooks(max_bytes=settings.claims_max_bytes)
         self._login_pair = RateLimiter(store, settings.rate_limit_login)
         # One address may front many users (NAT): it gets ten times the allowance.
         self._login_ip = RateLimiter(store, settings.rate_limit_login, scale=10)
@@ -137,13 +160,23 @@ class SessionService:
         return " ".join(dict.fromkeys(wanted))
 
     def mint_access(
-        self, session: SessionRecord, scope: str, now: float, first: bool = False
+        self,
+        session: SessionRecord,
+        scope: str,
+        now: float,
+        first: bool = False,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        access_cap: int | None = None,
     ) -> tuple[str, int]:
+        """Sign an access token for ``session``; ``extra`` are the claims hook's (checked) claims."""
         key = self.keyring().signing_key(now)
         if key is None:
             raise TemporarilyUnavailable("No signing key is available.")
-        exp = self.policy.access_expiry(scope, now, session.expires_at, first)
+        exp = self.policy.access_expiry(scope, now, session.expires_at, first, access_cap)
+        # The application's claims first, so that the registered ones always win.
         claims: dict[str, Any] = {
+            **(extra or {}),
             "iss": self.settings.issuer,
             "sub": session.user_id,
             "aud": self.settings.audience,
@@ -159,10 +192,25 @@ class SessionService:
         return mint(key, claims), max(0, exp - int(now))
 
     def _grant(
-        self, session: SessionRecord, counter: int, scope: str, now: float, outcome: GrantOutcome
+        self,
+        session: SessionRecord,
+        counter: int,
+        scope: str,
+        now: float,
+        outcome: GrantOutcome,
+        extra: Mapping[str, Any] | None = None,
+        lifetimes: Lifetimes | None = None,
     ) -> Grant:
-        access, expires_in = self.mint_access(session, scope, now, first=counter == 0)
-        return Grant(access, expires_in, self.refresh_tokens.issue(session.id, counter), scope, session, outcome)
+        cap = lifetimes.access_ttl if lifetimes else None
+        access, expires_in = self.mint_access(
+            session, scope, now, first=counter == 0, extra=extra, access_cap=cap
+        )
+        refresh = "" if lifetimes and not lifetimes.refresh else self.refresh_tokens.issue(session.id, counter)
+        return Grant(access, expires_in, refresh, scope, session, outcome)
+
+    @staticmethod
+    def _context(session: SessionRecord, scope: str, event: Literal["login", "refresh", "renewal"]) -> TokenContext:
+        return TokenContext(session.user_id, session.username, session.client_id, scope, session.id, event)
 
     # -- login -----------------------------------------------------------------
 
@@ -175,10 +223,13 @@ class SessionService:
         client_id: str = "silentauth",
         user_agent: str = "",
         ip: str = "",
+        remember: bool | None = None,
         device_token: str | None = None,
     ) -> Grant:
-        """Check a password and open a session, or raise InvalidGrant / RateLimited.
+        """Check the credentials with the identity provider and start a session.
 
+        ``remember`` picks the absolute session lifetime: ``False`` the short
+        one (``SHORT_SESSION_MAX_AGE``), ``True`` or ``None`` the long one.
         ``device_token`` (from an earlier successful login of ``username`` on
         this device) puts the attempt under the device's own limit instead of
         the (user, address) and address limits.
@@ -190,13 +241,17 @@ class SessionService:
             limiters = [(self._login_device, f"login-device:{device}")]
         else:
             limiters = [(self._login_pair, f"login:{name}:{ip}"), (self._login_ip, f"login-ip:{ip}")]
+        request = RequestInfo(ip=ip, user_agent=user_agent, client_id=client_id)
         try:
             async with contextlib.AsyncExitStack() as admitted:
                 for limiter, key in limiters:
                     await admitted.enter_async_context(limiter.attempt(key, now))
-                user = await self.store.get_user(name)
-                ok = await self.passwords.verify(user.password_hash if user else None, password)
-                if user is None or not ok:
+                try:
+                    identity = await self.identity.authenticate(username, password, request)
+                except IdentityUnavailable:
+                    self.events.on_login("unavailable")
+                    raise
+                if identity is None:
                     # Only failures count: a user who logs in often is not an attacker.
                     for limiter, key in limiters:
                         await limiter.record(key, now)
@@ -205,12 +260,38 @@ class SessionService:
         except RateLimited:
             self.events.on_login("rate_limited")
             raise
+        grant = await self.start_session(
+            identity, scope=scope, client_id=client_id, user_agent=user_agent, ip=ip, remember=remember
+        )
+        self.events.on_login("ok")
+        if self.devices is None:
+            return grant
+        return dataclasses.replace(grant, device_token=self.devices.issue(name, now, device))
+
+    async def start_session(
+        self,
+        identity: Identity,
+        *,
+        scope: str | None = None,
+        client_id: str = "silentauth",
+        user_agent: str = "",
+        ip: str = "",
+        remember: bool | None = None,
+    ) -> Grant:
+        """Start a session for a user the caller has already authenticated.
+
+        The application's own login (one-time code, SSO callback, WebAuthn)
+        calls this after its check. The hooks are asked first: if one fails,
+        nothing is stored. Then the session limit ends the oldest sessions.
+        """
+        if not valid_identity(identity):
+            raise InvalidRequest("The user id must be 1-256 printable characters.")
+        now = self.clock()
         granted = self._scope(scope, self.settings.scope)
-        expires_at = self.policy.session_expiry(now)
-        session = SessionRecord(
+        draft = SessionRecord(
             id=secrets.token_urlsafe(16),
-            user_id=user.id,
-            username=user.username,
+            user_id=identity.user_id,
+            username=(identity.username or identity.user_id)[:256],
             counter=0,
             scope=granted,
             client_id=client_id[:128],
@@ -218,17 +299,38 @@ class SessionService:
             created_at=now,
             last_used_at=now,
             rotated_at=now,
-            idle_expires_at=min(self.policy.idle_deadline(now), expires_at),
-            expires_at=expires_at,
+            idle_expires_at=now,
+            expires_at=now,
             user_agent=user_agent[:512],
             ip=ip[:64],
         )
+        context = self._context(draft, granted, "login")
+        lifetimes = await self.hooks.lifetimes(context)
+        extra = await self.hooks.claims(context)
+        max_age = lifetimes.session_max_age
+        if max_age is None and remember is False:
+            max_age = self.settings.short_session_max_age
+        expires_at = self.policy.session_expiry(now, max_age)
+        session = draft.with_(
+            idle_expires_at=min(self.policy.idle_deadline(now), expires_at), expires_at=expires_at
+        )
+        await self._make_room(session.user_id)
         await self.store.create_session(session)
-        self.events.on_login("ok")
-        grant = self._grant(session, 0, granted, now, "ok")
-        if self.devices is None:
-            return grant
-        return dataclasses.replace(grant, device_token=self.devices.issue(name, now, device))
+        return self._grant(session, 0, granted, now, "ok", extra, lifetimes)
+
+    async def _make_room(self, user_id: str) -> None:
+        """End the oldest live sessions so that one more fits the per-user limit.
+
+        Two logins racing may both find room and leave one session too many;
+        the next login trims it. A hard limit would need a store transaction
+        across sessions, which the Store port does not offer.
+        """
+        limit = self.settings.session_limit
+        if limit <= 0:
+            return
+        live = sorted(await self.sessions(user_id), key=lambda r: r.created_at)
+        for old in live[: max(0, len(live) - (limit - 1))]:
+            await self.revoke(old.id, "policy")
 
     # -- refresh ---------------------------------------------------------------
 
@@ -252,16 +354,29 @@ class SessionService:
             await self._refresh_fail_ip.record(ip_key, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
-        if scope is not None and scope.strip():
-            # A refused scope must not burn the token: judge it before rotating.
+        request = _Refresh(session_id, counter, scope, ip)
+        wants_scope = scope is not None and bool(scope.strip())
+        if wants_scope or self.hooks.active:
+            # A refused scope or a failing hook must not burn the token: judge them before rotating.
             current = await self.store.get_session(session_id)
             if current is not None:
                 try:
-                    self._scope(scope, current.scope)
+                    narrowed = self._scope(scope, current.scope)
                 except InvalidScope:
                     self.events.on_refresh("invalid")
                     raise
-        return await self._rotations.submit(_Refresh(session_id, counter, scope, ip))
+                if self.hooks.active and current.is_live(now):
+                    request = await self._ask_hooks(request, current, narrowed)
+        return await self._rotations.submit(request)
+
+    async def _ask_hooks(self, request: _Refresh, session: SessionRecord, scope: str) -> _Refresh:
+        context = self._context(session, scope, "refresh")
+        lifetimes = await self.hooks.lifetimes(context)
+        if not lifetimes.refresh:
+            self.events.on_refresh("invalid")
+            raise InvalidGrant("Sessions of this client do not refresh; log in again.")
+        extra = await self.hooks.claims(context)
+        return request._replace(extra=extra, access_cap=lifetimes.access_ttl)
 
     async def _rotate_batch(self, batch: list[_Refresh]) -> list[Grant | BaseException]:
         now = self.clock()
@@ -281,7 +396,7 @@ class SessionService:
         s = result.session
         if result.swapped and s is not None:
             await self._refresh_session.record(f"refresh:{r.session_id}", now)
-            return self._finish(s, r.counter + 1, r.scope, now, "rotated")
+            return self._finish(s, r, now, "rotated")
         if s is None or s.revoked_at is not None:
             await self._fail("invalid", r.session_id, now)
             raise InvalidGrant("The refresh token is invalid or revoked.")
@@ -290,7 +405,7 @@ class SessionService:
             raise InvalidGrant("The session has expired; log in again.")
         if s.counter == r.counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
             # A concurrent or retried refresh: hand out the same successor token.
-            return self._finish(s, r.counter + 1, r.scope, now, "grace")
+            return self._finish(s, r, now, "grace")
         if s.counter > r.counter:
             await self.revoke(r.session_id, "reuse")
             await self._fail("reuse_detected", r.session_id, now)
@@ -299,16 +414,14 @@ class SessionService:
         await self._fail("invalid", r.session_id, now)
         raise InvalidGrant("The refresh token is invalid.")
 
-    def _finish(
-        self, s: SessionRecord, counter: int, scope: str | None, now: float, outcome: Literal["rotated", "grace"]
-    ) -> Grant:
+    def _finish(self, s: SessionRecord, r: _Refresh, now: float, outcome: Literal["rotated", "grace"]) -> Grant:
         try:
-            narrowed = self._scope(scope, s.scope)
+            narrowed = self._scope(r.scope, s.scope)
         except InvalidScope:
             self.events.on_refresh("invalid")
             raise
         self.events.on_refresh(outcome)
-        return self._grant(s, counter, narrowed, now, outcome)
+        return self._grant(s, r.counter + 1, narrowed, now, outcome, r.extra, Lifetimes(access_ttl=r.access_cap))
 
     async def _fail(self, outcome: RefreshOutcome, session_id: str, now: float) -> None:
         # The token was authentic: its session pays, not everyone at the address.
@@ -340,6 +453,14 @@ class SessionService:
             return False
         await self.revoke(session_id, reason)
         return True
+
+    async def password_changed(self, user_id: str, keep_session: str | None = None) -> int:
+        """End every session of ``user_id`` but ``keep_session`` (the device that changed it)."""
+        ended = 0
+        for s in await self.sessions(user_id):
+            if s.id != keep_session and await self.revoke(s.id, "password_change"):
+                ended += 1
+        return ended
 
     async def sessions(self, user_id: str) -> list[SessionRecord]:
         """The live sessions of ``user_id`` (one per device logged in)."""
@@ -384,5 +505,17 @@ class SessionService:
             return None
         if int(s.expires_at) <= claims["exp"]:
             return None  # already at the absolute limit: renewal cannot help
-        token, _ = self.mint_access(s, str(claims["scope"]), now)
+        scope = str(claims["scope"])
+        extra, cap = None, None
+        if self.hooks.active:
+            context = self._context(s, scope, "renewal")
+            try:
+                lifetimes = await self.hooks.lifetimes(context)
+                extra = await self.hooks.claims(context)
+            except ClaimsUnavailable:
+                return None  # logged by the hooks; the client refreshes instead
+            if not lifetimes.refresh:
+                return None
+            cap = lifetimes.access_ttl
+        token, _ = self.mint_access(s, scope, now, extra=extra, access_cap=cap)
         return token

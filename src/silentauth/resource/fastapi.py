@@ -17,7 +17,7 @@ the handler renders them per RFC 6750 / RFC 9470 with ``WWW-Authenticate``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -43,6 +43,7 @@ __all__ = [
     "add_bearer_error_handler",
     "bearer_error_handler",
     "current_principal",
+    "require_claim",
     "require_recent_login",
     "require_scope",
 ]
@@ -63,6 +64,20 @@ def require_scope(*scopes: str) -> Dependency:
 
     async def dependency(request: Request, _: Credentials = None) -> Principal:
         return current(request).require(*scopes)
+
+    return dependency
+
+
+def require_claim(name: str, *values: Any) -> Dependency:
+    """``Depends(require_claim("roles", "admin"))``: 401 without a token, 403 without the claim.
+
+    The claims come from the token service's claims hook, re-read at every
+    refresh, so a role removed from a user stops opening the route at the
+    next refresh. See :meth:`Principal.require_claim` for the matching rule.
+    """
+
+    async def dependency(request: Request, _: Credentials = None) -> Principal:
+        return current(request).require_claim(name, *values)
 
     return dependency
 

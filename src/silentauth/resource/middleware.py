@@ -53,6 +53,12 @@ class BearerAuthMiddleware:
                 header = value.decode("latin-1")
                 break
         state = scope.setdefault("state", {})
+        if PRINCIPAL_KEY in state or ERROR_KEY in state:
+            # An outer BearerAuthMiddleware (the host app of an embedded token service)
+            # has judged this request already: a second pass would push a second
+            # New-Access-Token header, which a client reads as "tok, tok".
+            await self.app(scope, receive, send)
+            return
         principal: Principal | None = None
         try:
             principal = await self.authenticator.aauthenticate(header)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from silentauth.clock import Clock, system_clock
 from silentauth.core.tokens import MAX_TOKEN_LENGTH, AccessTokenVerifier
 from silentauth.errors import (
+    InsufficientClaim,
     InsufficientScope,
     InsufficientUserAuthentication,
     InvalidToken,
@@ -64,6 +65,27 @@ class Principal:
     def username(self) -> str:
         """``preferred_username`` when the token carries it, else ``""``."""
         return str(self.claims.get("preferred_username", ""))
+
+    def claim(self, name: str, default: Any = None) -> Any:
+        """The claim ``name`` (an application claim such as ``roles``), or ``default``."""
+        return self.claims.get(name, default)
+
+    def require_claim(self, name: str, *values: Any) -> Principal:
+        """This principal if it carries claim ``name`` (with one of ``values``), else 403.
+
+        Without ``values`` the claim must be present and truthy. A list claim
+        (``"roles": ["admin", "staff"]``) matches when any element is one of
+        ``values``; any other claim when it equals one.
+        """
+        value = self.claims.get(name)
+        held = value if isinstance(value, list) else [value]
+        if not values:
+            ok = bool(value)
+        else:
+            ok = any(v in values for v in held if isinstance(v, str | int | float | bool))
+        if not ok:
+            raise InsufficientClaim(name)
+        return self
 
     def require(
         self, *scopes: str, max_age: int | None = None, now: float | None = None

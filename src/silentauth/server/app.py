@@ -12,6 +12,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from silentauth.clock import Clock, system_clock
+from silentauth.core.hooks import ClaimsHook, LifetimeHook
+from silentauth.core.identity import IdentityProvider
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import Store
 from silentauth.errors import StoreUnavailable
@@ -22,11 +24,13 @@ from silentauth.server import (
     demo_routes,
     monitoring_routes,
     openapi,
+    service_routes,
     verifier_routes,
 )
 from silentauth.server.cors import CORSMiddleware
 from silentauth.server.errors import EXCEPTION_HANDLERS, CatchAllMiddleware
 from silentauth.server.headers import SecurityHeadersMiddleware
+from silentauth.server.proxy import ProxyHeadersMiddleware, TrustedProxies
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
 from silentauth.settings import Settings
@@ -41,8 +45,16 @@ def create_app(
     passwords: Passwords | None = None,
     rng: random.Random | None = None,
     background: bool = True,
+    identity: IdentityProvider | None = None,
+    claims: ClaimsHook | None = None,
+    lifetimes: LifetimeHook | None = None,
 ) -> Starlette:
-    """Build the token service. ``background=False`` leaves polling to the caller (tests)."""
+    """Build the token service. ``background=False`` leaves polling to the caller (tests).
+
+    ``identity`` checks logins instead of the built-in user table (or set
+    ``IDENTITY=module:attr``); ``claims`` and ``lifetimes`` are the hooks of
+    :mod:`silentauth.core.hooks` (or ``CLAIMS_HOOK`` / ``LIFETIME_HOOK``).
+    """
     settings = settings or Settings.load()
     rt = Runtime(
         settings,
@@ -50,6 +62,9 @@ def create_app(
         clock,
         passwords or Passwords(),
         rng,
+        identity=identity,
+        claims=claims,
+        lifetimes=lifetimes,
     )
 
     @contextlib.asynccontextmanager
@@ -74,6 +89,7 @@ def create_app(
         routes=[
             Route("/auth/token", token_endpoint),
             *auth_routes.routes,
+            *service_routes.routes,
             *verifier_routes.routes,
             *monitoring_routes.routes,
             *openapi.routes,
@@ -84,6 +100,7 @@ def create_app(
             # Outermost, so error answers (a 500 included) carry CORS headers too and
             # a listed origin's page can read them.
             Middleware(CORSMiddleware, origins=settings.cors_origins, max_age=settings.cors_max_age),
+            Middleware(ProxyHeadersMiddleware, proxies=TrustedProxies(settings.trusted_proxies, settings.proxy_headers)),
             Middleware(CatchAllMiddleware),
             Middleware(TokenFastPath, endpoint=token_endpoint),
             Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),
@@ -96,4 +113,5 @@ def create_app(
     # it into a redirect to any site. Paths are exact here; anything else is a 404.
     app.router.redirect_slashes = False
     app.state.runtime = rt
+    demo_routes.install(app, rt)
     return app

@@ -26,6 +26,7 @@ from silentauth.server import cookies
 from silentauth.server.parsing import (
     read_form,
     read_json_object,
+    remember_flag,
     require,
     require_json_type,
 )
@@ -40,10 +41,11 @@ def runtime(request: Request) -> Runtime:
 
 
 def client_ip(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy reported (see ``server.proxy``)."""
     return request.client.host if request.client else ""
 
 
-def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
+def _browser_response(rt: Runtime, grant: Grant, root_path: str = "") -> JSONResponse:
     csrf = rt.refresh_tokens.csrf_token(grant.session.id)
     response = JSONResponse(
         {
@@ -55,8 +57,9 @@ def _browser_response(rt: Runtime, grant: Grant) -> JSONResponse:
         },
         headers=NO_STORE,
     )
-    max_age = max(1, int(grant.session.expires_at - rt.clock()))
-    cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age)
+    if grant.refresh_token:  # a lifetime hook may give a client no refresh
+        max_age = max(1, int(grant.session.expires_at - rt.clock()))
+        cookies.set_session_cookies(response, rt.settings, grant.refresh_token, csrf, max_age, root_path)
     return response
 
 
@@ -66,14 +69,17 @@ def _check_origin(request: Request, rt: Runtime) -> None:
     Browsers send ``Origin`` on every POST (Fetch standard), same-origin ones
     included, so a missing header means a non-browser client or a stripped
     request: neither has any business with the session cookies. The own origin
-    is the request's scheme and ``Host``, as the browser addressed us.
+    is the request's scheme and ``Host``, as the browser addressed us (the
+    scheme as a trusted proxy reports it), or the ``ISSUER``'s origin, which is
+    the public one behind a proxy that terminates TLS and speaks plain HTTP on.
     """
     origin = request.headers.get("origin")
     if origin is None:
         raise CSRFError("The Origin header is required on the browser endpoints (cookie login, refresh, logout).")
     # Browsers send origins in lower case; CORS_ORIGINS is normalized to it.
     origin, own = origin.lower(), f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
-    if origin != own and origin not in rt.settings.cors_origins:
+    settings = rt.settings
+    if origin != own and origin != settings.public_origin and origin not in settings.cors_origins:
         raise CSRFError("Cross-origin request refused: the origin is neither this service's nor in CORS_ORIGINS.")
 
 
@@ -101,11 +107,13 @@ async def login(request: Request) -> Response:
         client_id="browser",
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
+        remember=remember_flag(body.get("remember")),
         device_token=cookies.device_cookie(request, rt.settings),
     )
-    response = _browser_response(rt, grant)
+    root_path = request.scope.get("root_path", "")
+    response = _browser_response(rt, grant, root_path)
     if grant.device_token:
-        cookies.set_device_cookie(response, rt.settings, grant.device_token)
+        cookies.set_device_cookie(response, rt.settings, grant.device_token, root_path)
     return response
 
 
@@ -128,9 +136,11 @@ async def refresh(request: Request) -> Response:
     rt = runtime(request)
     # A failed refresh does not clear the cookies: the jar may already hold a
     # newer login's cookie (another tab), which a late 400 would wipe out.
-    refresh_token, _ = _cookie_session(request, rt)
+    refresh_token, session_id = _cookie_session(request, rt)
     grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
-    return _browser_response(rt, grant)
+    for observe in rt.browser_refresh_observers:
+        observe(session_id, refresh_token, grant)
+    return _browser_response(rt, grant, request.scope.get("root_path", ""))
 
 
 async def logout(request: Request) -> Response:
@@ -145,7 +155,7 @@ async def logout(request: Request) -> Response:
     else:
         raise InvalidRequest("Send the refresh cookie or a bearer token.")
     response = Response(status_code=204, headers=NO_STORE)
-    cookies.clear_session_cookies(response, rt.settings)
+    cookies.clear_session_cookies(response, rt.settings, request.scope.get("root_path", ""))
     return response
 
 
@@ -154,7 +164,7 @@ async def logout_all(request: Request) -> Response:
     principal = require_auth(request)
     await rt.service.revoke_user(principal.subject, "logout_all")
     response = Response(status_code=204, headers=NO_STORE)
-    cookies.clear_session_cookies(response, rt.settings)
+    cookies.clear_session_cookies(response, rt.settings, request.scope.get("root_path", ""))
     return response
 
 

@@ -41,9 +41,14 @@ def refresh_cookie_name(settings: Settings) -> str:
     return "__Host-silentauth-refresh" if settings.cookie_secure else "silentauth-refresh"
 
 
-def refresh_cookie_path(settings: Settings) -> str:
-    """``/`` as ``__Host-`` demands; the narrower ``/auth`` where no prefix binds it."""
-    return "/" if settings.cookie_secure else "/auth"
+def refresh_cookie_path(settings: Settings, root_path: str = "") -> str:
+    """``/`` as ``__Host-`` demands; the narrower ``/auth`` where no prefix binds it.
+
+    ``root_path`` is where the service is mounted in a host application
+    (``/sa`` for ``app.mount("/sa", ...)``): the browser then refreshes at
+    ``/sa/auth/refresh``, so the narrow path must carry the prefix too.
+    """
+    return "/" if settings.cookie_secure else f"{root_path.rstrip('/')}/auth"
 
 
 def csrf_cookie_name(settings: Settings) -> str:
@@ -52,14 +57,14 @@ def csrf_cookie_name(settings: Settings) -> str:
 
 
 def set_session_cookies(
-    response: Response, settings: Settings, refresh_token: str, csrf: str, max_age: int
+    response: Response, settings: Settings, refresh_token: str, csrf: str, max_age: int, root_path: str = ""
 ) -> None:
     """Set both cookies for a new or rotated session."""
     response.set_cookie(
         refresh_cookie_name(settings),
         refresh_token,
         max_age=max_age,
-        path=refresh_cookie_path(settings),
+        path=refresh_cookie_path(settings, root_path),
         secure=settings.cookie_secure,
         httponly=True,
         samesite="strict",
@@ -75,10 +80,10 @@ def set_session_cookies(
     )
 
 
-def clear_session_cookies(response: Response, settings: Settings) -> None:
+def clear_session_cookies(response: Response, settings: Settings, root_path: str = "") -> None:
     """Expire both cookies (attributes must match the ones they were set with)."""
     response.delete_cookie(
-        refresh_cookie_name(settings), path=refresh_cookie_path(settings),
+        refresh_cookie_name(settings), path=refresh_cookie_path(settings, root_path),
         secure=settings.cookie_secure, httponly=True, samesite="strict",
     )
     response.delete_cookie(
@@ -96,13 +101,13 @@ def device_cookie_name(settings: Settings) -> str:
     return "__Host-silentauth-device" if settings.cookie_secure else "silentauth-device"
 
 
-def set_device_cookie(response: Response, settings: Settings, token: str) -> None:
+def set_device_cookie(response: Response, settings: Settings, token: str, root_path: str = "") -> None:
     """Remember this browser as a known device of the user who just logged in."""
     response.set_cookie(
         device_cookie_name(settings),
         token,
         max_age=settings.known_device_ttl,
-        path=refresh_cookie_path(settings),
+        path=refresh_cookie_path(settings, root_path),
         secure=settings.cookie_secure,
         httponly=True,
         samesite="strict",

@@ -35,13 +35,13 @@ def _error(description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Malformed request or rejected grant (RFC 6749 §5.2).",
-        401: "Missing, invalid, expired or revoked bearer token (RFC 6750).",
+        401: "Missing, invalid, expired or revoked bearer token (RFC 6750), or a wrong service credential.",
         403: "CSRF proof missing or wrong, Origin missing or foreign, or insufficient scope.",
         404: "No such resource.",
         413: "The request body is too large.",
         415: "The body is not application/json.",
         429: "Rate limited; see Retry-After.",
-        503: "The store is unavailable; see Retry-After.",
+        503: "The store, the identity provider or a hook is unavailable; see Retry-After.",
     }
     return {str(c): _error(text[c]) for c in codes}
 
@@ -57,7 +57,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "TokenResponse": {
         "type": "object",
-        "required": ["access_token", "token_type", "expires_in", "refresh_token", "scope"],
+        # No refresh_token when a lifetime hook gives the client none (RFC 6749 §5.1: optional).
+        "required": ["access_token", "token_type", "expires_in", "scope"],
         "properties": {
             "access_token": _STR,
             "token_type": {"const": "Bearer"},
@@ -68,6 +69,35 @@ SCHEMAS: dict[str, Any] = {
             "device_token": _STR,
         },
         "additionalProperties": False,
+    },
+    "StartedSession": {
+        "type": "object",
+        "required": ["session_id", "access_token", "token_type", "expires_in", "scope", "csrf_token", "set_cookie"],
+        "properties": {
+            "session_id": _STR,
+            "access_token": _STR,
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer", "minimum": 0},
+            "refresh_token": _STR,
+            "scope": _STR,
+            "csrf_token": _STR,
+            "set_cookie": {"type": "array", "items": _STR},
+        },
+        "additionalProperties": False,
+    },
+    "ServiceSession": {
+        "type": "object",
+        "required": ["id", "user_id", "client_id", "created", "last_used", "expires_at", "user_agent", "ip"],
+        "properties": {
+            "id": _STR,
+            "user_id": _STR,
+            "client_id": _STR,
+            "created": _NUM,
+            "last_used": _NUM,
+            "expires_at": _NUM,
+            "user_agent": _STR,
+            "ip": _STR,
+        },
     },
     "BrowserTokenResponse": {
         "type": "object",
@@ -116,6 +146,8 @@ SCHEMAS: dict[str, Any] = {
 }
 
 _BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+# /auth/service/*: the application's back end, never a user (SERVICE_CREDENTIAL).
+_SERVICE: list[dict[str, list[str]]] = [{"serviceCredential": []}]
 _CSRF_HEADER = {
     "name": "X-CSRF-Token",
     "in": "header",
@@ -162,6 +194,7 @@ PATHS: dict[str, Any] = {
                                 "scope": _STR,
                                 "client_id": _STR,
                                 "device_token": _STR,
+                                "remember": {"enum": ["true", "false"]},
                             },
                         }
                     }
@@ -185,7 +218,12 @@ PATHS: dict[str, Any] = {
                         "schema": {
                             "type": "object",
                             "required": ["username", "password"],
-                            "properties": {"username": _STR, "password": _STR, "scope": _STR},
+                            "properties": {
+                                "username": _STR,
+                                "password": _STR,
+                                "scope": _STR,
+                                "remember": {"type": "boolean"},
+                            },
                         }
                     }
                 },
@@ -268,6 +306,75 @@ PATHS: dict[str, Any] = {
             },
             "responses": {"200": {"description": "Revoked (or nothing to revoke)."}, **_errors(400, 413, 503)},
         }
+    },
+    "/auth/service/sessions": {
+        "post": {
+            "summary": "The application's back end starts a session for a user it authenticated.",
+            "operationId": "serviceStartSession",
+            "security": _SERVICE,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["user_id"],
+                            "properties": {
+                                "user_id": _STR,
+                                "username": _STR,
+                                "scope": _STR,
+                                "client_id": _STR,
+                                "device": _STR,
+                                "ip": _STR,
+                                "remember": {"type": "boolean"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(_ref("StartedSession"), "Started; forward set_cookie to a browser."),
+                **_errors(400, 401, 404, 413, 415, 503),
+            },
+        }
+    },
+    "/auth/service/sessions/{session_id}": {
+        "delete": {
+            "summary": "End one session.",
+            "operationId": "serviceEndSession",
+            "security": _SERVICE,
+            "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _STR}],
+            "responses": {"204": {"description": "Ended."}, **_errors(400, 401, 404, 503)},
+        }
+    },
+    "/auth/service/users/{user_id}/sessions": {
+        "get": {
+            "summary": "A user's live sessions.",
+            "operationId": "serviceListSessions",
+            "security": _SERVICE,
+            "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _STR}],
+            "responses": {
+                "200": _json({"type": "array", "items": _ref("ServiceSession")}, "The sessions."),
+                **_errors(400, 401, 404, 503),
+            },
+        },
+        "delete": {
+            "summary": "End a user's sessions; reason=password_change spares keep.",
+            "operationId": "serviceRevokeUser",
+            "security": _SERVICE,
+            "parameters": [
+                {"name": "user_id", "in": "path", "required": True, "schema": _STR},
+                {"name": "reason", "in": "query", "required": False, "schema": {"enum": ["password_change", "admin"]}},
+                {"name": "keep", "in": "query", "required": False, "schema": _STR},
+            ],
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["revoked"], "properties": {"revoked": {"type": "integer"}}},
+                    "How many were live.",
+                ),
+                **_errors(400, 401, 404, 503),
+            },
+        },
     },
     "/.well-known/jwks.json": {
         "get": {
@@ -369,7 +476,14 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "serviceCredential": {
+                    "type": "http",
+                    "scheme": "service",
+                    "description": "Authorization: Service <SERVICE_CREDENTIAL>",
+                },
+            },
         },
     }
     if server_url:

@@ -129,3 +129,15 @@ def require(params: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or value == "":
         raise InvalidRequest(f"The parameter {name!r} is required and must be a string.")
     return value
+
+
+def remember_flag(value: object) -> bool | None:
+    """The "remember me" choice: JSON true/false or form ``true``/``false``; absent is ``None``."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "on", "yes"):
+        return True
+    if text in ("false", "0", "off", "no"):
+        return False
+    raise InvalidRequest("'remember' must be true or false.")

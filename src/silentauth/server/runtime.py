@@ -11,8 +11,11 @@ import anyio
 
 from silentauth.clock import Clock
 from silentauth.core.assembly import TokenCore
+from silentauth.core.hooks import ClaimsHook, LifetimeHook
+from silentauth.core.identity import IdentityProvider
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import Store
+from silentauth.core.sessions import Grant
 from silentauth.core.tokens import AccessTokenVerifier
 from silentauth.errors import StoreUnavailable
 from silentauth.resource.verify import TokenAuthenticator
@@ -43,11 +46,23 @@ class Runtime(TokenCore):
         passwords: Passwords,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        *,
+        identity: IdentityProvider | None = None,
+        claims: ClaimsHook | None = None,
+        lifetimes: LifetimeHook | None = None,
     ) -> None:
         self.rng = rng
         self.metrics = metrics if metrics is not None else Metrics()
         super().__init__(
-            settings=settings, store=store, clock=clock, passwords=passwords, rng=rng, events=self.metrics
+            settings=settings,
+            store=store,
+            clock=clock,
+            passwords=passwords,
+            rng=rng,
+            events=self.metrics,
+            identity=identity,
+            claims=claims,
+            lifetimes=lifetimes,
         )
         self.verifier = AccessTokenVerifier.from_ring(lambda: self.ring, settings.issuer, settings.audience)
         self.authenticator = TokenAuthenticator(
@@ -55,6 +70,10 @@ class Runtime(TokenCore):
         )
         self._last_key_reload = 0.0
         self._started = False
+        # Called after each browser refresh (/auth/refresh) with the session id, the refresh
+        # token the browser presented and the grant; the demo's replay action is one (and
+        # the only one unless SILENTAUTH_DEMO is on).
+        self.browser_refresh_observers: list[Callable[[str, str, Grant], None]] = []
 
     async def start(self) -> None:
         """Open the store, load keys and revocations, seed the demo user.

@@ -25,7 +25,7 @@ from silentauth.errors import (
     UnsupportedGrantType,
     render_error,
 )
-from silentauth.server.parsing import parse_form, receive_body, require
+from silentauth.server.parsing import parse_form, receive_body, remember_flag, require
 from silentauth.server.runtime import Runtime
 
 log = logging.getLogger("silentauth.server")
@@ -100,21 +100,30 @@ class TokenEndpoint:
                 client_id=form.get("client_id") or "native",
                 user_agent=user_agent or "",
                 ip=ip,
+                remember=remember_flag(form.get("remember")),
                 device_token=form.get("device_token"),
             )
         else:
             raise UnsupportedGrantType()
-        payload = {
+        payload: dict[str, Any] = {
             "access_token": grant.access_token,
             "token_type": "Bearer",
             "expires_in": grant.expires_in,
-            "refresh_token": grant.refresh_token,
             "scope": grant.scope,
         }
+        if grant.refresh_token:  # a lifetime hook may give a client no refresh (RFC 6749 §5.1)
+            payload["refresh_token"] = grant.refresh_token
         if grant.device_token:
             # A native client keeps this and sends it with its next password grant.
             payload["device_token"] = grant.device_token
         return payload
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the mount point (``root_path``), as Starlette's router matches it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
 class TokenFastPath:
@@ -125,7 +134,9 @@ class TokenFastPath:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/auth/token" and scope["method"] == "POST":
+        # The route path, not the raw path: mounted in another app (``app.mount("/sa", ...)``)
+        # the request arrives as /sa/auth/token with root_path /sa.
+        if scope["type"] == "http" and scope["method"] == "POST" and route_path(scope) == "/auth/token":
             await self.endpoint(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -79,6 +79,18 @@ export class AuthClient {
     get sessionId(): string | null;
     /** How many `New-Access-Token` headers from origins that never get the token were ignored. */
     get ignoredRenewals(): number;
+    /** Whether renewal ahead of expiry is paused in this tab (see {@link AuthClient.pauseProactive}). */
+    get proactivePaused(): boolean;
+    /**
+     * Pause (or, with `false`, resume) renewal ahead of expiry in this tab: no proactive
+     * timer, no refresh when the tab wakes up, and server-pushed `New-Access-Token`
+     * headers are ignored. The token then really expires, and the next request that needs
+     * it refreshes once for every call waiting with it. Tokens that other tabs broadcast
+     * are still adopted. For demonstrations and tests of that path; applications leave
+     * it alone.
+     * @param {boolean} [paused]
+     */
+    pauseProactive(paused?: boolean): void;
     /**
      * Listen to events (see {@link AuthEvent}); returns an unsubscribe function.
      * @param {(event: AuthEvent) => void} listener
@@ -103,9 +115,13 @@ export class AuthClient {
      * Password login; the refresh token arrives as an HttpOnly cookie.
      * @param {string} username
      * @param {string} password
+     * @param {{ remember?: boolean }} [options] `remember`: true for the long session
+     *   lifetime, false for the short one; left out, the server's default (long)
      * @returns {Promise<Claims>} the new token's claims
      */
-    login(username: string, password: string): Promise<Claims>;
+    login(username: string, password: string, options?: {
+        remember?: boolean;
+    }): Promise<Claims>;
     /**
      * End this session here and in every tab; resolves once the server was told (best effort).
      * @returns {Promise<void>}

@@ -257,6 +257,7 @@ export class AuthClient {
   /** @type {Set<string> | null} the origins that get the token, computed on first use */
   #origins = null;
   #ignoredRenewals = 0;
+  #paused = false; // pauseProactive(): no renewal ahead of expiry in this tab
 
   /**
    * Use {@link createAuthClient}.
@@ -337,6 +338,22 @@ export class AuthClient {
   get sessionId() { return this.claims?.sid ?? null; }
   /** How many `New-Access-Token` headers from origins that never get the token were ignored. */
   get ignoredRenewals() { return this.#ignoredRenewals; }
+  /** Whether renewal ahead of expiry is paused in this tab (see {@link AuthClient.pauseProactive}). */
+  get proactivePaused() { return this.#paused; }
+
+  /**
+   * Pause (or, with `false`, resume) renewal ahead of expiry in this tab: no proactive
+   * timer, no refresh when the tab wakes up, and server-pushed `New-Access-Token`
+   * headers are ignored. The token then really expires, and the next request that needs
+   * it refreshes once for every call waiting with it. Tokens that other tabs broadcast
+   * are still adopted. For demonstrations and tests of that path; applications leave
+   * it alone.
+   * @param {boolean} [paused]
+   */
+  pauseProactive(paused = true) {
+    this.#paused = paused;
+    this.#schedule();
+  }
 
   /**
    * Listen to events (see {@link AuthEvent}); returns an unsubscribe function.
@@ -402,12 +419,17 @@ export class AuthClient {
    * Password login; the refresh token arrives as an HttpOnly cookie.
    * @param {string} username
    * @param {string} password
+   * @param {{ remember?: boolean }} [options] `remember`: true for the long session
+   *   lifetime, false for the short one; left out, the server's default (long)
    * @returns {Promise<Claims>} the new token's claims
    */
-  async login(username, password) {
+  async login(username, password, options = {}) {
     const previous = this.claims;
+    /** @type {{ username: string, password: string, remember?: boolean }} */
+    const credentials = { username, password };
+    if (typeof options.remember === "boolean") credentials.remember = options.remember;
     const res = await this.#post("/auth/login", { "Content-Type": "application/json" },
-      JSON.stringify({ username, password }));
+      JSON.stringify(credentials));
     const body = await res.json().catch(() => ({}));
     if (!res.ok || !body.access_token) {
       throw new LoginError(body.error_description ?? `Login failed (${res.status}).`, res.status, body.error);
@@ -488,7 +510,7 @@ export class AuthClient {
    * @param {string} usedToken
    */
   #adoptPushedToken(jwt, usedToken) {
-    if (!jwt || jwt === this.#token || this.#state !== "authenticated") return;
+    if (!jwt || jwt === this.#token || this.#state !== "authenticated" || this.#paused) return;
     const claims = decodeClaims(jwt);
     if (!claims.exp || this.#dead.has(claims.sid)) return;
     const lifetime = lifetimeOf(claims);
@@ -713,7 +735,7 @@ export class AuthClient {
 
   #schedule() {
     this.#clearTimer();
-    if (this.#state !== "authenticated" || this.#hidden()) return;
+    if (this.#state !== "authenticated" || this.#hidden() || this.#paused) return;
     const token = this.#token;
     this.#setTimer(this.#remaining() - this.#dueWithin(), () => {
       if (this.#token === token) this.#refresh("proactive", token).catch(() => {});
@@ -723,7 +745,7 @@ export class AuthClient {
   /** @param {string} why */
   #wake(why) {
     if (this.#hidden()) return this.#clearTimer(); // hidden tabs leave it to visible ones
-    if (this.#state !== "authenticated") return;
+    if (this.#state !== "authenticated" || this.#paused) return;
     this.#check(why);
   }
 

@@ -1,4 +1,4 @@
-"""Token state: what a client holds, when it is due, and how servers answer.
+"""``TokenSet``: the grant a client holds, and when its access token is due.
 
 Everything here is pure (no I/O, no locks), so the decisions the client makes
 are testable on their own and shared by the sync, async and requests paths.
@@ -15,13 +15,11 @@ import base64
 import binascii
 import json
 import math
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 # A token that says nothing about its lifetime is refreshed only on a 401.
 UNKNOWN_EXPIRY = math.inf
-_AUTH_PARAM = re.compile(r'([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
@@ -138,36 +136,3 @@ class TokenSet:
             token_type=str(data.get("token_type") or "Bearer"),
             scope=data.get("scope"),
         )
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate: Bearer …`` header (RFC 6750 §3, RFC 9470)."""
-
-    error: str | None
-    max_age: int | None
-
-
-def parse_challenge(header: str | None) -> Challenge | None:
-    """The Bearer challenge of a 401, or ``None`` if there is none."""
-    if not header:
-        return None
-    scheme, _, rest = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    params: dict[str, str] = {}
-    for name, raw in _AUTH_PARAM.findall(rest):
-        value = raw[1:-1].replace('\\"', '"') if raw.startswith('"') else raw
-        params.setdefault(name.lower(), value)
-    max_age = params.get("max_age", "")
-    return Challenge(params.get("error"), int(max_age) if max_age.isdigit() else None)
-
-
-def oauth_error(body: bytes) -> str | None:
-    """The ``error`` code of an RFC 6749 §5.2 error body, if it has one."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
-    return error if isinstance(error, str) else None

@@ -1,4 +1,4 @@
-"""Pure token-state logic: expiry math, skew tolerance, challenge parsing."""
+"""TokenSet: expiry math, skew tolerance, what a refresh response keeps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import math
 
 from silentauth.client import TokenSet
-from silentauth.client.state import parse_challenge, token_lifetime, unverified_claims
+from silentauth.client.token_set import token_lifetime, unverified_claims
 
 
 def jwt(claims: dict[str, object]) -> str:
@@ -58,20 +58,3 @@ def test_refresh_response_without_refresh_token_keeps_the_previous_one() -> None
     old = TokenSet("a", "r1", 0, 60, scope="api")
     new = TokenSet.from_response({"access_token": "b", "expires_in": 60}, 10, previous=old)
     assert new.refresh_token == "r1" and new.scope == "api"
-
-
-def test_step_up_challenge_carries_max_age() -> None:
-    header = 'Bearer error="insufficient_user_authentication", error_description="a, b", max_age=300'
-    challenge = parse_challenge(header)
-    assert challenge is not None
-    assert challenge.error == "insufficient_user_authentication" and challenge.max_age == 300
-
-
-def test_challenges_that_are_not_bearer_or_have_no_error() -> None:
-    assert parse_challenge('Basic realm="x"') is None
-    assert parse_challenge(None) is None
-    bare = parse_challenge("Bearer")
-    assert bare is not None and bare.error is None and bare.max_age is None
-    assert parse_challenge('Bearer realm="api", error=invalid_token') == parse_challenge(
-        'Bearer error="invalid_token"'
-    )

@@ -1,0 +1,1 @@
+"""An existing FastAPI application that adopts silentauth (see ``app.py``)."""
