@@ -410,7 +410,7 @@ def test_cli_refuses_a_second_account_whose_name_differs_only_by_normalisation(
     monkeypatch.setenv("SILENTAUTH_SECRET_KEY", "test-secret-key-with-at-least-32-bytes!!")
     codes = []
     for name in ("straße", "STRASSE", "ｓｔｒａｓｓｅ", "Strasse"):
-        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw-long-enough\n"))
         codes.append(main(["users", "add", name, "--password-stdin"]))
     assert codes == [0, 1, 1, 1]
     capsys.readouterr()
@@ -1212,6 +1212,127 @@ def test_browser_client_sends_tokens_only_to_its_origins_and_ignores_foreign_ren
     assert_node_suite_passes(node, "destinations.test.mjs")
 
 
+# --- rate limits vs the innocent ---
+# Attacker and victim share one address (a campus NAT, an office proxy): both talk
+# to a real server on loopback from 127.0.0.1.
+
+
+def _token_grant(url: str, **form: str) -> httpx.Response:
+    return httpx.post(f"{url}/auth/token", data=form, timeout=10)
+
+
+def test_forged_refresh_tokens_from_an_address_never_refuse_a_genuine_token_from_it(
+    live_server_factory: Any,
+) -> None:
+    # 600 forged refresh tokens made the next *valid* refresh from the same address
+    # get 429: the per-address failure count was checked before the MAC.
+    live = live_server_factory(rate_limit_refresh=Rate(5, 60))
+    victim = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
+    codes = [
+        _token_grant(live.url, grant_type="refresh_token", refresh_token=f"v1.{'a' * 22}.{i}.{'b' * 43}").status_code
+        for i in range(60)
+    ]
+    # The forger is still held to the address limit (10 x 5 failures a minute) ...
+    assert codes[:50] == [400] * 50 and set(codes[50:]) == {429}
+    # ... while the genuine token from the same address rotates.
+    r = _token_grant(live.url, grant_type="refresh_token", refresh_token=victim["refresh_token"])
+    assert r.status_code == 200, r.text
+
+
+def test_replaying_a_dead_refresh_token_costs_its_session_not_the_address(live_server_factory: Any) -> None:
+    # A revoked/reused token has a valid MAC: its failures count against its own session.
+    live = live_server_factory(rate_limit_refresh=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
+    victim = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
+    own = _token_grant(live.url, grant_type="password", username="mallory", password="pw").json()
+    httpx.post(f"{live.url}/auth/revoke", data={"token": own["refresh_token"]}, timeout=10)
+    codes = [
+        _token_grant(live.url, grant_type="refresh_token", refresh_token=own["refresh_token"]).status_code
+        for _ in range(40)
+    ]
+    assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+    r = _token_grant(live.url, grant_type="refresh_token", refresh_token=victim["refresh_token"])
+    assert r.status_code == 200, r.text
+
+
+def test_password_guessing_cannot_lock_the_owner_out_of_a_device_that_logged_in_before(
+    live_server_factory: Any,
+) -> None:
+    # Ten bad passwords for an account locked it out for everyone at that address. A
+    # device that logged in before presents its device token and is judged alone.
+    live = live_server_factory(rate_limit_login=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
+    first = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
+    device = first["device_token"]
+    # The attacker (same address) holds a device token too, but for his own account.
+    mallory_device = _token_grant(live.url, grant_type="password", username="mallory", password="pw").json()[
+        "device_token"
+    ]
+    guesses = [
+        _token_grant(
+            live.url, grant_type="password", username="alice", password=f"guess-{i}", device_token=mallory_device
+        ).status_code
+        for i in range(20)
+    ]
+    # Spraying other names uses the address allowance (10 x 3) up as well.
+    spray = [
+        _token_grant(live.url, grant_type="password", username=f"user{i}", password="Winter2026!").status_code
+        for i in range(40)
+    ]
+    # The attacker's guessing stays bounded: three guesses, then 429 ...
+    assert guesses[:3] == [400] * 3 and set(guesses[3:]) == {429}
+    assert set(spray[27:]) == {429}
+    # ... a device never seen before is refused like the attacker (OWASP: new devices wait) ...
+    r = _token_grant(live.url, grant_type="password", username="alice", password="secret")
+    assert r.status_code == 429
+    # ... but the owner's known device logs in, and its new device token works too.
+    r = _token_grant(live.url, grant_type="password", username="alice", password="secret", device_token=device)
+    assert r.status_code == 200, r.text
+    again = _token_grant(
+        live.url, grant_type="password", username="alice", password="secret", device_token=r.json()["device_token"]
+    )
+    assert again.status_code == 200, again.text
+    # A known device guessing is bounded by its own count.
+    own = [
+        _token_grant(live.url, grant_type="password", username="alice", password="nope", device_token=device).status_code
+        for _ in range(5)
+    ]
+    assert own == [400, 400, 400, 429, 429]
+
+
+def test_browser_device_cookie_keeps_the_owner_logging_in_under_guessing(live_server_factory: Any) -> None:
+    live = live_server_factory(rate_limit_login=Rate(3, 60))
+    origin = {"Origin": live.url}
+    with httpx.Client(base_url=live.url, headers=origin, timeout=10) as browser:
+        r = browser.post("/auth/login", json={"username": "alice", "password": "secret"})
+        assert r.status_code == 200, r.text
+        set_cookie = [v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("silentauth-device=")]
+        assert len(set_cookie) == 1 and "HttpOnly" in set_cookie[0] and "SameSite=strict" in set_cookie[0]
+        assert "device_token" not in r.json()  # script never sees it
+        with httpx.Client(base_url=live.url, headers=origin, timeout=10) as attacker:
+            codes = [
+                attacker.post("/auth/login", json={"username": "alice", "password": f"g{i}"}).status_code
+                for i in range(10)
+            ]
+            assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+        r = browser.post("/auth/login", json={"username": "alice", "password": "secret"})
+        assert r.status_code == 200, r.text
+
+
+def test_python_client_keeps_its_device_token_and_logs_in_under_guessing(live_server_factory: Any) -> None:
+    from silentauth.client import LoginFailed, TokenAuth
+
+    live = live_server_factory(rate_limit_login=Rate(3, 60))
+    auth = TokenAuth(token_url=f"{live.url}/auth/token")
+    auth.login("alice", "secret")
+    assert auth.device_token and auth.device_token.startswith("d1.")
+    codes = [
+        _token_grant(live.url, grant_type="password", username="alice", password=f"g{i}").status_code for i in range(6)
+    ]
+    assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+    with pytest.raises(LoginFailed):
+        TokenAuth(token_url=f"{live.url}/auth/token").login("alice", "secret")  # a new device waits
+    auth.logout()
+    auth.login("alice", "secret")  # the known device does not
+    assert auth.tokens is not None
 # --- behind a proxy ---
 
 

@@ -16,7 +16,7 @@ async def test_password_grant_returns_rfc6749_token_response(service: Service) -
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-store"
     body = r.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope", "device_token"}
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
     assert service.metric("silentauth_login_total", outcome="ok") == 1

@@ -106,6 +106,17 @@ async def test_clients_add_get_list_remove_roundtrip(store: Store) -> None:
     assert await store.list_clients() == [spa]
 
 
+async def test_set_password_replaces_the_hash_of_an_existing_user_only(store: Store) -> None:
+    bob = User("id-bob", "bob", "$argon2id$old", T0)
+    await store.add_user(bob)
+    assert await store.set_password("bob", "$argon2id$new") is True
+    assert await store.get_user("bob") == User("id-bob", "bob", "$argon2id$new", T0)
+    # No stub user appears for a name that does not exist.
+    assert await store.set_password("ghost", "$argon2id$x") is False
+    assert await store.get_user("ghost") is None
+    assert [u.username for u in await store.list_users()] == ["bob"]
+
+
 async def test_adding_a_taken_user_name_raises_already_exists(store: Store) -> None:
     await store.add_user(User("id-1", "alice", "h1", T0))
     with pytest.raises(AlreadyExists):

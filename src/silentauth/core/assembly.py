@@ -11,6 +11,7 @@ import random
 
 from silentauth.clock import Clock
 from silentauth.core.clients import ClientRegistry
+from silentauth.core.devices import KnownDevices
 from silentauth.core.events import SessionEvents
 from silentauth.core.hooks import ClaimsHook, LifetimeHook, TokenHooks, as_hook
 from silentauth.core.identity import (
@@ -84,6 +85,7 @@ class TokenCore:
             clock=clock,
             policy=LifetimePolicy(s, rng),
             events=events,
+            devices=KnownDevices(self.master, s.known_device_ttl),
             identity=self.identity,
             hooks=self.hooks,
         )

@@ -109,8 +109,13 @@ async def login(request: Request) -> Response:
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
         remember=remember_flag(body.get("remember")),
+        device_token=cookies.device_cookie(request, rt.settings),
     )
-    return _browser_response(rt, grant, request.scope.get("root_path", ""))
+    root_path = request.scope.get("root_path", "")
+    response = _browser_response(rt, grant, root_path)
+    if grant.device_token:
+        cookies.set_device_cookie(response, rt.settings, grant.device_token, root_path)
+    return response
 
 
 def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:

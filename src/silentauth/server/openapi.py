@@ -65,6 +65,8 @@ SCHEMAS: dict[str, Any] = {
             "expires_in": {"type": "integer", "minimum": 0},
             "refresh_token": _STR,
             "scope": _STR,
+            # Password grant only: send it back as ``device_token`` on this device's next login.
+            "device_token": _STR,
         },
         "additionalProperties": False,
     },
@@ -191,6 +193,7 @@ PATHS: dict[str, Any] = {
                                 "refresh_token": _STR,
                                 "scope": _STR,
                                 "client_id": _STR,
+                                "device_token": _STR,
                                 "remember": {"enum": ["true", "false"]},
                                 "client_secret": _STR,
                                 # RFC 8707; may be repeated (one URI per parameter).
@@ -443,6 +446,25 @@ PATHS: dict[str, Any] = {
                 "200": _json(
                     {"type": "object", "required": ["status"], "properties": {"status": _STR}}, "Alive."
                 )
+            },
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: the store answers and a signing key is loaded.",
+            "operationId": "readyz",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["status"], "properties": {"status": _STR}}, "Ready."
+                ),
+                "503": _json(
+                    {
+                        "type": "object",
+                        "required": ["status", "reason"],
+                        "properties": {"status": _STR, "reason": _STR},
+                    },
+                    "Not ready (store unreachable or no signing key).",
+                ),
             },
         }
     },

@@ -119,6 +119,7 @@ class TokenEndpoint:
                 user_agent=user_agent or "",
                 ip=ip,
                 remember=remember_flag(form.get("remember")),
+                device_token=form.get("device_token"),
             )
         else:
             raise UnsupportedGrantType()
@@ -130,6 +131,9 @@ class TokenEndpoint:
         }
         if grant.refresh_token:  # a lifetime hook may give a client no refresh (RFC 6749 §5.1)
             payload["refresh_token"] = grant.refresh_token
+        if grant.device_token:
+            # A native client keeps this and sends it with its next password grant.
+            payload["device_token"] = grant.device_token
         return payload
 
 

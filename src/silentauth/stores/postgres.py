@@ -53,6 +53,15 @@ T = TypeVar("T")
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
 
+def _reason(exc: BaseException) -> str:
+    """The server's or libpq's own words (refused, no such role/database), on one line.
+
+    libpq's messages name host, port, user and database, never the password.
+    """
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def _clean(args: Sequence[Any]) -> tuple[Any, ...]:
     """PostgreSQL text cannot hold NUL; other engines can. A NUL from a request
     (a form field, a path) becomes U+FFFD instead of an error, so an odd input
@@ -126,7 +135,7 @@ class PostgresStore:
         except _CONNECTION_ERRORS as exc:
             await self._pool.close()
             self._pool = self._new_pool()  # a closed pool cannot reopen
-            raise StoreUnavailable(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+            raise StoreUnavailable(f"cannot reach PostgreSQL: {_reason(exc)}") from exc
         self._opened = True
 
     async def close(self) -> None:
@@ -204,6 +213,10 @@ class PostgresStore:
 
     async def remove_user(self, username: str) -> bool:
         return await self._rowcount("DELETE FROM users WHERE username = %s", (username,)) > 0
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        sql = "UPDATE users SET password_hash = %s WHERE username = %s"
+        return await self._rowcount(sql, (password_hash, username)) > 0
 
     # -- clients -------------------------------------------------------------
 

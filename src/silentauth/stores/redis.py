@@ -168,9 +168,12 @@ class RedisStore:
         self._client = client
         try:
             await self._do(client.ping())
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             await self.close()
-            raise
+            # The client's own words ("Error 111 connecting to host:port. Connection refused."),
+            # which name the address but never a password from the URL.
+            cause = " ".join(str(exc.__cause__ or exc).split())
+            raise StoreUnavailable(f"cannot reach Redis: {cause}") from exc
         await self._check_eviction_policy()
 
     async def _check_eviction_policy(self) -> None:
@@ -242,6 +245,10 @@ class RedisStore:
 
     async def remove_user(self, username: str) -> bool:
         n = await self._script("remove_user", [self._k("user", username), self._k("users")], [username])
+        return bool(n)
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        n = await self._script("set_password", [self._k("user", username)], [password_hash])
         return bool(n)
 
     # -- clients -------------------------------------------------------------

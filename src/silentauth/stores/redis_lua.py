@@ -23,6 +23,13 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 """
 
+# Only an existing user: a HSET alone would resurrect a just-removed one as a stub.
+_UPDATE_USER_HASH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[1])
+return 1
+"""
+
 # KEYS: client:{id}, clients. ARGV: id, secret_hash, name, created_at.
 _ADD_CLIENT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -131,6 +138,7 @@ SCRIPTS = {
     "add_client": _ADD_CLIENT,
     # The same two steps as for a user: drop from the index, delete the hash.
     "remove_client": _REMOVE_USER,
+    "set_password": _UPDATE_USER_HASH,
     "create_session": _CREATE_SESSION,
     "rotate": _ROTATE,
     "revoke": _REVOKE,

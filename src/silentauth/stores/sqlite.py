@@ -121,10 +121,10 @@ class SQLiteStore:
         if self._db is not None:
             return
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # Created 0600 before SQLite opens it: SQLite makes the -wal and -shm
             # files with the main file's mode, so all three stay owner-only.
             try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 create_private(self.path)
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create SQLite database {self.path}: {exc}") from exc
@@ -239,6 +239,11 @@ class SQLiteStore:
     async def remove_user(self, username: str) -> bool:
         with self._locked():
             return self._run("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        with self._locked():
+            sql = "UPDATE users SET password_hash = ? WHERE username = ?"
+            return self._run(sql, (password_hash, username)).rowcount > 0
 
     # -- clients -------------------------------------------------------------
 
