@@ -41,7 +41,13 @@ import httpx
 
 from silentauth.core.ports import SessionRecord
 from tests.reliability.test_crash_consistency import Client, refresh
-from tests.stores.servers import PostgresServer, PostgresStandby, RedisServer, _wait_port, find_binary
+from tests.stores.servers import (
+    PostgresServer,
+    PostgresStandby,
+    RedisServer,
+    _wait_port,
+    find_binary,
+)
 
 Sessions = dict[str, tuple[int, float | None]]  # session id -> (counter, revoked_at)
 SESSION_FIELDS = {f.name for f in dataclasses.fields(SessionRecord)}

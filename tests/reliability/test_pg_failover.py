@@ -37,7 +37,13 @@ from tests.reliability.test_crash_stores import (
     stop_service,
     storm_through_store_crash,
 )
-from tests.stores.servers import ISSUER, SECRET_KEY, ServiceProcess, find_binary, service_env
+from tests.stores.servers import (
+    ISSUER,
+    SECRET_KEY,
+    ServiceProcess,
+    find_binary,
+    service_env,
+)
 
 pytestmark = pytest.mark.slow
 
