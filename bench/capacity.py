@@ -16,6 +16,12 @@ Sessions look like production ones: a ``token_urlsafe(16)`` id, ``user_id`` a
 UUID, the default scope, a browser user agent and an IPv4 address; USERS users
 share them (the per-user indexes hold several sessions each). Run:
 ``python bench/capacity.py [N]`` (default 100,000; about a minute per store).
+
+``python bench/capacity.py cpu [N]`` measures the other input of the model:
+the database server's own CPU time per rotation (``store.rotate`` of N
+sessions, 64 at a time; PostgreSQL from ``/proc`` of the postmaster and its
+backends, Redis from ``INFO cpu``). The throwaway servers skip fsync, which
+costs disk time rather than CPU.
 """
 
 from __future__ import annotations
@@ -152,8 +158,82 @@ async def run_redis(records: list[SessionRecord]) -> dict[str, Any]:
         server.stop()
 
 
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU seconds of the postmaster and its live children (the pool's backends live on)."""
+    import os
+
+    total = _ticks(postmaster)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                total += _ticks(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def rotations_cpu(url: str, records: list[SessionRecord], cpu: Callable[[], float]) -> dict[str, Any]:
+    """Server CPU seconds per rotation: insert ``records``, rotate each once, read ``cpu`` around it."""
+    store = open_store(url)
+    await store.open()
+    try:
+        for i in range(0, len(records), PARALLEL):
+            await asyncio.gather(*(store.create_session(s) for s in records[i : i + PARALLEL]))
+        now = time.time()
+        c0, t0 = cpu(), time.monotonic()
+        for i in range(0, len(records), PARALLEL):
+            await asyncio.gather(*(store.rotate(s.id, 0, now, now + 3600) for s in records[i : i + PARALLEL]))
+        c1, t1 = cpu(), time.monotonic()
+    finally:
+        await store.close()
+    return {"rotations": len(records), "server_cpu_us_per_rotation": round((c1 - c0) / len(records) * 1e6, 1),
+            "wall_s": round(t1 - t0, 1)}  # fmt: skip
+
+
+async def cpu_postgres(records: list[SessionRecord]) -> dict[str, Any]:
+    server = PostgresServer()
+    server.init()
+    server.start()
+    try:
+        assert server.proc is not None
+        pid = server.proc.pid
+        return await rotations_cpu(server.create_database("cpu"), records, lambda: postgres_cpu(pid))
+    finally:
+        server.stop()
+
+
+async def cpu_redis(records: list[SessionRecord]) -> dict[str, Any]:
+    import redis
+
+    server = RedisServer()
+    server.start()
+    client = redis.Redis(port=server.port)
+
+    def cpu() -> float:
+        info = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    try:
+        return await rotations_cpu(server.url(0), records, cpu)
+    finally:
+        client.close()
+        server.stop()
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    """``capacity.py [N]``: bytes per session; ``capacity.py cpu [N]``: server CPU per rotation."""
+    args = sys.argv[1:]
+    if args and args[0] == "cpu":
+        records = sessions(int(args[1]) if len(args) > 1 else 20_000)
+        cpu_out = {name: asyncio.run(run(records)) for name, run in (("postgres", cpu_postgres), ("redis", cpu_redis))}
+        print(json.dumps(cpu_out, indent=2))
+        return
+    n = int(args[0]) if args else 100_000
     records = sessions(n)
     out: dict[str, Any] = {"sessions": n, "users": USERS, "user_agent_bytes": len(UA)}
     for name, run in (("sqlite", run_sqlite), ("postgres", run_postgres), ("redis", run_redis)):
