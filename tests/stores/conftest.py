@@ -17,7 +17,12 @@ import pytest
 from silentauth.core.ports import Store
 from silentauth.stores.base import open_store
 from tests.conftest import need_binary
-from tests.stores.servers import PostgresServer, PostgresStandby, RedisServer, find_binary
+from tests.stores.servers import (
+    PostgresServer,
+    PostgresStandby,
+    RedisServer,
+    find_binary,
+)
 
 STORES = ["sqlite", "postgres", "redis"]
 _db_names = itertools.count(1)
