@@ -75,7 +75,8 @@ def page_server(tmp_path: Path) -> Iterator[Callable[[], str]]:
     """``serve()`` -> the origin of a new static server holding the page and the client."""
     root = tmp_path / "site"
     root.mkdir()
-    shutil.copy(CLIENT_JS, root / "silentauth.js")
+    for module in CLIENT_JS.parent.glob("silentauth*.js"):  # the client and the modules it imports
+        shutil.copy(module, root / module.name)
     (root / "index.html").write_text(PAGE)
     servers: list[ThreadingHTTPServer] = []
 
