@@ -108,6 +108,8 @@ def origin_of(url: str) -> str | None:
 
 SHARED_STORES = ("postgresql", "postgres", "redis", "rediss")
 PROXY_HEADERS = ("x-forwarded", "forwarded")
+# The names of silentauth.core.rotation_rules.RULES (settings import nothing from core).
+ROTATION_RULES = ("grace", "until_used", "late_once")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Settings:
     refresh_idle_ttl: int = 7 * 86400
     session_max_age: int = 30 * 86400
     reuse_grace: float = 10.0
+    # Which already-rotated refresh tokens are still honoured (core/rotation_rules.py).
+    rotation_rule: str = "late_once"
     ttl_jitter: float = 0.1
     # The first access token of a session is shortened by up to this fraction, so a
     # login wave turns into an even refresh load from the first refresh on.
@@ -163,6 +167,11 @@ class Settings:
         need(self.refresh_idle_ttl >= 1, "refresh_idle_ttl", "must be at least 1 second")
         need(self.session_max_age >= 1, "session_max_age", "must be at least 1 second")
         need(self.reuse_grace >= 0, "reuse_grace", "must not be negative")
+        need(
+            self.rotation_rule in ROTATION_RULES,
+            "rotation_rule",
+            f"{self.rotation_rule!r}: use one of {', '.join(ROTATION_RULES)}",
+        )
         need(0 <= self.ttl_jitter < 1, "ttl_jitter", "must be a fraction in [0, 1)")
         need(
             0 <= self.first_token_spread < 1,

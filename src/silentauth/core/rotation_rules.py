@@ -1,0 +1,77 @@
+"""When may a refresh token that was already rotated still be honoured?
+
+The session service swaps the session's counter from ``c`` to ``c + 1`` when
+token ``c`` is presented (compare-and-swap). When the swap fails because the
+counter is already ahead, a *rotation rule* decides what the late token means.
+Three rules are known by name (setting ``ROTATION_RULE``); ``silentauth chaos``
+measures them against lost answers, sleeping devices, stock OAuth clients and
+thieves (see SECURITY.md for the figures):
+
+``grace``
+    Token ``c`` yields its successor again only while the counter is ``c + 1``
+    and the rotation is at most ``REUSE_GRACE`` seconds old. Anything later
+    is reuse and revokes the session. A client that never heard the answer
+    and retries after the window is logged out as a thief.
+``until_used``
+    Token ``c`` yields its successor for as long as the successor has not
+    been used (the counter is still ``c + 1``), as Supabase Auth does. A
+    thief who gets in while the victim is idle shares the victim's lineage
+    from then on and is never told apart.
+``late_once`` (default)
+    Within ``REUSE_GRACE`` of the last rotation, a token up to
+    :data:`BURST_GENERATIONS` behind yields the session's current token (the
+    ``c -> c + 2`` of lock-free multi-threaded clients). After the window,
+    token ``c`` with the successor still unused is honoured *once*: the
+    counter jumps by two (``c + 1 -> c + 3``), so whoever holds the unused
+    ``c + 1`` (a thief who got in first) is later refused as reuse, and so is
+    a second late replay of ``c``.
+
+With counter semantics, ``counter == c + 1`` means exactly "the successor of
+``c`` has never been presented": presenting it would have moved the counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from silentauth.core.ports import SessionRecord
+
+RuleName = Literal["grace", "until_used", "late_once"]
+RULES: tuple[RuleName, ...] = ("grace", "until_used", "late_once")
+DEFAULT_RULE: RuleName = "late_once"
+# A refresh storm of a lock-free client is a handful of rotations in well under
+# REUSE_GRACE; three generations cover the c -> c + 2 seen with Authlib plus one.
+BURST_GENERATIONS = 3
+
+# ``grace``: hand out the token for ``counter`` (no store change);
+# ``late``: jump the stored counter by two and hand out the new token;
+# ``reuse``: revoke the session.
+Action = Literal["grace", "late", "reuse"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a token presented behind the stored counter."""
+
+    action: Action
+    counter: int = 0
+
+
+def judge(rule: RuleName, presented: int, s: SessionRecord, now: float, grace: float) -> Verdict:
+    """The verdict of ``rule`` on token ``presented`` against the live row ``s``.
+
+    Only called when the compare-and-swap failed and ``s.counter > presented``.
+    """
+    behind = s.counter - presented
+    fresh = now - s.rotated_at <= grace
+    if rule == "grace":
+        return Verdict("grace", presented + 1) if behind == 1 and fresh else Verdict("reuse")
+    if rule == "until_used":
+        return Verdict("grace", presented + 1) if behind == 1 else Verdict("reuse")
+    if fresh and behind <= BURST_GENERATIONS:
+        # The live token itself: every racer ends up on the one current token.
+        return Verdict("grace", s.counter)
+    if behind == 1:
+        return Verdict("late", presented + 3)
+    return Verdict("reuse")
