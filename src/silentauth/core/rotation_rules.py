@@ -18,7 +18,7 @@ thieves (see SECURITY.md for the figures):
     thief who gets in while the victim is idle shares the victim's lineage
     from then on and is never told apart.
 ``late_once`` (default)
-    Within ``REUSE_GRACE`` of the last rotation, a token up to
+    Within :data:`RETRY_WINDOW` (or ``REUSE_GRACE`` if longer) of the last rotation, a token up to
     :data:`BURST_GENERATIONS` behind yields the session's current token (the
     ``c -> c + 2`` of lock-free multi-threaded clients). After the window,
     token ``c`` with the successor still unused is honoured *once*: the
@@ -43,6 +43,11 @@ DEFAULT_RULE: RuleName = "late_once"
 # A refresh storm of a lock-free client is a handful of rotations in well under
 # REUSE_GRACE; three generations cover the c -> c + 2 seen with Authlib plus one.
 BURST_GENERATIONS = 3
+# ``late_once`` answers a token up to BURST_GENERATIONS behind with the live token
+# for this long after the last rotation, at least REUSE_GRACE: a client whose
+# answer was lost retries after its read timeout (often 30 s) plus back-off, and
+# its retry of a late-honoured token must not be taken for reuse.
+RETRY_WINDOW = 120.0
 
 # ``grace``: hand out the token for ``counter`` (no store change);
 # ``late``: jump the stored counter by two and hand out the new token;
@@ -64,12 +69,13 @@ def judge(rule: RuleName, presented: int, s: SessionRecord, now: float, grace: f
     Only called when the compare-and-swap failed and ``s.counter > presented``.
     """
     behind = s.counter - presented
-    fresh = now - s.rotated_at <= grace
+    age = now - s.rotated_at
+    fresh = age <= grace
     if rule == "grace":
         return Verdict("grace", presented + 1) if behind == 1 and fresh else Verdict("reuse")
     if rule == "until_used":
         return Verdict("grace", presented + 1) if behind == 1 else Verdict("reuse")
-    if fresh and behind <= BURST_GENERATIONS:
+    if age <= max(grace, RETRY_WINDOW) and behind <= BURST_GENERATIONS:
         # The live token itself: every racer ends up on the one current token.
         return Verdict("grace", s.counter)
     if behind == 1:
