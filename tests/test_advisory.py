@@ -27,6 +27,7 @@ import pytest
 
 from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.passwords import normalize_username
+from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.errors import OAuthError
 from silentauth.settings import Rate
 from tests.conftest import LiveServer, Service, ServiceFactory
@@ -74,15 +75,16 @@ def bearer(token: str) -> dict[str, str]:
 
 async def test_refresh_token_replay_after_grace_revokes_session(service: Service) -> None:
     first = await service.password_grant()
-    second = (await service.refresh(first["refresh_token"])).json()
-    service.clock.advance(service.runtime.settings.reuse_grace + 1)
+    used = (await service.refresh(first["refresh_token"])).json()
+    second = (await service.refresh(used["refresh_token"])).json()  # the successor was used
+    service.clock.advance(RETRY_WINDOW + 1)
     # The thief (or the victim, whoever is second) replays the rotated token.
     replay = await service.refresh(first["refresh_token"])
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
     # The whole session is gone: the successor refresh token and every access token.
     assert (await service.refresh(second["refresh_token"])).status_code == 400
-    for access in (first["access_token"], second["access_token"]):
+    for access in (first["access_token"], used["access_token"], second["access_token"]):
         r = await service.client.get("/api/me", headers=bearer(access))
         assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
 

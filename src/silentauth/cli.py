@@ -1,4 +1,4 @@
-"""``silentauth``: serve, users, keys, sessions, storm.
+"""``silentauth``: serve, users, keys, sessions, storm, chaos.
 
 Every flag has a ``SILENTAUTH_*`` twin; the flag wins. A bad setting prints
 one line naming it and exits with status 2.
@@ -167,6 +167,12 @@ def cmd_storm(args: argparse.Namespace) -> int:
     return storm_main(args)
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from silentauth.storm.chaos_report import main as chaos_main
+
+    return chaos_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="silentauth", description="Seamless token refresh, end to end.")
     p.add_argument("--database-url", help="sqlite:///path, postgresql://… or redis://… (SILENTAUTH_DATABASE_URL)")
@@ -209,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     storm = sub.add_parser("storm", help="simulate an expiry storm")
     storm_arguments(storm)
     storm.set_defaults(func=cmd_storm)
+
+    from silentauth.storm.chaos_report import add_arguments as chaos_arguments
+
+    chaos = sub.add_parser("chaos", help="measure rotation rules under lost answers, sleep, skew and theft")
+    chaos_arguments(chaos)
+    chaos.set_defaults(func=cmd_chaos)
     return p
 
 
