@@ -21,10 +21,11 @@ thieves (see SECURITY.md for the figures):
     Within :data:`RETRY_WINDOW` (or ``REUSE_GRACE`` if longer) of the last rotation, a token up to
     :data:`BURST_GENERATIONS` behind yields the session's current token (the
     ``c -> c + 2`` of lock-free multi-threaded clients). After the window,
-    token ``c`` with the successor still unused is honoured *once*: the
-    counter jumps by two (``c + 1 -> c + 3``), so whoever holds the unused
-    ``c + 1`` (a thief who got in first) is later refused as reuse, and so is
-    a second late replay of ``c``.
+    token ``c`` with the successor still unused is honoured: the counter jumps
+    by two (``c + 1 -> c + 3``), so whoever holds the unused ``c + 1`` (a thief
+    who got in first) is later refused as reuse. A replay of ``c`` three
+    behind (the late answer was lost as well) is honoured the same way, once
+    more; anything else is reuse.
 
 With counter semantics, ``counter == c + 1`` means exactly "the successor of
 ``c`` has never been presented": presenting it would have moved the counter.
@@ -48,6 +49,9 @@ BURST_GENERATIONS = 3
 # answer was lost retries after its read timeout (often 30 s) plus back-off, and
 # its retry of a late-honoured token must not be taken for reuse.
 RETRY_WINDOW = 120.0
+# How far a late honour moves the counter: past the unused successor, so its holder
+# (if any) is refused later.
+LATE_JUMP = 2
 
 # ``grace``: hand out the token for ``counter`` (no store change);
 # ``late``: jump the stored counter by two and hand out the new token;
@@ -78,6 +82,10 @@ def judge(rule: RuleName, presented: int, s: SessionRecord, now: float, grace: f
     if age <= max(grace, RETRY_WINDOW) and behind <= BURST_GENERATIONS:
         # The live token itself: every racer ends up on the one current token.
         return Verdict("grace", s.counter)
-    if behind == 1:
-        return Verdict("late", presented + 3)
+    if behind in (1, LATE_JUMP + 1):
+        # Behind by one: the successor was never used. Behind by three, outside the
+        # window: the answer to an earlier late honour was lost too (an app killed
+        # on resume); three normal rotations instead mean a live holder of the
+        # current token, whom the jump orphans and who is caught at the next use.
+        return Verdict("late", s.counter + LATE_JUMP)
     return Verdict("reuse")
