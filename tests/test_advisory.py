@@ -1265,3 +1265,34 @@ async def test_https_origin_is_accepted_behind_a_tls_terminating_proxy(service_f
         assert r.status_code == 403
     r = await by_issuer.client.post("/auth/login", json=body, headers={"Origin": "https://evil.example"})
     assert r.status_code == 403
+
+
+# --- lost rotation answers and lock-free clients (rotation rule late_once) ---
+
+
+async def test_a_lost_refresh_answer_retried_hours_later_keeps_the_session(service: Service) -> None:
+    first = await service.password_grant()
+    unheard = await service.refresh(first["refresh_token"])  # committed; the app was killed
+    assert unheard.status_code == 200
+    service.clock.advance(6 * 3600)  # resumed hours later, with the old token
+    retry = await service.refresh(first["refresh_token"])
+    assert retry.status_code == 200, retry.text
+    me = await service.client.get("/api/me", headers=bearer(retry.json()["access_token"]))
+    assert me.status_code == 200
+    # Whoever holds the never-used successor (a thief who got in first) is refused,
+    # and that ends the session: the honour skipped past the successor.
+    service.clock.advance(RETRY_WINDOW + 1)
+    assert (await service.refresh(unheard.json()["refresh_token"])).status_code == 400
+    assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
+    assert (await service.refresh(retry.json()["refresh_token"])).status_code == 400
+
+
+async def test_lock_free_threads_two_generations_ahead_are_not_taken_for_thieves(service: Service) -> None:
+    # Authlib's OAuth2Session: no lock, so threads move the counter c -> c + 2 while one holds c.
+    t0 = (await service.password_grant())["refresh_token"]
+    t1 = (await service.refresh(t0)).json()["refresh_token"]
+    t2 = (await service.refresh(t1)).json()["refresh_token"]
+    service.clock.advance(service.runtime.settings.reuse_grace / 2)
+    late = await service.refresh(t0)
+    assert late.status_code == 200 and late.json()["refresh_token"] == t2  # one lineage
+    assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 0
