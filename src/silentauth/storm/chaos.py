@@ -30,16 +30,18 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from silentauth.clock import FakeClock
 from silentauth.core.assembly import TokenCore
 from silentauth.core.passwords import Passwords
 from silentauth.core.rotation_rules import RULES
+from silentauth.core.sessions import SessionService
 from silentauth.errors import InvalidGrant, OAuthError
 from silentauth.settings import Settings
 from silentauth.stores.sqlite import SQLiteStore
-from silentauth.storm.simulate import SIM_SECRET, START, USER
+from silentauth.storm.simulate import SIM_SECRET, START, USER, OutcomeCounts
 
 TIMEOUT = 30.0  # an HTTP client's read timeout: how long a lost answer goes unnoticed
 FAST_SCOPE = "fast"  # the scope whose access tokens live FAST_TTL (TOKEN_POLICY)
@@ -153,8 +155,14 @@ class Chaos:
         self.clients: list[Client] = []
         self.thefts: dict[str, Theft] = {}  # session id -> theft
         self.refreshes = 0
-        self.outcomes: dict[str, int] = {}
+        self.events = OutcomeCounts()
         self.core: TokenCore | None = None
+
+    @property
+    def service(self) -> SessionService:
+        if self.core is None:
+            raise RuntimeError("the simulation has not started")
+        return self.core.service
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -179,35 +187,13 @@ class Chaos:
             rate_limit_login=None,
         )
 
-        class Count:
-            def __init__(s, counts: dict[str, int]) -> None:
-                s.counts = counts
-
-            def _n(s, key: str) -> None:
-                s.counts[key] = s.counts.get(key, 0) + 1
-
-            def on_login(s, outcome: str) -> None:
-                s._n(f"login:{outcome}")
-
-            def on_refresh(s, outcome: str) -> None:
-                s._n(f"refresh:{outcome}")
-
-            def on_revoke(s, reason: str) -> None:
-                s._n(f"revoked:{reason}")
-
-            def on_renewal(s) -> None:
-                s._n("renewal:ok")
-
-            def on_batch(s, size: int) -> None:
-                return None
-
         core = TokenCore(
             settings=settings,
             store=SQLiteStore(settings.database_url),
             clock=self.clock,
             passwords=Passwords(time_cost=1, memory_cost=8, parallelism=1),
             rng=random.Random(self.config.seed),  # noqa: S311
-            events=Count(self.outcomes),  # type: ignore[arg-type]
+            events=self.events,
         )
         await core.store.open()
         await core.start()
@@ -219,8 +205,7 @@ class Chaos:
 
     async def serve(self, token: str) -> tuple[str, int, int] | str:
         """Refresh at the current virtual time: (token, counter, expires_in) or why not."""
-        assert self.core is not None
-        service = self.core.service
+        service = self.service
         self.refreshes += 1
         sid = service.session_of(token)
         try:
@@ -248,9 +233,8 @@ class Chaos:
     # -- legitimate clients -------------------------------------------------------
 
     async def login(self, c: Client) -> None:
-        assert self.core is not None
         scope = f"api {FAST_SCOPE}" if c.kind == "authlib" else "api"
-        grant = await self.core.service.login(USER, USER, scope=scope, client_id=c.kind, ip=f"10.{c.id % 250}.0.1")
+        grant = await self.service.login(USER, USER, scope=scope, client_id=c.kind, ip=f"10.{c.id % 250}.0.1")
         c.session, c.token, c.counter = grant.session.id, grant.refresh_token, 0
         c.expires_at = self.clock() + grant.expires_in
         c.awake = True
@@ -262,7 +246,7 @@ class Chaos:
         if c.kind == "authlib":
             active, idle = r.uniform(60, 90), r.uniform(6, 18) * 3600
             for _ in range(self.config.authlib_threads):
-                self.at(now + r.uniform(0, 2), lambda c=c, stop=now + active: self.authlib_call(c, stop))
+                self.at(now + r.uniform(0, 2), partial(self.authlib_call, c, now + active))
         elif c.kind == "browser":
             active, idle = r.uniform(600, 5400), r.uniform(2, 16) * 3600
             self.plan_refresh(c)
@@ -406,13 +390,13 @@ class Chaos:
                 if kind == "browser":
                     c.tabs, c.lock = r.randint(1, 5), r.random() < 0.5
                 self.clients.append(c)
-                self.at(START + r.uniform(0, 3600), lambda c=c: self.login(c))
+                self.at(START + r.uniform(0, 3600), partial(self.login, c))
             victims = r.sample(range(n_auth, cfg.clients), cfg.thieves)
             for v in victims:
                 copied = START + r.uniform(3600, self.end - START - 3600)
                 delay = math.exp(r.uniform(math.log(60), math.log(86400)))
                 theft = Theft(v, copied, min(copied + delay, self.end - 1))
-                self.at(copied, lambda v=v, t=theft: self.steal(self.clients[v], t))
+                self.at(copied, partial(self.steal, self.clients[v], theft))
             while self.queue:
                 when, _, action = heapq.heappop(self.queue)
                 self.clock.set(when)
@@ -451,7 +435,7 @@ class Chaos:
             detect_seconds=detect,
             thief_seconds=held,
             wall_seconds=wall,
-            outcomes=dict(sorted(self.outcomes.items())),
+            outcomes=dict(sorted(self.events.counts.items())),
         )
 
 
