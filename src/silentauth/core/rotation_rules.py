@@ -23,9 +23,9 @@ thieves (see SECURITY.md for the figures):
     ``c -> c + 2`` of lock-free multi-threaded clients). After the window,
     token ``c`` with the successor still unused is honoured: the counter jumps
     by two (``c + 1 -> c + 3``), so whoever holds the unused ``c + 1`` (a thief
-    who got in first) is later refused as reuse. A replay of ``c`` three
-    behind (the late answer was lost as well) is honoured the same way, once
-    more; anything else is reuse.
+    who got in first) is later refused as reuse, and so is a second late
+    replay of ``c`` (the late answer lost as well, and no retry inside the
+    window); anything else is reuse.
 
 With counter semantics, ``counter == c + 1`` means exactly "the successor of
 ``c`` has never been presented": presenting it would have moved the counter.
@@ -82,10 +82,10 @@ def judge(rule: RuleName, presented: int, s: SessionRecord, now: float, grace: f
     if age <= max(grace, RETRY_WINDOW) and behind <= BURST_GENERATIONS:
         # The live token itself: every racer ends up on the one current token.
         return Verdict("grace", s.counter)
-    if behind in (1, LATE_JUMP + 1):
-        # Behind by one: the successor was never used. Behind by three, outside the
-        # window: the answer to an earlier late honour was lost too (an app killed
-        # on resume); three normal rotations instead mean a live holder of the
-        # current token, whom the jump orphans and who is caught at the next use.
+    if behind == 1:
+        # The successor was never used. (Honouring "three behind" too would save a
+        # client whose late answer was lost as well, but lets an owner and a thief
+        # who each rotate once per visit orphan each other for ever: found by
+        # tests/fuzz/test_rotation_rule_machine.py.)
         return Verdict("late", s.counter + LATE_JUMP)
     return Verdict("reuse")
