@@ -54,7 +54,9 @@ class RotationMachine(RuleBasedStateMachine):
             secret_key="rotation-rule-machine-secret-0123456789abcdef",
             rate_limit_login=None,
             rate_limit_refresh=None,
-            session_max_age=365 * 86400,
+            # Lifetimes out of reach: expiry is not what this machine is about.
+            refresh_idle_ttl=365 * 86400,
+            session_max_age=3 * 365 * 86400,
         )
         self.core = TokenCore(
             settings=s, store=SQLiteStore(s.database_url), clock=self.clock, passwords=FAST_PASSWORDS,

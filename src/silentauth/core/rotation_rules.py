@@ -18,9 +18,11 @@ thieves (see SECURITY.md for the figures):
     thief who gets in while the victim is idle shares the victim's lineage
     from then on and is never told apart.
 ``late_once`` (default)
-    Within :data:`RETRY_WINDOW` (or ``REUSE_GRACE`` if longer) of the last rotation, a token up to
+    Within ``REUSE_GRACE`` of the last rotation, a token up to
     :data:`BURST_GENERATIONS` behind yields the session's current token (the
-    ``c -> c + 2`` of lock-free multi-threaded clients). After the window,
+    ``c -> c + 2`` and more of lock-free multi-threaded clients); within
+    :data:`RETRY_WINDOW`, a token up to three behind does (a retry after a read
+    timeout, also of a late honour whose answer was lost). After the window,
     token ``c`` with the successor still unused is honoured: the counter jumps
     by two (``c + 1 -> c + 3``), so whoever holds the unused ``c + 1`` (a thief
     who got in first) is later refused as reuse, and so is a second late
@@ -44,8 +46,8 @@ DEFAULT_RULE: RuleName = "late_once"
 # A refresh storm of a lock-free client moves the counter several generations while
 # one thread still holds the oldest token: 20 Authlib threads were seen 4 behind.
 BURST_GENERATIONS = 10
-# ``late_once`` answers a token up to BURST_GENERATIONS behind with the live token
-# for this long after the last rotation, at least REUSE_GRACE: a client whose
+# ``late_once`` answers a token up to three behind with the live token for this
+# long after the last rotation, at least REUSE_GRACE: a client whose
 # answer was lost retries after its read timeout (often 30 s) plus back-off, and
 # its retry of a late-honoured token must not be taken for reuse.
 RETRY_WINDOW = 120.0
@@ -79,7 +81,8 @@ def judge(rule: RuleName, presented: int, s: SessionRecord, now: float, grace: f
         return Verdict("grace", presented + 1) if behind == 1 and fresh else Verdict("reuse")
     if rule == "until_used":
         return Verdict("grace", presented + 1) if behind == 1 else Verdict("reuse")
-    if age <= max(grace, RETRY_WINDOW) and behind <= BURST_GENERATIONS:
+    retry = age <= max(grace, RETRY_WINDOW) and behind <= LATE_JUMP + 1
+    if (fresh and behind <= BURST_GENERATIONS) or retry:
         # The live token itself: every racer ends up on the one current token.
         return Verdict("grace", s.counter)
     if behind == 1:

@@ -106,6 +106,7 @@ class Theft:
     live: bool = True  # the session was within its lifetimes at the replay
     # The victim used the session after the thief: only then can any rule tell them apart.
     victim_back: bool = False
+    thief_after: bool = False  # ... and the thief used it again after that
 
 
 @dataclass
@@ -371,6 +372,7 @@ class Chaos:
         self.at(now + max(1.0, expires_in - 60), lambda: self.thief_again(thief, theft))
 
     async def thief_again(self, thief: Client, theft: Theft) -> None:
+        theft.thief_after = theft.thief_after or theft.victim_back
         self.thief_heard(thief, theft, await self.serve(thief.token))
 
     # -- the run ----------------------------------------------------------------
@@ -415,7 +417,7 @@ class Chaos:
             by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
         live = [t for t in self.thefts.values() if t.live and (t.first_use or t.refused_at)]
         detected = [t for t in live if t.detected_at is not None]
-        detectable = [t for t in live if t.detected_at is not None or t.victim_back]
+        detectable = [t for t in live if t.detected_at is not None or (t.victim_back and t.thief_after)]
         detect = [max(0.0, (t.detected_at or 0) - t.replay_at) for t in detected]
         held = [
             ((t.detected_at if t.detected_at is not None else self.end) - t.first_use) if t.first_use else 0.0
