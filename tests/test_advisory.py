@@ -27,6 +27,7 @@ import pytest
 
 from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.passwords import normalize_username
+from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.errors import OAuthError
 from silentauth.settings import Rate
 from tests.conftest import LiveServer, Service, ServiceFactory
@@ -74,15 +75,16 @@ def bearer(token: str) -> dict[str, str]:
 
 async def test_refresh_token_replay_after_grace_revokes_session(service: Service) -> None:
     first = await service.password_grant()
-    second = (await service.refresh(first["refresh_token"])).json()
-    service.clock.advance(service.runtime.settings.reuse_grace + 1)
+    used = (await service.refresh(first["refresh_token"])).json()
+    second = (await service.refresh(used["refresh_token"])).json()  # the successor was used
+    service.clock.advance(RETRY_WINDOW + 1)
     # The thief (or the victim, whoever is second) replays the rotated token.
     replay = await service.refresh(first["refresh_token"])
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
     # The whole session is gone: the successor refresh token and every access token.
     assert (await service.refresh(second["refresh_token"])).status_code == 400
-    for access in (first["access_token"], second["access_token"]):
+    for access in (first["access_token"], used["access_token"], second["access_token"]):
         r = await service.client.get("/api/me", headers=bearer(access))
         assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
 
@@ -1536,3 +1538,37 @@ async def test_websocket_and_event_stream_end_within_a_second_of_revocation(
                 if line == "event: silentauth-end":
                     break
             assert time.monotonic() - started < 1.0
+
+
+# --- lost rotation answers (rule late_once) and lock-free clients (every rule but grace) ---
+
+
+async def test_a_lost_refresh_answer_retried_hours_later_keeps_the_session(service_factory: ServiceFactory) -> None:
+    # Opt-in rule (ROTATION_RULE=late_once); the default keeps "after the window is theft".
+    service = await service_factory(rotation_rule="late_once")
+    await service.add_user()
+    first = await service.password_grant()
+    unheard = await service.refresh(first["refresh_token"])  # committed; the app was killed
+    assert unheard.status_code == 200
+    service.clock.advance(6 * 3600)  # resumed hours later, with the old token
+    retry = await service.refresh(first["refresh_token"])
+    assert retry.status_code == 200, retry.text
+    me = await service.client.get("/api/me", headers=bearer(retry.json()["access_token"]))
+    assert me.status_code == 200
+    # Whoever holds the never-used successor (a thief who got in first) is refused,
+    # and that ends the session: the honour skipped past the successor.
+    service.clock.advance(RETRY_WINDOW + 1)
+    assert (await service.refresh(unheard.json()["refresh_token"])).status_code == 400
+    assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
+    assert (await service.refresh(retry.json()["refresh_token"])).status_code == 400
+
+
+async def test_lock_free_threads_two_generations_ahead_are_not_taken_for_thieves(service: Service) -> None:
+    # Authlib's OAuth2Session: no lock, so threads move the counter c -> c + 2 while one holds c.
+    t0 = (await service.password_grant())["refresh_token"]
+    t1 = (await service.refresh(t0)).json()["refresh_token"]
+    t2 = (await service.refresh(t1)).json()["refresh_token"]
+    service.clock.advance(service.runtime.settings.reuse_grace / 2)
+    late = await service.refresh(t0)
+    assert late.status_code == 200 and late.json()["refresh_token"] == t2  # one lineage
+    assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 0

@@ -1,4 +1,4 @@
-"""``silentauth``: serve, users, keys, sessions, clients, storm.
+"""``silentauth``: serve, users, keys, sessions, clients, storm, chaos.
 
 Every setting is a flag and a ``SILENTAUTH_*`` variable (:mod:`silentauth.flags`);
 the flag wins, before or after the subcommand. A bad setting prints one line
@@ -215,6 +215,12 @@ def _leaf(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, h
     return p
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from silentauth.storm.chaos_report import main as chaos_main
+
+    return chaos_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; setting flags are accepted before and after the subcommand."""
     p = argparse.ArgumentParser(
@@ -275,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     storm = sub.add_parser("storm", help="simulate an expiry storm", description="simulate an expiry storm")
     storm_arguments(storm)
     storm.set_defaults(func=cmd_storm)
+
+    from silentauth.storm.chaos_report import add_arguments as chaos_arguments
+
+    chaos = sub.add_parser("chaos", help="measure rotation rules under lost answers, sleep, skew and theft")
+    chaos_arguments(chaos)
+    chaos.set_defaults(func=cmd_chaos)
     return p
 
 

@@ -109,6 +109,8 @@ def origin_of(url: str) -> str | None:
 
 SHARED_STORES = ("postgresql", "postgres", "redis", "rediss")
 PROXY_HEADERS = ("x-forwarded", "forwarded")
+# The names of silentauth.core.rotation_rules.RULES (settings import nothing from core).
+ROTATION_RULES = ("grace", "burst", "until_used", "late_once")
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,10 @@ class Settings:
     refresh_idle_ttl: int = 7 * 86400
     session_max_age: int = 30 * 86400
     reuse_grace: float = 10.0
+    # Which already-rotated refresh tokens are still honoured (core/rotation_rules.py);
+    # empty: burst, or grace in demo mode, whose page stages a theft by replaying the
+    # replaced token after the grace window before its successor is used.
+    rotation_rule: str = ""
     ttl_jitter: float = 0.1
     # The first access token of a session is shortened by up to this fraction, so a
     # login wave turns into an even refresh load from the first refresh on.
@@ -203,6 +209,13 @@ class Settings:
         need(self.refresh_idle_ttl >= 1, "refresh_idle_ttl", "must be at least 1 second")
         need(self.session_max_age >= 1, "session_max_age", "must be at least 1 second")
         need(self.reuse_grace >= 0, "reuse_grace", "must not be negative")
+        if not self.rotation_rule:
+            object.__setattr__(self, "rotation_rule", "grace" if self.demo else "burst")
+        need(
+            self.rotation_rule in ROTATION_RULES,
+            "rotation_rule",
+            f"{self.rotation_rule!r}: use one of {', '.join(ROTATION_RULES)}",
+        )
         need(0 <= self.ttl_jitter < 1, "ttl_jitter", "must be a fraction in [0, 1)")
         need(
             0 <= self.first_token_spread < 1,

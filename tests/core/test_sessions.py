@@ -18,6 +18,7 @@ from silentauth.core.assembly import TokenCore
 from silentauth.core.events import LoginOutcome, RefreshOutcome, RevokeReason
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import SessionRecord
+from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.errors import InvalidGrant
 from silentauth.settings import Settings
 from silentauth.stores.sqlite import SQLiteStore
@@ -137,15 +138,18 @@ async def test_refresh_rotates_and_a_retry_within_grace_gets_the_same_successor(
 async def test_reuse_after_grace_revokes_the_whole_session(world: World) -> None:
     first = await world.service.login("alice", "secret")
     second = await world.service.refresh(first.refresh_token)
-    world.clock.advance(GRACE + 1)
+    # The successor is used: the old token can no longer be a lost answer's retry.
+    third = await world.service.refresh(second.refresh_token)
+    world.clock.advance(RETRY_WINDOW + 1)
     with pytest.raises(InvalidGrant, match="already used"):
         await world.service.refresh(first.refresh_token)
     sid = second.session.id
-    assert (await world.session(second.refresh_token)).revoked_reason == "reuse"
+    assert (await world.session(third.refresh_token)).revoked_reason == "reuse"
     assert sid in world.core.revocations  # its access tokens die at once too
     with pytest.raises(InvalidGrant, match="revoked"):
-        await world.service.refresh(second.refresh_token)
+        await world.service.refresh(third.refresh_token)
     assert world.events.take()[1:] == [
+        ("refresh", "rotated"),
         ("refresh", "rotated"),
         ("revoked", "reuse"),
         ("refresh", "reuse_detected"),

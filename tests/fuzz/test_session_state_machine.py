@@ -74,6 +74,8 @@ class SessionMachine(RuleBasedStateMachine):
             refresh_idle_ttl=IDLE_TTL,
             session_max_age=MAX_AGE,
             reuse_grace=GRACE,
+            # The model below is the one-generation grace rule's.
+            rotation_rule="grace",
             renew_within=0,
         )
         self.app = create_app(s, clock=self.clock, passwords=FAST_PASSWORDS, background=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from silentauth.core.rotation_rules import RETRY_WINDOW
 from tests.conftest import Service
 
 pytestmark = pytest.mark.anyio
@@ -55,8 +56,9 @@ async def test_refreshes_started_together_rotate_in_shared_batches(service: Serv
 async def test_a_replayed_token_in_a_batch_revokes_its_session_alone(service: Service) -> None:
     victim, bystander = await service.password_grant(), await service.password_grant()
     stolen = victim["refresh_token"]
-    assert (await service.refresh(stolen)).status_code == 200  # the owner rotates
-    service.clock.advance(service.runtime.settings.reuse_grace + 1)
+    owned = (await service.refresh(stolen)).json()["refresh_token"]  # the owner rotates
+    assert (await service.refresh(owned)).status_code == 200  # and uses the successor
+    service.clock.advance(RETRY_WINDOW + 1)
     answers: dict[str, int] = {}
     batches_before = service.metric("silentauth_refresh_batch_size_count")
 

@@ -21,7 +21,8 @@ REFRESH = "silentauth-refresh"
 
 
 async def start(service_factory: ServiceFactory, demo: bool) -> Service:
-    svc: Service = await service_factory(demo=demo, reuse_grace=10.0)
+    # The demo page shows the one-generation grace window, as the demo mode sets it.
+    svc: Service = await service_factory(demo=demo, reuse_grace=10.0, rotation_rule="grace")
     await svc.add_user()
     return svc
 

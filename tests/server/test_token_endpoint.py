@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from silentauth.core.rotation_rules import RETRY_WINDOW
 from tests.conftest import Service, ServiceFactory
 
 pytestmark = pytest.mark.anyio
@@ -46,8 +47,9 @@ async def test_refresh_rotates_to_a_new_token_and_old_one_enters_grace(service: 
 
 async def test_refresh_reuse_after_grace_revokes_session(service: Service) -> None:
     first = await service.password_grant()
-    second = (await service.refresh(first["refresh_token"])).json()
-    service.clock.advance(11)  # past REUSE_GRACE=10
+    used = (await service.refresh(first["refresh_token"])).json()
+    second = (await service.refresh(used["refresh_token"])).json()  # the successor was used
+    service.clock.advance(RETRY_WINDOW + 1)  # past every window
     stolen = await service.refresh(first["refresh_token"])
     assert stolen.status_code == 400
     assert stolen.json()["error"] == "invalid_grant"
@@ -60,11 +62,15 @@ async def test_refresh_reuse_after_grace_revokes_session(service: Service) -> No
     assert 'error="invalid_token"' in me.headers["www-authenticate"]
 
 
-async def test_grandparent_token_inside_grace_is_reuse(service: Service) -> None:
+async def test_grandparent_token_inside_grace_is_reuse_under_the_grace_rule(
+    service_factory: ServiceFactory,
+) -> None:
+    service = await service_factory(rotation_rule="grace")
+    await service.add_user()
     t0 = (await service.password_grant())["refresh_token"]
     t1 = (await service.refresh(t0)).json()["refresh_token"]
     assert (await service.refresh(t1)).status_code == 200
-    # t0 is two generations old: grace covers one generation only.
+    # t0 is two generations old: this rule's grace covers one generation only.
     assert (await service.refresh(t0)).status_code == 400
     assert service.metric("silentauth_refresh_total", outcome="reuse_detected") == 1
 
@@ -171,3 +177,14 @@ async def test_default_scope_does_not_claim_openid_since_no_id_token_is_issued(s
         data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "openid"},
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+
+
+async def test_grandparent_token_inside_the_retry_window_gets_the_live_token(service: Service) -> None:
+    # Lock-free threads (Authlib) move the counter c -> c + 2 while one still holds c.
+    t0 = (await service.password_grant())["refresh_token"]
+    t1 = (await service.refresh(t0)).json()["refresh_token"]
+    t2 = (await service.refresh(t1)).json()["refresh_token"]
+    late = await service.refresh(t0)
+    assert late.status_code == 200 and late.json()["refresh_token"] == t2  # no fork
+    service.clock.advance(RETRY_WINDOW + 1)
+    assert (await service.refresh(t0)).status_code == 400  # later, it is reuse

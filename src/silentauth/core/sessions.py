@@ -4,8 +4,9 @@ Refresh is one compare-and-swap in the store (:meth:`Store.rotate`), and its
 outcome is decided from the row the swap leaves behind:
 
 - swapped                                    -> ``rotated``
-- counter is ours + 1, rotated within grace  -> ``grace`` (same new token again)
-- counter is further ahead                   -> ``reuse_detected``: revoke all
+- counter is ahead                           -> the rotation rule decides
+  (:mod:`silentauth.core.rotation_rules`): ``grace`` (a token of the live
+  lineage again) or ``reuse_detected`` (revoke all)
 - revoked or unknown                         -> ``invalid``
 - past idle or absolute expiry               -> ``expired``
 
@@ -26,7 +27,7 @@ import dataclasses
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from silentauth.clock import Clock
 from silentauth.core import resources as rfc8707
@@ -48,6 +49,7 @@ from silentauth.core.ports import RotateRequest, RotateResult, SessionRecord, St
 from silentauth.core.ratelimit import LocalCounters, RateLimiter
 from silentauth.core.refresh import RefreshTokens
 from silentauth.core.revoked import RevokedSessions
+from silentauth.core.rotation_rules import RuleName, judge
 from silentauth.core.tokens import mint, new_jti
 from silentauth.errors import (
     ClaimsUnavailable,
@@ -421,7 +423,7 @@ class SessionService:
                 outcomes.append(exc)
         return outcomes
 
-    async def _settle(self, r: _Refresh, result: RotateResult, now: float) -> Grant:
+    async def _settle(self, r: _Refresh, result: RotateResult, now: float, depth: int = 0) -> Grant:
         """Judge one compare-and-swap (see the module docstring)."""
         s = result.session
         if result.swapped and s is not None:
@@ -433,10 +435,24 @@ class SessionService:
         if s.is_expired(now):
             await self._fail("expired", r.session_id, now)
             raise InvalidGrant("The session has expired; log in again.")
-        if s.counter == r.counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
-            # A concurrent or retried refresh: hand out the same successor token.
-            return self._finish(s, r, now, "grace")
         if s.counter > r.counter:
+            rule = cast(RuleName, self.settings.rotation_rule)
+            verdict = judge(rule, r.counter, s, now, self.settings.reuse_grace)
+            if verdict.action == "grace":
+                # A concurrent or retried refresh: a token of the one live lineage again.
+                return self._finish(s, r, now, "grace", verdict.counter)
+            if verdict.action == "late" and depth == 0:
+                # Skip a generation so the unused successor dies (rotation_rules.py).
+                idle = self.policy.idle_deadline(now)
+                swaps = await self.store.rotate_many(
+                    [RotateRequest(r.session_id, s.counter, idle), RotateRequest(r.session_id, s.counter + 1, idle)],
+                    now,
+                )
+                last = swaps[-1]
+                if swaps[0].swapped and last.swapped and last.session is not None:
+                    return self._finish(last.session, r, now, "grace", verdict.counter)
+                # Someone moved the counter meanwhile: judge against the row as it is now.
+                return await self._settle(r, RotateResult(False, last.session), now, depth + 1)
             await self.revoke(r.session_id, "reuse")
             await self._fail("reuse_detected", r.session_id, now)
             raise InvalidGrant("The refresh token was already used; the session is revoked.")
@@ -444,7 +460,10 @@ class SessionService:
         await self._fail("invalid", r.session_id, now)
         raise InvalidGrant("The refresh token is invalid.")
 
-    def _finish(self, s: SessionRecord, r: _Refresh, now: float, outcome: Literal["rotated", "grace"]) -> Grant:
+    def _finish(
+        self, s: SessionRecord, r: _Refresh, now: float, outcome: Literal["rotated", "grace"], counter: int | None = None
+    ) -> Grant:
+        """The grant for refresh ``r``: the token for ``counter`` (default: ``r``'s successor)."""
         try:
             narrowed = self._scope(r.scope, s.scope)
         except InvalidScope:
@@ -452,7 +471,8 @@ class SessionService:
             raise
         self.events.on_refresh(outcome)
         return self._grant(
-            s, r.counter + 1, narrowed, now, outcome, r.extra, Lifetimes(access_ttl=r.access_cap),
+            s, r.counter + 1 if counter is None else counter, narrowed, now, outcome, r.extra,
+            Lifetimes(access_ttl=r.access_cap),
             rfc8707.narrow(r.resource, s.resources),
         )
 
