@@ -106,7 +106,7 @@ def origin_of(url: str) -> str | None:
         return None
 
 
-SHARED_STORES = ("postgresql", "postgres", "redis", "rediss")
+SHARED_STORES = ("postgresql", "postgres", "redis", "rediss", "redis+cluster", "rediss+cluster")
 PROXY_HEADERS = ("x-forwarded", "forwarded")
 
 

@@ -55,17 +55,17 @@ async def test_redis_keys_that_hold_sessions_or_counters_expire_by_themselves(
     await redis_store.revoke_session(ended.id, "logout", now + 2)
     await redis_store.hit("login:alice", 60, now)
     t = ttls(redis_server)
-    p = redis_store.prefix
+    L = redis_store.layout
     # Dead data evaporates `retention` after its end; live data when it could end.
-    assert 201 + RETENTION - 5 <= t[f"{p}session:{live.id}"] <= 201 + RETENTION
-    assert RETENTION - 5 <= t[f"{p}session:{ended.id}"] <= RETENTION
-    assert 500 + RETENTION - 5 <= t[f"{p}user-sessions:u1"] <= 500 + RETENTION
-    assert 0 < t[next(k for k in t if k.startswith(f"{p}rl:login:alice:"))] <= 60
+    assert 201 + RETENTION - 5 <= t[L.session(live.id)] <= 201 + RETENTION
+    assert RETENTION - 5 <= t[L.session(ended.id)] <= RETENTION
+    assert 500 + RETENTION - 5 <= t[L.user_sessions("u1")] <= 500 + RETENTION
+    assert 0 < t[next(k for k in t if k.startswith(f"{L.prefix}rl:{{rl:login:alice}}:"))] <= 60
     # Only the documented bookkeeping keys live on (purge trims them).
     permanent = {k for k, ttl in t.items() if ttl == -1}
     assert permanent == {
-        f"{p}user:alice", f"{p}users", f"{p}session-ends",
-        f"{p}revocations", f"{p}revocations:at", f"{p}revocations:seq",
+        L.user("alice"), L.users, *L.feed,
+        *{L.session_ends(L.group(s.id)) for s in (live, ended)},
     }  # fmt: skip
 
 
