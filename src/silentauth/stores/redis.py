@@ -280,7 +280,7 @@ class RedisStore:
         script = self._scripts[name]
         pipe = self._r().pipeline(transaction=False)
         for keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
             return list(await self._do(pipe.execute()))
         except rexc.NoScriptError:
@@ -385,7 +385,7 @@ class RedisStore:
         sha = self._scripts["rotate"].sha
         pipe = self._r().pipeline(transaction=False)
         for keys, args in calls:
-            pipe.evalsha(sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
         try:
             replies = await self._do(pipe.execute())
         except rexc.NoScriptError:
