@@ -234,6 +234,12 @@ class RedisClusterServers:
         binary, cli_binary = find_binary("redis-server"), find_binary("redis-cli")
         if binary is None or cli_binary is None:
             raise RuntimeError("redis-server or redis-cli not found")
+        if self.nodes:  # a restart after kill(): same ports, same data and nodes.conf
+            for node in self.nodes:
+                if node not in self.live():
+                    self._spawn(binary, node)
+            self.wait_healthy()
+            return
         self.nodes = [RedisServer(port=free_cluster_port()) for _ in range(self.masters * 2)]
         for node in self.nodes:
             self._spawn(binary, node)
@@ -305,6 +311,11 @@ class RedisClusterServers:
                     c.flushall()
                 except redis.exceptions.ReadOnlyError:
                     pass  # a replica: its master's flush reaches it
+
+    def kill(self) -> None:
+        """SIGKILL every node (a whole-cluster crash); :meth:`start` brings it back."""
+        for node in self.nodes:
+            node.kill()
 
     def stop(self) -> None:
         for node in self.nodes:

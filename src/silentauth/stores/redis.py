@@ -53,6 +53,7 @@ import base64
 import json
 import logging
 import math
+import os
 from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
@@ -93,6 +94,15 @@ _TRANSIENT_REPLIES = {"MISCONF", "NOREPLICAS", "BUSY", "CLUSTERDOWN", "TRYAGAIN"
 _PURGE_BATCH = 500
 POOL_SIZE = 100  # connections per instance (per node on a cluster); more callers queue for one
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+def _raised_in_redis_py(exc: BaseException) -> bool:
+    """Whether ``exc`` came from inside the redis package (not from this store)."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is not None and f"{os.sep}redis{os.sep}" in last.tb_frame.f_code.co_filename
+
 
 def _num(value: float) -> str:
     # repr round-trips a float exactly; Lua compares the parsed doubles.
@@ -242,6 +252,13 @@ class RedisStore:
         except rexc.RedisClusterException as exc:
             if type(exc) is rexc.RedisClusterException:  # "cannot be connected": no node answers
                 raise StoreUnavailable(f"Redis Cluster: {exc}") from exc
+            raise
+        except AttributeError as exc:
+            # redis-py's cluster client closes every connection when a slot has
+            # no master (CLUSTERDOWN) while other calls are still using them;
+            # those fail inside redis-py on a socket writer it already dropped.
+            if _raised_in_redis_py(exc):
+                raise StoreUnavailable("Redis: connection closed under a call") from exc
             raise
         except RuntimeError as exc:
             # uvloop: Redis died while a connection was being opened ("unable to
