@@ -227,6 +227,7 @@ class RedisClusterServers:
     """
 
     masters: int = 3
+    replicas: int = 1  # per master
     node_timeout: int = 1000
     nodes: list[RedisServer] = field(default_factory=list)
 
@@ -240,14 +241,14 @@ class RedisClusterServers:
                     self._spawn(binary, node)
             self.wait_healthy()
             return
-        self.nodes = [RedisServer(port=free_cluster_port()) for _ in range(self.masters * 2)]
+        self.nodes = [RedisServer(port=free_cluster_port()) for _ in range(self.masters * (1 + self.replicas))]
         for node in self.nodes:
             self._spawn(binary, node)
         for node in self.nodes:
             _wait_port(node.port, node.proc, "redis-server")  # type: ignore[arg-type]
         subprocess.run(
             [cli_binary, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
-             "--cluster-replicas", "1", "--cluster-yes"],
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         self.wait_healthy()
@@ -262,8 +263,10 @@ class RedisClusterServers:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Until every live node reports ``cluster_state:ok`` and every slot is served."""
+    def wait_healthy(self, timeout: float = 60.0, synced: bool = True) -> None:
+        """Until every live node reports ``cluster_state:ok`` and every slot is served,
+        and (``synced``) every live replica has finished its first sync: before
+        that, a ``WAIT`` on its master counts no acknowledgement from it."""
         import redis
 
         deadline = time.monotonic() + timeout
@@ -278,6 +281,13 @@ class RedisClusterServers:
                                           str(info.get("cluster_slots_ok")) == "16384")
                         else:
                             states.append("cluster_state:ok" in info and "cluster_slots_ok:16384" in info)
+                        repl = c.info("replication")
+                        if synced and repl.get("role") == "slave":
+                            states.append(repl.get("master_link_status") == "up"
+                                          and int(repl.get("master_sync_in_progress", 1)) == 0)
+                        elif synced:
+                            links = [v for k, v in repl.items() if k.startswith("slave") and isinstance(v, dict)]
+                            states.append(all(link.get("state") == "online" for link in links))
                 except redis.exceptions.RedisError:
                     states.append(False)
             if states and all(states):
@@ -293,8 +303,7 @@ class RedisClusterServers:
         """The node that serves ``key``'s slot now."""
         import redis
 
-        with redis.RedisCluster(port=self.nodes[0].port if self.nodes[0] in self.live() else self.live()[0].port,
-                                socket_timeout=2) as c:
+        with redis.RedisCluster(host="127.0.0.1", port=self.live()[0].port, socket_timeout=2) as c:
             node = c.get_node_from_key(key)
             return next(n for n in self.nodes if n.port == int(node.port))
 

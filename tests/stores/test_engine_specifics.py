@@ -14,11 +14,12 @@ import pytest
 import redis
 
 from silentauth.core.ports import RotateRequest, User
+from silentauth.errors import StoreUnavailable
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
 from silentauth.stores.sqlite import SQLiteStore
-from tests.stores.servers import PostgresServer, RedisServer
+from tests.stores.servers import PostgresServer, RedisClusterServers, RedisServer
 from tests.stores.test_conformance import make_session
 
 pytestmark = pytest.mark.anyio
@@ -193,5 +194,56 @@ async def test_postgres_rotate_many_is_one_transaction_all_or_nothing(postgres_s
         # The pooled connection came back clean.
         results = await store.rotate_many(batch[1:], now)
         assert [r.swapped for r in results] == [True, True]
+    finally:
+        await store.close()
+
+
+# -- Redis Cluster and replica-acknowledged writes ---------------------------
+
+
+async def test_redis_write_with_wait_replicas_needs_that_many_replica_acknowledgements(
+    redis_cluster: RedisClusterServers, redis_server: RedisServer
+) -> None:
+    redis_cluster.flush()
+    now = time.time()
+    s = make_session(now=now)
+    # Each cluster master has one replica: one acknowledgement comes, two never do.
+    one = RedisStore(redis_cluster.url + "?wait_replicas=1", timeout=0.3)
+    two = RedisStore(redis_cluster.url + "?wait_replicas=2", timeout=0.3)
+    lone = RedisStore(redis_server.url(db=2) + "?wait_replicas=1", timeout=0.3)  # no replica at all
+    for store in (one, two, lone):
+        await store.open()
+    try:
+        await one.create_session(s)
+        assert (await one.rotate(s.id, 0, now + 1, now + 100)).swapped
+        with pytest.raises(StoreUnavailable):
+            await two.rotate(s.id, 1, now + 2, now + 100)
+        with pytest.raises(StoreUnavailable):
+            await lone.add_user(User("u1", "alice", "h", now))
+        # Reads wait for nobody; the write answered 503 may have happened (Redis cannot undo it).
+        assert await two.get_session(s.id) is not None
+    finally:
+        for store in (one, two, lone):
+            await store.close()
+
+
+async def test_redis_cluster_keys_of_one_session_share_a_slot_and_sessions_spread_over_every_master(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    redis_cluster.flush()
+    store = RedisStore(redis_cluster.url)
+    await store.open()
+    try:
+        sessions = [make_session() for _ in range(60)]
+        for s in sessions:
+            await store.create_session(s)
+        L = store.layout
+        with redis.RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port) as c:
+            for s in sessions:
+                assert c.keyslot(L.session(s.id)) == c.keyslot(L.session_ends(L.group(s.id)))
+            assert c.keyslot(L.user("alice")) == c.keyslot(L.users)
+            assert len({c.keyslot(k) for k in L.feed}) == 1
+            masters = {c.get_node_from_key(L.session(s.id)).port for s in sessions}
+        assert len(masters) == redis_cluster.masters
     finally:
         await store.close()

@@ -24,7 +24,8 @@ async def replicated(
     client: Any, cluster: bool, script: Any, keys: list[str], args: list[Any], replicas: int, timeout: float
 ) -> Any:
     """Run ``script`` and wait until ``replicas`` replicas have its effect; return its reply."""
-    wait_ms = max(1, int(timeout * 1000))
+    # Half the socket timeout: WAIT answers (with its count) before the socket gives up.
+    wait_ms = max(1, int(timeout * 500))
     for attempt in range(2):
         if cluster:
             reply, acked = await _on_master(client, script.sha, keys, args, replicas, wait_ms)
