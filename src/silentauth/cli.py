@@ -169,7 +169,7 @@ def cmd_storm(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="silentauth", description="Seamless token refresh, end to end.")
-    p.add_argument("--database-url", help="sqlite:///path, postgresql://… or redis://… (SILENTAUTH_DATABASE_URL)")
+    p.add_argument("--database-url", help="sqlite:///path, postgresql://…, redis://… or redis+cluster://… (SILENTAUTH_DATABASE_URL)")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the token service and the demo page")

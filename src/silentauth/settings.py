@@ -221,7 +221,7 @@ class Settings:
         need(
             scheme in ("sqlite", *SHARED_STORES),
             "database_url",
-            f"{self.database_url!r}: use sqlite:///path, postgresql://… or redis://…",
+            f"{self.database_url!r}: use sqlite:///path, postgresql://…, redis://… or redis+cluster://…",
         )
         # The default issuer names this instance's own host and port, so instances
         # sharing a store would each refuse the others' access tokens (401).

@@ -111,7 +111,7 @@ async def storm_through_failover(
     first_503 = min((t for t, _, status, _, _ in traffic.seen if status == 503), default=t_kill)
     return traffic, {
         "promoted": t_promoted - t_kill, "back": t_back - t_kill, "served": served,
-        "first_503": first_503 - t_kill, "t_kill": t_kill, "down": t_down - t_kill,
+        "first_503": first_503 - t_kill, "t_kill": t_kill, "down": t_down - t_kill, "victim": victim.port,
     }  # fmt: skip
 
 
@@ -137,7 +137,10 @@ def test_kill_9_a_cluster_master_mid_storm_answers_503_until_promotion_and_loses
         assert traffic.answers(until=times["t_kill"]) <= {OK}, "503s while the cluster was healthy"
         # No acknowledged rotation lost: the store is level with each client's
         # token or one ahead (a rotation whose answer was a 503 or lost).
-        rows = asyncio.run(counters(url, everyone))
+        # Read by a new client whose URL names the dead master first: it finds the cluster.
+        others = [n.port for n in cluster.nodes if n.port != times["victim"]]
+        dead_first = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in [int(times["victim"]), *others])
+        rows = asyncio.run(counters(dead_first, everyone))
         for c in everyone:
             sid, counter = where(c.token)
             assert rows[sid][1] is None and rows[sid][0] in (counter, counter + 1), (sid, rows[sid], counter)

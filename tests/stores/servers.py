@@ -309,7 +309,8 @@ class RedisClusterServers:
 
     @property
     def url(self) -> str:
-        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+        """Every node named: whichever is down, a new client finds the cluster."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def flush(self) -> None:
         import redis

@@ -2,7 +2,8 @@
 
 ``redis://`` (or ``rediss://``) names one Redis, optionally behind Sentinel;
 ``redis+cluster://host:port`` (or ``rediss+cluster://``) names any node of a
-Redis Cluster, from which the client learns the others. The key layout, the
+Redis Cluster, from which the client learns the others; name several
+(``host:port,host:port``) so that an instance can start while one is down. The key layout, the
 same on both, is documented in :mod:`silentauth.stores.redis_layout`: keys of
 one session share a hash slot, so a rotation is one script on one shard, and
 no script touches two slots.
@@ -61,7 +62,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -138,6 +139,21 @@ def _encode(session: SessionRecord) -> list[str]:
     return out
 
 
+def _startup_nodes(url: str) -> tuple[str, list[ClusterNode]]:
+    """``redis+cluster://a:1,b:2/``: the URL with its first host, and the others as nodes."""
+    parts = urlsplit(url)
+    auth, _, hosts = parts.netloc.rpartition("@")
+    first, *others = hosts.split(",")
+    nodes = []
+    for other in others:
+        host, _, port = other.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("DATABASE_URL", f"cluster node {other!r}: use host:port")
+        nodes.append(ClusterNode(host, int(port)))
+    netloc = f"{auth}@{first}" if auth else first
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), nodes
+
+
 def _split_url(url: str) -> tuple[str, bool, int]:
     """(URL for redis-py, cluster?, wait_replicas) from a ``DATABASE_URL``."""
     parts = urlsplit(url)
@@ -187,9 +203,13 @@ class RedisStore:
             "retry": Retry(NoBackoff(), 1),
         }
         if self.cluster:
+            # Several nodes may be named (host:port,host:port): a new instance can
+            # start while the first one named is down.
+            first, others = _startup_nodes(self._redis_url)
             return RedisCluster.from_url(
-                self._redis_url, max_connections=POOL_SIZE, require_full_coverage=False, **common
-            )
+                first, startup_nodes=others or None, max_connections=POOL_SIZE,
+                require_full_coverage=False, **common,
+            )  # fmt: skip
         # A blocking pool: past max_connections, calls wait their turn (up to the
         # timeout) instead of failing at once, which read as a store outage (503)
         # on a healthy Redis as soon as 101 requests were in flight.
