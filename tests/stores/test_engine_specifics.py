@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from silentauth.core.ports import RotateRequest, User
-from silentauth.errors import StoreUnavailable
+from silentauth.errors import ConfigError, StoreUnavailable
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
@@ -247,3 +247,20 @@ async def test_redis_cluster_keys_of_one_session_share_a_slot_and_sessions_sprea
         assert len(masters) == redis_cluster.masters
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://h/0?wait_replicas=x", "redis://h/0?wait_replicas=99", "redis+cluster://h:1,nohostport"]
+)
+def test_redis_urls_with_a_bad_wait_replicas_or_node_list_are_refused_at_startup(url: str) -> None:
+    with pytest.raises(ConfigError):
+        RedisStore(url)._connect()
+
+
+def test_redis_cluster_url_may_name_several_nodes() -> None:
+    store = RedisStore("redis+cluster://:pw@a:7000,b:7001,c:7002/?wait_replicas=1")
+    assert (store.cluster, store.wait_replicas) == (True, 1)
+    client = store._connect()
+    assert {(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()} >= {
+        ("a", 7000), ("b", 7001), ("c", 7002)
+    }
