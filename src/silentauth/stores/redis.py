@@ -54,17 +54,11 @@ import base64
 import json
 import logging
 import math
-import os
 from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import redis.asyncio as aioredis
 import redis.exceptions as rexc
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from silentauth.core.ports import (
     RotateRequest,
@@ -73,8 +67,9 @@ from silentauth.core.ports import (
     StoredKey,
     User,
 )
-from silentauth.errors import AlreadyExists, ConfigError, StoreUnavailable
+from silentauth.errors import AlreadyExists, StoreUnavailable
 from silentauth.stores.base import rotate_each
+from silentauth.stores.redis_client import POOL_SIZE, connect, split_url, unavailable
 from silentauth.stores.redis_layout import GROUPS, RedisLayout
 from silentauth.stores.redis_lua import SCRIPTS
 from silentauth.stores.redis_wait import replicated
@@ -88,23 +83,7 @@ _FIELDS = [
     "revoked_at", "revoked_reason",
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
-_UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError, rexc.SlotNotCoveredError)
-_TRANSIENT_ERRORS = (rexc.OutOfMemoryError, rexc.MasterDownError, rexc.TryAgainError, rexc.ClusterDownError,
-                     rexc.AskError)
-_TRANSIENT_REPLIES = {"MISCONF", "NOREPLICAS", "BUSY", "CLUSTERDOWN", "TRYAGAIN"}
 _PURGE_BATCH = 500
-POOL_SIZE = 100  # connections per instance (per node on a cluster); more callers queue for one
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-
-def _raised_in_redis_py(exc: BaseException) -> bool:
-    """Whether ``exc`` came from inside the redis package (not from this store)."""
-    tb = exc.__traceback__
-    last = None
-    while tb is not None:
-        last, tb = tb, tb.tb_next
-    return last is not None and f"{os.sep}redis{os.sep}" in last.tb_frame.f_code.co_filename
-
-
 def _num(value: float) -> str:
     # repr round-trips a float exactly; Lua compares the parsed doubles.
     return repr(float(value))
@@ -139,35 +118,6 @@ def _encode(session: SessionRecord) -> list[str]:
     return out
 
 
-def _startup_nodes(url: str) -> tuple[str, list[ClusterNode]]:
-    """``redis+cluster://a:1,b:2/``: the URL with its first host, and the others as nodes."""
-    parts = urlsplit(url)
-    auth, _, hosts = parts.netloc.rpartition("@")
-    first, *others = hosts.split(",")
-    nodes = []
-    for other in others:
-        host, _, port = other.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError("DATABASE_URL", f"cluster node {other!r}: use host:port")
-        nodes.append(ClusterNode(host, int(port)))
-    netloc = f"{auth}@{first}" if auth else first
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), nodes
-
-
-def _split_url(url: str) -> tuple[str, bool, int]:
-    """(URL for redis-py, cluster?, wait_replicas) from a ``DATABASE_URL``."""
-    parts = urlsplit(url)
-    cluster = parts.scheme in CLUSTER_SCHEMES
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    raw = [v for k, v in query if k == "wait_replicas"]
-    if raw and (len(raw) > 1 or not raw[0].isdigit() or int(raw[0]) > 16):
-        raise ConfigError("DATABASE_URL", "wait_replicas must be one integer from 0 to 16")
-    wait = int(raw[0]) if raw else 0
-    rest = urlencode([(k, v) for k, v in query if k != "wait_replicas"])
-    scheme = CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)
-    return urlunsplit((scheme, parts.netloc, parts.path, rest, parts.fragment)), cluster, wait
-
-
 class RedisStore:
     """:class:`~silentauth.core.ports.Store` on Redis or Redis Cluster, shared by many instances.
 
@@ -179,7 +129,7 @@ class RedisStore:
         self, url: str, *, prefix: str = "silentauth:", timeout: float = 2.0, retention: float = 86400.0
     ) -> None:
         self.url = url
-        self._redis_url, self.cluster, self.wait_replicas = _split_url(url)
+        self._redis_url, self.cluster, self.wait_replicas = split_url(url)
         self.prefix = prefix
         self.layout = RedisLayout(prefix)
         self._retention = retention
@@ -193,30 +143,7 @@ class RedisStore:
     # -- lifecycle -----------------------------------------------------------
 
     def _connect(self) -> Any:
-        common: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_timeout": self._timeout,
-            "socket_connect_timeout": self._timeout,
-            # One immediate retry on a fresh connection (a cluster also refreshes
-            # its slot map first): enough to ride over a restart or a finished
-            # failover, short enough to fail fast while a shard has no master.
-            "retry": Retry(NoBackoff(), 1),
-        }
-        if self.cluster:
-            # Several nodes may be named (host:port,host:port): a new instance can
-            # start while the first one named is down.
-            first, others = _startup_nodes(self._redis_url)
-            return RedisCluster.from_url(
-                first, startup_nodes=others or None, max_connections=POOL_SIZE,
-                require_full_coverage=False, **common,
-            )  # fmt: skip
-        # A blocking pool: past max_connections, calls wait their turn (up to the
-        # timeout) instead of failing at once, which read as a store outage (503)
-        # on a healthy Redis as soon as 101 requests were in flight.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self._redis_url, max_connections=POOL_SIZE, timeout=self._timeout, health_check_interval=30, **common
-        )
-        return aioredis.Redis(connection_pool=pool)
+        return connect(self._redis_url, self.cluster, self._timeout)
 
     async def open(self) -> None:
         if self._client is not None:
@@ -267,32 +194,11 @@ class RedisStore:
                 return await call
             finally:
                 self._slots.release()
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
-        except rexc.RedisClusterException as exc:
-            if type(exc) is rexc.RedisClusterException:  # "cannot be connected": no node answers
-                raise StoreUnavailable(f"Redis Cluster: {exc}") from exc
-            raise
-        except AttributeError as exc:
-            # redis-py's cluster client closes every connection when a slot has
-            # no master (CLUSTERDOWN) while other calls are still using them;
-            # those fail inside redis-py on a socket writer it already dropped.
-            if _raised_in_redis_py(exc):
-                raise StoreUnavailable("Redis: connection closed under a call") from exc
-            raise
-        except RuntimeError as exc:
-            # uvloop: Redis died while a connection was being opened ("unable to
-            # perform operation on <TCPTransport closed=True>; the handler is closed").
-            if "handler is closed" in str(exc) or "closed=True" in str(exc):
-                raise StoreUnavailable("Redis: connection closed while opening") from exc
-            raise
-        except rexc.ResponseError as exc:
-            # Out of memory, failing persistence, a failover in progress: the
-            # server is there but cannot serve writes now. Retry later (503).
-            code = str(exc).split(" ", 1)[0]
-            if isinstance(exc, _TRANSIENT_ERRORS) or code in _TRANSIENT_REPLIES:
-                raise StoreUnavailable(f"Redis: {type(exc).__name__} {code}") from exc
-            raise
+        except Exception as exc:
+            mapped = unavailable(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         finally:
             if not isinstance(call, asyncio.Future) and hasattr(call, "close"):
                 call.close()  # never awaited when no connection came free: no warning
