@@ -160,7 +160,7 @@ class Target:
 
     def __init__(self, spec: dict[str, Any], connections: int) -> None:
         self.stack, self.port, self.mode = str(spec["stack"]), int(spec["port"]), str(spec["mode"])
-        self.dialect = DIALECTS[self.stack]
+        self.dialect = DIALECTS[str(spec.get("dialect", self.stack))]
         self.pids = process_tree(int(spec["pid"])) if spec.get("pid") else []
         self.connections = connections
         self.conns: list[tuple[Connection, list[str]]] = []

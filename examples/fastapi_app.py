@@ -19,10 +19,10 @@ Payer = Annotated[Principal, Depends(require_scope("payments"))]
 
 
 def create_app(issuer: str, **options: Any) -> FastAPI:
-    auth = TokenAuthenticator.from_issuer(
-        issuer, **options
-    )  # keys: {issuer}/.well-known/jwks.json
-    app = FastAPI(lifespan=auth.lifespan)
+    # Keys from {issuer}/.well-known/jwks.json; revoked sessions from the feed
+    # {issuer}/auth/revocations, polled every second (revocation_url=False opts out).
+    auth = TokenAuthenticator.from_issuer(issuer, **options)
+    app = FastAPI(lifespan=auth.lifespan)  # prefetches keys, runs both pollers
     app.add_middleware(BearerAuthMiddleware, authenticator=auth)
     add_bearer_error_handler(app)  # BearerError -> RFC 6750 401/403 + WWW-Authenticate
 

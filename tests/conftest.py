@@ -6,15 +6,16 @@ missing" skip into a failure, so CI cannot pass by skipping.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from silentauth.server.app import create_app
 from silentauth.server.runtime import Runtime
 from silentauth.settings import Settings
 
+T = TypeVar("T")
 REQUIRE_SERVICES = os.environ.get("SILENTAUTH_REQUIRE_SERVICES") == "1"
 
 # Argon2id at a cost tests can afford; production defaults are tested separately.
@@ -175,9 +177,14 @@ class LiveServer:
     def metric(self, name: str, **labels: str) -> float:
         return metric_value(httpx.get(f"{self.url}/metrics").text, name, **labels)
 
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the server's own event loop (its store lives there), from a sync test."""
+        loop = self.server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=20)
 
-def run_live(app: Starlette) -> Iterator[LiveServer]:
-    port = free_port()
+
+def run_live(app: Starlette, port: int | None = None) -> Iterator[LiveServer]:
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", limit_concurrency=4096, backlog=4096)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -242,7 +249,8 @@ def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         kwargs: dict[str, Any] = {"passwords": FAST_PASSWORDS}
         if clock is not None:
             kwargs["clock"] = clock
-        gen = run_live(create_app(s, **kwargs))
+        # A ``port`` override is honoured, so a test can make ISSUER the server's own URL.
+        gen = run_live(create_app(s, **kwargs), port=overrides.get("port"))
         live = next(gen)
         gens.append(gen)
         return live

@@ -124,11 +124,11 @@ async def test_access_token_as_refresh_token_and_refresh_token_as_bearer_are_ref
 async def test_scope_escalation_on_login_or_refresh_is_refused(service: Service) -> None:
     r = await service.client.post(
         "/auth/token",
-        data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "openid admin"},
+        data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "profile admin"},
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
-    grant = await service.password_grant(scope="openid")
-    r = await service.refresh(grant["refresh_token"], scope="openid api")
+    grant = await service.password_grant(scope="profile")
+    r = await service.refresh(grant["refresh_token"], scope="profile api")
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
 
 
@@ -410,7 +410,7 @@ def test_cli_refuses_a_second_account_whose_name_differs_only_by_normalisation(
     monkeypatch.setenv("SILENTAUTH_SECRET_KEY", "test-secret-key-with-at-least-32-bytes!!")
     codes = []
     for name in ("straße", "STRASSE", "ｓｔｒａｓｓｅ", "Strasse"):
-        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw-long-enough\n"))
         codes.append(main(["users", "add", name, "--password-stdin"]))
     assert codes == [0, 1, 1, 1]
     capsys.readouterr()
@@ -468,12 +468,12 @@ async def test_sql_and_lua_metacharacters_in_every_string_field_are_inert(servic
     good = await service.password_grant()
     sid = service.runtime.service.session_of(good["refresh_token"])
     h = {"User-Agent": payload.replace("\r\n", " ")}
-    # (response, may it succeed?) — only a free-text client_id and RFC 7009's
-    # "200 always" may answer 200; everything else must be a clean refusal.
+    # (response, may it succeed?) — only RFC 7009's "200 always" may answer 200;
+    # everything else (an unregistered client_id included) must be a clean refusal.
     attempts: list[tuple[httpx.Response, bool]] = []
     for field in ("username", "password", "scope", "client_id"):
         data = {"grant_type": "password", "username": "alice", "password": "secret", field: payload}
-        attempts.append((await service.client.post("/auth/token", data=data, headers=h), field == "client_id"))
+        attempts.append((await service.client.post("/auth/token", data=data, headers=h), False))
     for data in (
         {"grant_type": payload},
         {"grant_type": "refresh_token", "refresh_token": payload},
@@ -497,8 +497,8 @@ async def test_sql_and_lua_metacharacters_in_every_string_field_are_inert(servic
     assert await service.runtime.store.get_user(normalize_username(payload)) is None or payload.strip() == ""
     users = await service.runtime.store.list_users()
     assert [u.username for u in users] == ["alice"]
-    # good + the client_id login + the spare: nothing more, nothing less
-    assert len(await service.runtime.store.list_sessions(users[0].id)) == 3
+    # good + the spare: nothing more, nothing less
+    assert len(await service.runtime.store.list_sessions(users[0].id)) == 2
     row = await service.runtime.store.get_session(sid)
     assert row is not None and row.revoked_at is None and row.counter == 0
     assert (await service.refresh(good["refresh_token"])).status_code == 200
@@ -1212,6 +1212,127 @@ def test_browser_client_sends_tokens_only_to_its_origins_and_ignores_foreign_ren
     assert_node_suite_passes(node, "destinations.test.mjs")
 
 
+# --- rate limits vs the innocent ---
+# Attacker and victim share one address (a campus NAT, an office proxy): both talk
+# to a real server on loopback from 127.0.0.1.
+
+
+def _token_grant(url: str, **form: str) -> httpx.Response:
+    return httpx.post(f"{url}/auth/token", data=form, timeout=10)
+
+
+def test_forged_refresh_tokens_from_an_address_never_refuse_a_genuine_token_from_it(
+    live_server_factory: Any,
+) -> None:
+    # 600 forged refresh tokens made the next *valid* refresh from the same address
+    # get 429: the per-address failure count was checked before the MAC.
+    live = live_server_factory(rate_limit_refresh=Rate(5, 60))
+    victim = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
+    codes = [
+        _token_grant(live.url, grant_type="refresh_token", refresh_token=f"v1.{'a' * 22}.{i}.{'b' * 43}").status_code
+        for i in range(60)
+    ]
+    # The forger is still held to the address limit (10 x 5 failures a minute) ...
+    assert codes[:50] == [400] * 50 and set(codes[50:]) == {429}
+    # ... while the genuine token from the same address rotates.
+    r = _token_grant(live.url, grant_type="refresh_token", refresh_token=victim["refresh_token"])
+    assert r.status_code == 200, r.text
+
+
+def test_replaying_a_dead_refresh_token_costs_its_session_not_the_address(live_server_factory: Any) -> None:
+    # A revoked/reused token has a valid MAC: its failures count against its own session.
+    live = live_server_factory(rate_limit_refresh=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
+    victim = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
+    own = _token_grant(live.url, grant_type="password", username="mallory", password="pw").json()
+    httpx.post(f"{live.url}/auth/revoke", data={"token": own["refresh_token"]}, timeout=10)
+    codes = [
+        _token_grant(live.url, grant_type="refresh_token", refresh_token=own["refresh_token"]).status_code
+        for _ in range(40)
+    ]
+    assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+    r = _token_grant(live.url, grant_type="refresh_token", refresh_token=victim["refresh_token"])
+    assert r.status_code == 200, r.text
+
+
+def test_password_guessing_cannot_lock_the_owner_out_of_a_device_that_logged_in_before(
+    live_server_factory: Any,
+) -> None:
+    # Ten bad passwords for an account locked it out for everyone at that address. A
+    # device that logged in before presents its device token and is judged alone.
+    live = live_server_factory(rate_limit_login=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
+    first = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
+    device = first["device_token"]
+    # The attacker (same address) holds a device token too, but for his own account.
+    mallory_device = _token_grant(live.url, grant_type="password", username="mallory", password="pw").json()[
+        "device_token"
+    ]
+    guesses = [
+        _token_grant(
+            live.url, grant_type="password", username="alice", password=f"guess-{i}", device_token=mallory_device
+        ).status_code
+        for i in range(20)
+    ]
+    # Spraying other names uses the address allowance (10 x 3) up as well.
+    spray = [
+        _token_grant(live.url, grant_type="password", username=f"user{i}", password="Winter2026!").status_code
+        for i in range(40)
+    ]
+    # The attacker's guessing stays bounded: three guesses, then 429 ...
+    assert guesses[:3] == [400] * 3 and set(guesses[3:]) == {429}
+    assert set(spray[27:]) == {429}
+    # ... a device never seen before is refused like the attacker (OWASP: new devices wait) ...
+    r = _token_grant(live.url, grant_type="password", username="alice", password="secret")
+    assert r.status_code == 429
+    # ... but the owner's known device logs in, and its new device token works too.
+    r = _token_grant(live.url, grant_type="password", username="alice", password="secret", device_token=device)
+    assert r.status_code == 200, r.text
+    again = _token_grant(
+        live.url, grant_type="password", username="alice", password="secret", device_token=r.json()["device_token"]
+    )
+    assert again.status_code == 200, again.text
+    # A known device guessing is bounded by its own count.
+    own = [
+        _token_grant(live.url, grant_type="password", username="alice", password="nope", device_token=device).status_code
+        for _ in range(5)
+    ]
+    assert own == [400, 400, 400, 429, 429]
+
+
+def test_browser_device_cookie_keeps_the_owner_logging_in_under_guessing(live_server_factory: Any) -> None:
+    live = live_server_factory(rate_limit_login=Rate(3, 60))
+    origin = {"Origin": live.url}
+    with httpx.Client(base_url=live.url, headers=origin, timeout=10) as browser:
+        r = browser.post("/auth/login", json={"username": "alice", "password": "secret"})
+        assert r.status_code == 200, r.text
+        set_cookie = [v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("silentauth-device=")]
+        assert len(set_cookie) == 1 and "HttpOnly" in set_cookie[0] and "SameSite=strict" in set_cookie[0]
+        assert "device_token" not in r.json()  # script never sees it
+        with httpx.Client(base_url=live.url, headers=origin, timeout=10) as attacker:
+            codes = [
+                attacker.post("/auth/login", json={"username": "alice", "password": f"g{i}"}).status_code
+                for i in range(10)
+            ]
+            assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+        r = browser.post("/auth/login", json={"username": "alice", "password": "secret"})
+        assert r.status_code == 200, r.text
+
+
+def test_python_client_keeps_its_device_token_and_logs_in_under_guessing(live_server_factory: Any) -> None:
+    from silentauth.client import LoginFailed, TokenAuth
+
+    live = live_server_factory(rate_limit_login=Rate(3, 60))
+    auth = TokenAuth(token_url=f"{live.url}/auth/token")
+    auth.login("alice", "secret")
+    assert auth.device_token and auth.device_token.startswith("d1.")
+    codes = [
+        _token_grant(live.url, grant_type="password", username="alice", password=f"g{i}").status_code for i in range(6)
+    ]
+    assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+    with pytest.raises(LoginFailed):
+        TokenAuth(token_url=f"{live.url}/auth/token").login("alice", "secret")  # a new device waits
+    auth.logout()
+    auth.login("alice", "secret")  # the known device does not
+    assert auth.tokens is not None
 # --- behind a proxy ---
 
 
@@ -1286,3 +1407,132 @@ def test_python_client_keeps_its_token_from_foreign_hosts_and_their_renewals(
         me = client.get(f"{live.url}/api/me")
     assert me.status_code == 200 and me.json()["username"] == "alice"
     assert foreign.authorizations == [None]
+# --- resource servers: revocation by default (issue 16) ---
+
+
+async def test_third_party_verifier_from_issuer_refuses_a_logged_out_session_within_two_seconds(
+    service: Service,
+) -> None:
+    """``from_issuer`` with no revocation option follows the feed (it used to follow none)."""
+    from silentauth.errors import InvalidToken
+    from silentauth.resource import TokenAuthenticator
+
+    auth = TokenAuthenticator.from_issuer(
+        service.runtime.settings.issuer,
+        client=service.client,
+        jwks_url="http://testserver/.well-known/jwks.json",
+        clock=service.clock,
+    )
+    assert auth.revocations is not None and auth.revocations.url == "http://testserver/auth/revocations"
+    token = (await service.password_grant())["access_token"]
+    header = f"Bearer {token}"
+    assert (await auth.aauthenticate(header)).username == "alice"
+    assert (await service.client.post("/auth/logout", headers={"Authorization": header})).status_code == 204
+    started = time.monotonic()
+    with pytest.raises(InvalidToken, match="revoked"):
+        while time.monotonic() - started < 2.0:
+            await auth.aauthenticate(header)
+            await asyncio.sleep(0.05)
+    assert time.monotonic() - started < 2.0
+
+
+# --- registered clients (issue 16 item 5) ---
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+async def test_made_up_client_credentials_are_refused_with_invalid_client(service: Service) -> None:
+    """Client authentication used to be ignored: made-up Basic credentials got 200."""
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await service.client.post("/auth/token", data=login, headers=_basic("made-up", "whatever"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].startswith("Basic")
+    r = await service.client.post("/auth/token", data={**login, "client_id": "gateway", "client_secret": "guess"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+async def test_the_client_id_claim_cannot_be_chosen_by_the_caller(service: Service) -> None:
+    """``client_id=billing-api`` used to come back as the RFC 9068 claim, misleading resource servers."""
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await service.client.post("/auth/token", data={**login, "client_id": "billing-api"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+async def test_a_caller_cannot_revoke_another_clients_token(service: Service) -> None:
+    """Any caller used to revoke any token; now a confidential client's only with its secret."""
+    _, secret = await service.runtime.clients.register("gateway")
+    assert secret is not None
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    grant = (await service.client.post("/auth/token", data=login, headers=_basic("gateway", secret))).json()
+    r = await service.client.post("/auth/revoke", data={"token": grant["refresh_token"], "client_id": "native"})
+    assert r.status_code == 200
+    rotated = await service.client.post(
+        "/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]},
+        headers=_basic("gateway", secret),
+    )
+    assert rotated.status_code == 200, rotated.text
+
+
+# --- resource servers: one audience per API (issue 16 item 2) ---
+
+
+async def test_a_token_for_one_api_is_refused_by_another(service_factory: ServiceFactory) -> None:
+    """Every token used to carry aud=silentauth: one API's token opened every API."""
+    from silentauth.errors import InvalidToken
+    from silentauth.resource import TokenAuthenticator
+
+    billing, files = "https://billing.example", "https://files.example"
+    svc: Service = await service_factory(resources=(billing, files))
+    await svc.add_user()
+    token = (await svc.password_grant(resource=billing))["access_token"]
+
+    def api(audience: str) -> TokenAuthenticator:
+        return TokenAuthenticator.from_issuer(
+            svc.runtime.settings.issuer, audience, client=svc.client,
+            jwks_url="http://testserver/.well-known/jwks.json", clock=svc.clock, revocation_url=False,
+        )
+
+    assert (await api(billing).aauthenticate(f"Bearer {token}")).username == "alice"
+    with pytest.raises(InvalidToken, match="audience"):
+        await api(files).aauthenticate(f"Bearer {token}")
+    with pytest.raises(InvalidToken, match="audience"):
+        await api("silentauth").aauthenticate(f"Bearer {token}")
+
+
+# --- real-time connections outliving their token or session ---
+
+
+async def test_websocket_and_event_stream_end_within_a_second_of_revocation(
+    live_server_factory: Any,
+) -> None:
+    """A connection authenticated once must not outlive a logout (issue 18)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    live: LiveServer = live_server_factory()
+    async with httpx.AsyncClient(base_url=live.url, headers={"Origin": live.url}) as http:
+        r = await http.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"})
+        token = r.json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        ws = await connect(live.url.replace("http", "ws", 1) + "/api/ws")
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        assert json.loads(await ws.recv())["type"] == "auth-ok"
+        async with http.stream("GET", "/api/events", headers=bearer) as stream:
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: silentauth"
+            started = time.monotonic()
+            assert (await http.post("/auth/logout", headers=bearer)).status_code == 204
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 1.0)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "session revoked")
+            async for line in lines:
+                if line == "event: silentauth-end":
+                    break
+            assert time.monotonic() - started < 1.0

@@ -1,7 +1,9 @@
-"""``silentauth``: serve, users, keys, sessions, storm.
+"""``silentauth``: serve, users, keys, sessions, clients, storm.
 
-Every flag has a ``SILENTAUTH_*`` twin; the flag wins. A bad setting prints
-one line naming it and exits with status 2.
+Every setting is a flag and a ``SILENTAUTH_*`` variable (:mod:`silentauth.flags`);
+the flag wins, before or after the subcommand. A bad setting prints one line
+naming it and exits with status 2; an unknown ``SILENTAUTH_*`` variable is
+warned about.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from silentauth import flags
 from silentauth.errors import AlreadyExists, ConfigError, SilentAuthError
 from silentauth.settings import Settings
 
@@ -23,13 +27,31 @@ if TYPE_CHECKING:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "database_url": getattr(args, "database_url", None),
-        "demo": True if getattr(args, "demo", False) else None,
-    }
-    return Settings.load(overrides=overrides)
+    return Settings.load(overrides=flags.overrides(args))
+
+
+class PasswordRefused(SilentAuthError):
+    """A password the command line will not set (too short, no way to ask for it)."""
+
+
+def read_password(args: argparse.Namespace, name: str, minimum: int) -> str:
+    """The new password: from stdin with --password-stdin, else asked twice at a terminal."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            raise PasswordRefused("the two passwords differ; nothing changed")
+    else:
+        raise PasswordRefused(
+            f"no terminal to ask for the password: pipe it in with --password-stdin "
+            f"(printf '%s\\n' \"$PASSWORD\" | silentauth users {args.action} {name} --password-stdin)"
+        )
+    if len(password) < minimum:
+        raise PasswordRefused(
+            f"the password is shorter than {minimum} characters (SILENTAUTH_MIN_PASSWORD_LENGTH); nothing changed"
+        )
+    return password
 
 
 def _when(ts: float | None) -> str:
@@ -39,30 +61,9 @@ def _when(ts: float | None) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from silentauth.server.serve import serve
 
-    from silentauth.server.app import create_app
-
-    settings = _settings(args)
-    app = create_app(settings)
-    print(f"silentauth: serving on http://{settings.host}:{settings.port}/ "
-          f"(store {settings.database_url}{', demo user demo/demo' if settings.demo else ''})",
-          file=sys.stderr)
-    from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
-
-    uvicorn.run(
-        app,
-        http=BoundedHttpToolsProtocol,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_keep_alive=30,
-        limit_concurrency=4096,
-    )
-    return 0
+    return serve(_settings(args))
 
 
 async def _with_runtime(args: argparse.Namespace, job: Callable[[Runtime], Awaitable[int]]) -> int:
@@ -85,15 +86,22 @@ async def users_job(rt: Runtime, args: argparse.Namespace) -> int:
     from silentauth.core.passwords import normalize_username
     from silentauth.errors import InvalidRequest
 
-    if args.action == "add":
+    if args.action in ("add", "passwd"):
         name = normalize_username(args.name)
-        if args.password_stdin:
-            password = sys.stdin.readline().rstrip("\r\n")
-        else:
-            password = getpass.getpass(f"password for {name}: ")
+        if args.action == "passwd" and await rt.users.get(name) is None:
+            print(f"silentauth: no user {name!r}", file=sys.stderr)
+            return 1
         try:
+            password = read_password(args, name, rt.settings.min_password_length)
+            if args.action == "passwd":
+                revoked = await rt.users.set_password(name, password)
+                if revoked is None:
+                    print(f"silentauth: no user {name!r}", file=sys.stderr)
+                    return 1
+                print(f"new password for {name}; {revoked} session(s) revoked")
+                return 0
             await rt.users.add(name, password)
-        except InvalidRequest as exc:
+        except (InvalidRequest, PasswordRefused) as exc:
             print(f"silentauth: {exc}", file=sys.stderr)
             return 2
         except AlreadyExists:
@@ -161,52 +169,110 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return asyncio.run(_with_runtime(args, lambda rt: sessions_job(rt, args)))
 
 
+async def clients_job(rt: Runtime, args: argparse.Namespace) -> int:
+    """``clients add|list|remove``: the registry of OAuth clients (RFC 6749 §2)."""
+    if args.action == "add":
+        try:
+            client, secret = await rt.clients.register(args.client_id, args.name, confidential=not args.public)
+        except (AlreadyExists, ValueError) as exc:
+            print(f"silentauth: {exc}", file=sys.stderr)
+            return 1
+        kind = "confidential" if secret else "public"
+        print(f"added {kind} client {client.client_id}")
+        if secret:
+            # Only the hash is stored: this is the one time the secret is shown.
+            print(f"client_secret: {secret}")
+    elif args.action == "list":
+        for c in await rt.clients.all():
+            print(f"{c.client_id}\t{'confidential' if c.confidential else 'public'}\t{_when(c.created_at or None)}\t{c.name}")
+    else:
+        try:
+            removed = await rt.clients.remove(args.client_id)
+        except ValueError as exc:
+            print(f"silentauth: {exc}", file=sys.stderr)
+            return 1
+        if not removed:
+            print(f"silentauth: no client {args.client_id!r}", file=sys.stderr)
+            return 1
+        print(f"removed {args.client_id}")
+    return 0
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_runtime(args, lambda rt: clients_job(rt, args)))
+
+
 def cmd_storm(args: argparse.Namespace) -> int:
     from silentauth.storm.simulate import main as storm_main
 
     return storm_main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="silentauth", description="Seamless token refresh, end to end.")
-    p.add_argument("--database-url", help="sqlite:///path, postgresql://…, redis://… or redis+cluster://… (SILENTAUTH_DATABASE_URL)")
-    sub = p.add_subparsers(dest="command", required=True)
+def _leaf(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand that runs: it takes every setting flag too."""
+    p = sub.add_parser(name, help=help, description=help)
+    flags.add_setting_flags(p)
+    return p
 
-    serve = sub.add_parser("serve", help="run the token service and the demo page")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--database-url", dest="database_url", default=argparse.SUPPRESS)
-    serve.add_argument("--demo", action="store_true", help="user demo/demo, 30 s access tokens")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; setting flags are accepted before and after the subcommand."""
+    p = argparse.ArgumentParser(
+        prog="silentauth",
+        description="Seamless token refresh, end to end. Every setting is a flag and a SILENTAUTH_* variable.",
+    )
+    flags.add_setting_flags(p)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = _leaf(sub, "serve", "run the token service and the demo page (--demo: user demo/demo)")
     serve.set_defaults(func=cmd_serve)
 
-    users = sub.add_parser("users", help="manage local users")
-    us = users.add_subparsers(dest="action", required=True)
-    add = us.add_parser("add")
-    add.add_argument("name")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    us.add_parser("list")
-    rm = us.add_parser("remove")
-    rm.add_argument("name")
+    users = sub.add_parser("users", help="manage local users", description="manage local users")
+    us = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = _leaf(us, "add", "add a user; the password is asked twice, or read from stdin")
+    add.add_argument("name", help="user name (normalized: NFKC, lower case)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    _leaf(us, "list", "list users: name, id, created")
+    rm = _leaf(us, "remove", "remove a user and revoke all its sessions")
+    rm.add_argument("name", help="user name")
+    pw = _leaf(us, "passwd", "set a user's password and revoke all its sessions")
+    pw.add_argument("name", help="user name")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     users.set_defaults(func=cmd_users)
 
-    keys = sub.add_parser("keys", help="signing keys")
-    ks = keys.add_subparsers(dest="action", required=True)
-    ks.add_parser("list")
-    kr = ks.add_parser("rotate", help="publish a new key now; it signs after KEY_PREPUBLISH")
-    kr.add_argument("--now", action="store_true", help="sign with it at once (verifiers holding an older JWKS may refuse its tokens for a few seconds)")
+    keys = sub.add_parser("keys", help="signing keys", description="signing keys")
+    ks = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _leaf(ks, "list", "list keys: kid, algorithm, validity, role")
+    kr = _leaf(ks, "rotate", "publish a new key now; it signs after KEY_PREPUBLISH")
+    kr.add_argument(
+        "--now",
+        action="store_true",
+        help="sign with it at once; running instances pick it up within 5 s (their key reload), "
+        "and verifiers holding an older JWKS refetch on the unknown kid",
+    )
     keys.set_defaults(func=cmd_keys)
 
-    sessions = sub.add_parser("sessions", help="device sessions")
-    ss = sessions.add_subparsers(dest="action", required=True)
-    sl = ss.add_parser("list")
-    sl.add_argument("name")
-    sr = ss.add_parser("revoke")
-    sr.add_argument("session_id")
+    sessions = sub.add_parser("sessions", help="device sessions", description="device sessions")
+    ss = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sl = _leaf(ss, "list", "list a user's sessions: id, state, created, last used, address, user agent")
+    sl.add_argument("name", help="user name")
+    sr = _leaf(ss, "revoke", "revoke one session (its access tokens fail within REVOCATION_POLL)")
+    sr.add_argument("session_id", help="session id, as sessions list shows it")
     sessions.set_defaults(func=cmd_sessions)
+
+    clients = sub.add_parser("clients", help="registered OAuth clients")
+    cs = clients.add_subparsers(dest="action", required=True)
+    ca = cs.add_parser("add", help="register a client; a confidential one's secret is printed once")
+    ca.add_argument("client_id")
+    ca.add_argument("--name", default="", help="a description for `clients list`")
+    ca.add_argument("--public", action="store_true", help="no secret: identified by client_id alone")
+    cs.add_parser("list")
+    cs.add_parser("remove").add_argument("client_id")
+    clients.set_defaults(func=cmd_clients)
 
     from silentauth.storm.command import add_arguments as storm_arguments
 
-    storm = sub.add_parser("storm", help="simulate an expiry storm")
+    storm = sub.add_parser("storm", help="simulate an expiry storm", description="simulate an expiry storm")
     storm_arguments(storm)
     storm.set_defaults(func=cmd_storm)
     return p
@@ -214,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for warning in flags.unknown_variables(os.environ):
+        print(f"silentauth: warning: {warning}", file=sys.stderr)
     try:
         return int(args.func(args))
     except ConfigError as exc:

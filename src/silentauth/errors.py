@@ -23,6 +23,7 @@ are what application code sees.
     │   ├── InvalidGrant                400 invalid_grant
     │   ├── UnsupportedGrantType        400 unsupported_grant_type
     │   ├── InvalidScope                400 invalid_scope
+    │   ├── InvalidTarget               400 invalid_target (RFC 8707)
     │   ├── CSRFError                   403 access_denied
     │   ├── RateLimited                 429 + Retry-After
     │   ├── TemporarilyUnavailable      503 + Retry-After
@@ -30,17 +31,20 @@ are what application code sees.
     │   │   └── ClaimsUnavailable       a claims/lifetime hook failed or broke the rules
     │   └── BearerError                 RFC 6750, WWW-Authenticate
     │       ├── MissingToken            401, no error code
+    │       ├── MalformedBearerRequest  400 invalid_request (Bearer, no token)
     │       ├── InvalidToken            401 invalid_token
     │       │   └── UnknownKeyId        a kid not (yet) known: learn once, retry
     │       ├── InsufficientScope       403 insufficient_scope
     │       │   └── InsufficientClaim   403: a claim is missing or has another value
-    │       └── InsufficientUserAuthentication  401 (RFC 9470)
+    │       ├── InsufficientUserAuthentication  401 (RFC 9470)
+    │       └── WrongSession            403: a renewal from another user or session
     └── ClientError                     raised by silentauth.client
         ├── SessionExpired              the refresh token is dead: log in again
         ├── StepUpRequired              the route wants a fresher login
         ├── RefreshFailed               transient failure (network, 5xx): retry later
         ├── LoginFailed                 the password grant was refused
-        └── BodyNotReplayable           a streaming body cannot be retried
+        ├── BodyNotReplayable           a streaming body cannot be retried
+        └── ConnectionEnded             a real-time connection closed for good
 """
 
 from __future__ import annotations
@@ -156,6 +160,13 @@ class InvalidScope(OAuthError):
     description = "The requested scope exceeds the granted scope."
 
 
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: a ``resource`` the service does not serve, or a widening one."""
+
+    error = "invalid_target"
+    description = "The requested resource is unknown or not granted."
+
+
 class CSRFError(OAuthError):
     error = "access_denied"
     status_code = 403
@@ -223,6 +234,14 @@ class MissingToken(BearerError):
         return {"error": "unauthorized", "error_description": self.error_description}
 
 
+class MalformedBearerRequest(BearerError):
+    """RFC 6750 §3.1 ``invalid_request``: e.g. ``Authorization: Bearer`` with no token."""
+
+    error = "invalid_request"
+    status_code = 400
+    description = "The Authorization header names the Bearer scheme but carries no token."
+
+
 class InvalidToken(BearerError):
     error = "invalid_token"
     description = "The access token is invalid, expired or revoked."
@@ -286,6 +305,19 @@ class InsufficientUserAuthentication(BearerError):
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "max_age": self.max_age}
+
+
+class WrongSession(BearerError):
+    """A long-lived connection was offered a token of another user or session.
+
+    A WebSocket or event stream runs as one subject and session; a renewal
+    carrying anyone else's token is refused, not adopted (the connection would
+    otherwise change hands mid-stream).
+    """
+
+    error = "access_denied"
+    status_code = 403
+    description = "The token belongs to another user or session."
 
 
 class Rendered(NamedTuple):
@@ -354,3 +386,18 @@ class LoginFailed(ClientError):
 
 class BodyNotReplayable(ClientError):
     """The request body was a one-shot stream and cannot be sent again."""
+
+
+class ConnectionEnded(ClientError):
+    """A real-time connection was closed for good with ``code`` and ``reason``.
+
+    Raised by :mod:`silentauth.client.realtime` for the close codes after which
+    reconnecting cannot help (a protocol error, another user's token, a flood,
+    the server's normal end); a session that is over raises
+    :class:`SessionExpired` instead.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"connection closed: {code} {reason}".strip())
+        self.code = code
+        self.reason = reason

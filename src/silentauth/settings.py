@@ -19,6 +19,7 @@ from silentauth.errors import ConfigError
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIOD = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ class Settings:
     audience: str = "silentauth"
     rate_limit_login: Rate | None = Rate(10, 60)
     rate_limit_refresh: Rate | None = Rate(60, 60)
+    # How long a device that logged in keeps its own login allowance (see core/devices.py).
+    known_device_ttl: int = 180 * 86400
     # Scope -> access lifetime; the shortest matching entry wins (risk-based).
     token_policy: Mapping[str, int] = field(default_factory=lambda: {"payments": 300})
     secret_key: str = ""
@@ -142,7 +145,11 @@ class Settings:
     # A new key is published this long before it signs, so verifiers that cache
     # the JWKS (ours refetch on an unknown kid at most every 10 s) hold it in time.
     key_prepublish: int = 60
-    scope: str = "openid profile api"
+    # No "openid": no ID token is issued (OpenID Connect Core 1.0 §3.1.2.1 would demand one).
+    scope: str = "profile api"
+    # RFC 8707 resource indicators (absolute URIs) a login may ask tokens for;
+    # each becomes the tokens' ``aud``. Empty: every token carries ``audience``.
+    resources: tuple[str, ...] = ()
     # Origins (scheme://host[:port]) whose pages may call this service with credentials.
     cors_origins: tuple[str, ...] = ()
     # How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s).
@@ -152,6 +159,14 @@ class Settings:
     # Which forwarding headers those proxies set: X-Forwarded-For/-Proto or RFC 7239 Forwarded.
     proxy_headers: str = "x-forwarded"
     log_level: str = "info"
+    # One line per request (uvicorn's access log); off by default: it is one write per refresh.
+    access_log: bool = False
+    # Processes accepting on the one port, each with its own batcher and revocation set.
+    workers: int = 1
+    # On SIGTERM, how long requests in flight may take before they are cut off.
+    drain_timeout: float = 30.0
+    # The shortest password `users add` and `users passwd` accept.
+    min_password_length: int = 8
     # Bring your own users: 'package.module:attribute' naming an IdentityProvider
     # (silentauth.core.identity); empty means the built-in user table.
     identity: str = ""
@@ -199,6 +214,16 @@ class Settings:
         need(self.revocation_poll > 0, "revocation_poll", "must be positive")
         need(self.key_lifetime >= 60, "key_lifetime", "must be at least 60 seconds")
         need(self.key_prepublish >= 0, "key_prepublish", "must not be negative")
+        need(self.known_device_ttl >= 1, "known_device_ttl", "must be at least 1 second")
+        object.__setattr__(self, "log_level", self.log_level.strip().lower())
+        need(
+            self.log_level in LOG_LEVELS,
+            "log_level",
+            f"{self.log_level!r}: use one of {', '.join(LOG_LEVELS)}",
+        )
+        need(1 <= self.workers <= 256, "workers", f"{self.workers} is not between 1 and 256")
+        need(self.drain_timeout >= 0, "drain_timeout", "must not be negative")
+        need(self.min_password_length >= 1, "min_password_length", "must be at least 1")
         need(self.cors_max_age >= 0, "cors_max_age", "must not be negative")
         need(self.identity_timeout > 0, "identity_timeout", "must be positive")
         need(self.claims_max_bytes >= 16, "claims_max_bytes", "must be at least 16 bytes")
@@ -217,6 +242,13 @@ class Settings:
             "proxy_headers",
             f"{self.proxy_headers!r}: use 'x-forwarded' (X-Forwarded-For/-Proto) or 'forwarded' (RFC 7239)",
         )
+        for resource in self.resources:
+            # RFC 8707 §2: an absolute URI without a fragment.
+            need(
+                "://" in resource and "#" not in resource and " " not in resource,
+                "resources",
+                f"{resource!r} is not an absolute URI without a fragment",
+            )
         scheme = self.database_url.partition("://")[0]
         need(
             scheme in ("sqlite", *SHARED_STORES),

@@ -76,6 +76,7 @@ async def test_lifetimes_per_user_and_per_client(service_factory: ServiceFactory
     (session,) = await svc.runtime.service.sessions("u-200")
     assert session.expires_at == pytest.approx(now + 30 * 86400)
 
+    await svc.runtime.clients.register("kiosk", confidential=False)  # only registered clients get tokens
     kiosk = await svc.password_grant("dave", "d-pass", client_id="kiosk")
     assert kiosk["expires_in"] == 3600 and "refresh_token" not in kiosk
     assert decode_unverified(kiosk["access_token"])[1]["client_id"] == "kiosk"

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
-import inspect
-import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import silentauth.client as client
 from silentauth import errors
 
 
 def _classes(package: str) -> dict[str, str]:
-    """Each class defined in ``package``'s modules, by name -> defining module."""
+    """Each public class defined in ``package``'s modules, by name -> defining module.
+
+    Read from the source, not imported: adapters such as the Django one cannot be
+    imported without their framework configured.
+    """
     found: dict[str, str] = {}
-    root = importlib.import_module(package)
-    names = [package] + [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
-    for name in names:
-        module = importlib.import_module(name)
-        for cls_name, cls in vars(module).items():
-            if inspect.isclass(cls) and cls.__module__ == name and not cls_name.startswith("_"):
-                found[cls_name] = name
+    root = Path(importlib.import_module(package).__path__[0])
+    for path in sorted(root.rglob("*.py")):
+        module = ".".join([package, *path.relative_to(root).with_suffix("").parts])
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                found[node.name] = module
     return found
 
 

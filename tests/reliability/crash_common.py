@@ -42,7 +42,13 @@ import httpx
 from silentauth.core.ports import SessionRecord
 from silentauth.stores.redis_layout import RedisLayout
 from tests.reliability.test_crash_consistency import Client, refresh
-from tests.stores.servers import PostgresServer, RedisServer, _wait_port, find_binary
+from tests.stores.servers import (
+    PostgresServer,
+    PostgresStandby,
+    RedisServer,
+    _wait_port,
+    find_binary,
+)
 
 Sessions = dict[str, tuple[int, float | None]]  # session id -> (counter, revoked_at)
 SESSION_FIELDS = {f.name for f in dataclasses.fields(SessionRecord)}
@@ -110,6 +116,11 @@ class CrashPostgres(PostgresServer):
             ).fetchall()
             found += [f"row {r[0]} breaks an invariant" for r in bad]
         return found
+
+
+class CrashStandby(PostgresStandby, CrashPostgres):
+    """A streaming standby with the crash settings of :class:`CrashPostgres` (same
+    ``max_connections``, which a hot standby requires) and its inspection methods."""
 
 
 @dataclass

@@ -48,9 +48,10 @@ class ServeProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start (or restart) and wait until ``/healthz`` answers."""
-        self.port = free_port()
+    def start(self, timeout: float = 30.0, same_port: bool = False) -> None:
+        """Start (or restart, on a new port unless ``same_port``) and wait for ``/healthz``."""
+        if not (same_port and self.port):
+            self.port = free_port()
         env = {**self.env, "SILENTAUTH_PORT": str(self.port)}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -200,10 +200,15 @@ def assert_no_session_ended(clients: list[Client]) -> None:
 
 
 async def storm_through_store_crash(
-    store: CrashStore, service_url: str, clients: list[Client], probe: Client
+    store: CrashStore,
+    service_url: str,
+    clients: list[Client],
+    probe: Client,
+    restart: Callable[[], None] | None = None,
 ) -> tuple[Traffic, dict[str, float]]:
-    """Storm on the service, kill -9 the store, keep it down, restart it, and run
-    until every client is served again (at most SETTLE s). Returns the traffic and the timeline."""
+    """Storm on the service, kill -9 the store, keep it down, restart it (or run
+    ``restart``, e.g. promote a standby), and run until every client is served
+    again (at most SETTLE s). Returns the traffic and the timeline."""
     stop = asyncio.Event()
     # Clients honour Retry-After (2 s); the probe retries every 50 ms to time the recovery.
     traffic, probing = Traffic(service_url, clients, pause=2.0), Traffic(service_url, [probe], pause=0.05)
@@ -215,7 +220,7 @@ async def storm_through_store_crash(
     await asyncio.to_thread(store.kill9)
     await asyncio.sleep(OUTAGE)
     t_restart = time.monotonic()
-    await asyncio.to_thread(store.start)  # same port, same data: crash recovery
+    await asyncio.to_thread(restart or store.start)  # by default same port, same data: crash recovery
     t_ready = time.monotonic()
     deadline = t_ready + BOUND
     while not probing.served_after(t_ready):

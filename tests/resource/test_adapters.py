@@ -86,7 +86,7 @@ async def test_backend_sets_request_user_and_scopes(
     assert r.status_code == 200, r.text
     assert r.json() == {
         "name": "alice",
-        "scopes": ["authenticated", "api", "openid", "profile"],
+        "scopes": ["authenticated", "api", "profile"],
     }
     assert (
         await starlette_client.get("/pay", headers=bearer(token))

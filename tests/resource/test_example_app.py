@@ -77,7 +77,7 @@ async def test_transfer_needs_payments_scope_else_403_insufficient_scope(
     live_server_factory: Factory,
 ) -> None:
     live = await start_live(
-        live_server_factory, issuer=ISSUER, scope="openid api payments"
+        live_server_factory, issuer=ISSUER, scope="profile api payments"
     )
     async with (
         httpx.AsyncClient() as http,
@@ -102,7 +102,7 @@ async def test_payments_scope_gets_the_shorter_risk_based_lifetime(
     live_server_factory: Factory,
 ) -> None:
     live = await start_live(
-        live_server_factory, issuer=ISSUER, scope="openid api payments", access_ttl=900
+        live_server_factory, issuer=ISSUER, scope="profile api payments", access_ttl=900
     )
     async with httpx.AsyncClient() as http:
         browsing = await password_grant(http, live.url, scope="api")

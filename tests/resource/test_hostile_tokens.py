@@ -234,7 +234,6 @@ CASES: dict[str, Callable[[Material], str | bytes]] = {
     "non_ascii_token": lambda m: ("Bearer " + m.token + "é").encode("utf-8"),
     "non_utf8_bytes": lambda m: b"Bearer \xff\xfe\xfd" + m.token.encode(),
     "two_tokens": lambda m: f"Bearer {m.token} {m.other}",
-    "empty_bearer": lambda m: "Bearer ",
 }
 
 
@@ -343,3 +342,17 @@ async def test_hostile_token_is_refused_with_401_by_every_verifier(
         assert r.status_code == 401, (name, r.status_code, r.text)
         assert r.headers["www-authenticate"].startswith("Bearer"), name
         assert r.json()["error"] in ("invalid_token", "unauthorized"), name
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer    ", "bearer \t"])
+async def test_bearer_scheme_without_a_token_is_400_invalid_request_everywhere(
+    header: str, targets: Any
+) -> None:
+    """RFC 6750 §3.1: a malformed request is 400 ``invalid_request``, not 401 ``invalid_token``."""
+    _, clients = targets
+    for name, client in clients.items():
+        r = await client.get(PATHS[name], headers={"Authorization": header})
+        assert r.status_code == 400, (name, r.status_code, r.text)
+        assert r.json()["error"] == "invalid_request", name
+        assert r.headers["www-authenticate"].startswith('Bearer error="invalid_request"'), name

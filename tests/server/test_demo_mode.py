@@ -42,7 +42,8 @@ def held_anywhere(token: str) -> bool:
     """Whether any container the garbage collector tracks holds ``token`` as an item.
 
     Strings are compared only with strings: objects such as ``unittest.mock.ANY`` equal
-    everything.
+    everything. Types are read with ``type(...)``, never ``isinstance``: a lazy proxy
+    (Django's ``admin.site``, loaded by the DRF tests) evaluates itself on ``__class__``.
     """
 
     def holds(items: Any) -> bool:
@@ -50,11 +51,12 @@ def held_anywhere(token: str) -> bool:
 
     gc.collect()
     for obj in gc.get_objects():
-        if isinstance(obj, dict):
+        kind = type(obj)
+        if issubclass(kind, dict):
             values = list(obj.values())
             if holds(values) or any(holds(v) for v in values if type(v) is tuple):
                 return True
-        elif isinstance(obj, list | tuple | set | frozenset) and holds(obj):
+        elif issubclass(kind, list | tuple | set | frozenset) and holds(obj):
             return True
     return False
 

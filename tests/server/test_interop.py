@@ -19,6 +19,7 @@ def test_authlib_password_grant_refresh_and_reuse_detection(live_server_factory:
     clock.set(time.time())
     live: LiveServer = live_server_factory(clock=clock)  # type: ignore[operator]
     token_url = f"{live.url}/auth/token"
+    live.run(live.runtime.clients.register("authlib-test", confidential=False))
     session = OAuth2Session(client_id="authlib-test", token_endpoint_auth_method="none")
     token = session.fetch_token(token_url, username="alice", password="secret", grant_type="password")
     first_refresh = token["refresh_token"]
@@ -42,6 +43,7 @@ def test_requests_oauthlib_legacy_password_flow(
     # oauthlib insists on https; the loopback test server speaks plain http.
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     token_url = f"{live_server.url}/auth/token"
+    live_server.run(live_server.runtime.clients.register("ro-test", confidential=False))
     oauth = RequestsOAuth2Session(client=LegacyApplicationClient(client_id="ro-test"))
     token = oauth.fetch_token(token_url, username="alice", password="secret", include_client_id=True)
     assert oauth.get(f"{live_server.url}/api/me").json()["username"] == "alice"

@@ -16,7 +16,7 @@ async def test_password_grant_returns_rfc6749_token_response(service: Service) -
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-store"
     body = r.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope", "device_token"}
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
     assert service.metric("silentauth_login_total", outcome="ok") == 1
@@ -99,8 +99,8 @@ async def test_rotation_never_extends_the_absolute_session_limit(service_factory
 
 
 async def test_scope_on_refresh_may_narrow_but_never_widen(service: Service) -> None:
-    grant = await service.password_grant(scope="openid api")
-    assert grant["scope"] == "openid api"
+    grant = await service.password_grant(scope="profile api")
+    assert grant["scope"] == "profile api"
     narrowed = await service.refresh(grant["refresh_token"], scope="api")
     assert narrowed.json()["scope"] == "api"
     wider = await service.refresh(narrowed.json()["refresh_token"], scope="api admin")
@@ -160,4 +160,14 @@ async def test_refresh_tokens_are_not_stored_in_the_database(service: Service, t
     dump = "\n".join(sqlite3.connect(path).iterdump())
     mac = rotated.rsplit(".", 1)[1]
     assert mac not in dump and grant["refresh_token"].rsplit(".", 1)[1] not in dump
-    assert "secret" not in dump  # the password is stored as an Argon2id hash only
+    assert "'secret'" not in dump  # the password (a quoted value in the dump) is stored as an Argon2id hash only
+
+
+async def test_default_scope_does_not_claim_openid_since_no_id_token_is_issued(service: Service) -> None:
+    grant = await service.password_grant()
+    assert grant["scope"] == "profile api" and "id_token" not in grant
+    r = await service.client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": "alice", "password": "secret", "scope": "openid"},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"

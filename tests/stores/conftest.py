@@ -20,6 +20,7 @@ from silentauth.stores.base import open_store
 from tests.conftest import need_binary
 from tests.stores.servers import (
     PostgresServer,
+    PostgresStandby,
     RedisClusterServers,
     RedisServer,
     find_binary,
@@ -103,3 +104,24 @@ async def store(store_url_of: str) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+def postgres_standby_pair() -> Iterator[tuple[PostgresServer, PostgresStandby]]:
+    """A primary and its synchronous streaming standby (throwaway, fsync off), per test:
+    tests that use it kill the primary."""
+    for name in ("initdb", "postgres", "pg_basebackup", "pg_ctl"):
+        need_binary(name, find_binary(name) or name)
+    primary, standby = PostgresServer(), None
+    try:
+        primary.init()
+        primary.start()
+        standby = PostgresStandby(primary_port=primary.port)
+        standby.init()
+        standby.start()
+        standby.make_synchronous()
+        yield primary, standby
+    finally:
+        if standby is not None:
+            standby.stop()
+        primary.stop()

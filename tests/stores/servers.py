@@ -147,6 +147,79 @@ class PostgresServer:
 
 
 @dataclass
+class PostgresStandby(PostgresServer):
+    """A streaming hot standby of a running :class:`PostgresServer`.
+
+    ``init`` copies the primary with ``pg_basebackup -R`` (which writes
+    ``primary_conninfo`` and ``standby.signal``) through a physical replication
+    slot, so the primary keeps every WAL segment the standby has not received
+    yet. ``make_synchronous`` then makes the primary wait for the standby on
+    every commit (see the method). ``promote`` ends recovery: the standby
+    becomes a read-write primary.
+    """
+
+    primary_port: int = 0
+    name: str = "standby1"
+
+    def init(self) -> None:
+        basebackup = find_binary("pg_basebackup")
+        if basebackup is None:
+            raise RuntimeError("pg_basebackup not found")
+        user = self._user()
+        if user:
+            pw = pwd.getpwnam(user)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        subprocess.run(
+            [basebackup, "-D", str(self.root / "data"), "-h", "127.0.0.1", "-p", str(self.primary_port),
+             "-U", "postgres", "-R", "-C", "-S", self.name, "-X", "stream", "--checkpoint=fast", "--no-sync"],
+            user=user, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        # The walreceiver names itself after cluster_name when primary_conninfo
+        # has no application_name: that is the name synchronous_standby_names lists.
+        with open(self.root / "data" / "postgresql.auto.conf", "a") as conf:
+            conf.write(f"cluster_name = '{self.name}'\n")
+
+    def make_synchronous(self, timeout: float = 30.0) -> None:
+        """Make the primary's commits wait until this standby has the WAL on disk.
+
+        ``synchronous_commit = on`` with this standby as the one synchronous
+        standby: a commit is acknowledged only once the standby has flushed its
+        WAL. Promotion replays all WAL the standby holds before it accepts
+        writes, so every acknowledged commit survives the loss of the primary.
+        ``remote_apply`` would also make the commit visible to queries on the
+        standby before the acknowledgement, which only matters when reads go
+        to standbys; the token service reads and writes the primary only.
+        """
+        import psycopg
+
+        url = f"postgresql://postgres@127.0.0.1:{self.primary_port}/postgres"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '\"{self.name}\"'")
+            conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+            conn.execute("SELECT pg_reload_conf()")
+            deadline = time.monotonic() + timeout
+            while True:
+                row = conn.execute(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = %s", (self.name,)
+                ).fetchone()
+                if row is not None and row[0] == "sync":
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"standby {self.name} not synchronous within {timeout} s: {row}")
+                time.sleep(0.05)
+
+    def promote(self, timeout: float = 30.0) -> None:
+        """``pg_ctl promote -w``: return once the standby accepts writes."""
+        pg_ctl = find_binary("pg_ctl")
+        if pg_ctl is None:
+            raise RuntimeError("pg_ctl not found")
+        subprocess.run(
+            [pg_ctl, "promote", "-D", str(self.root / "data"), "-w", "-t", str(int(timeout))],
+            user=self._user(), check=True, capture_output=True, timeout=timeout + 10,
+        )
+
+
+@dataclass
 class RedisServer:
     """``redis-server`` on loopback; append-only file so a kill loses no reply."""
 

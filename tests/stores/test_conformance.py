@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from silentauth.core.ports import (
+    ClientRecord,
     RotateRequest,
     SessionRecord,
     Store,
@@ -71,6 +72,49 @@ async def test_users_add_get_list_remove_roundtrip(store: Store) -> None:
     assert await store.remove_user("alice") is False
     assert await store.get_user("alice") is None
     assert await store.list_users() == [bob]
+
+
+async def test_session_resources_round_trip_through_create_rotate_and_list(store: Store) -> None:
+    s = await new_session(store, resources="https://billing.example https://files.example/v1")
+    assert await store.get_session(s.id) == s
+    rotated = await store.rotate(s.id, 0, T0 + 1, T0 + 1 + IDLE)
+    assert rotated.swapped and rotated.session is not None
+    assert rotated.session.resources == s.resources
+    assert [x.resources for x in await store.list_sessions(s.user_id)] == [s.resources]
+    plain = await new_session(store)
+    assert (await store.get_session(plain.id)) == plain and plain.resources == ""
+
+
+# -- clients -----------------------------------------------------------------
+
+
+async def test_clients_add_get_list_remove_roundtrip(store: Store) -> None:
+    gateway = ClientRecord("gateway", "sha256$ab$cd", "API gateway (ünïcode)", T0)
+    spa = ClientRecord("app-spa", "", "", T0 + 0.5)
+    assert await store.list_clients() == []
+    await store.add_client(gateway)
+    await store.add_client(spa)
+    assert await store.get_client("gateway") == gateway and gateway.confidential
+    assert await store.get_client("app-spa") == spa and not spa.confidential
+    assert await store.get_client("nobody") is None
+    assert await store.list_clients() == [spa, gateway]
+    with pytest.raises(AlreadyExists):
+        await store.add_client(ClientRecord("gateway", "sha256$other$x", "impostor", T0 + 9))
+    assert await store.get_client("gateway") == gateway
+    assert await store.remove_client("gateway") is True
+    assert await store.remove_client("gateway") is False
+    assert await store.list_clients() == [spa]
+
+
+async def test_set_password_replaces_the_hash_of_an_existing_user_only(store: Store) -> None:
+    bob = User("id-bob", "bob", "$argon2id$old", T0)
+    await store.add_user(bob)
+    assert await store.set_password("bob", "$argon2id$new") is True
+    assert await store.get_user("bob") == User("id-bob", "bob", "$argon2id$new", T0)
+    # No stub user appears for a name that does not exist.
+    assert await store.set_password("ghost", "$argon2id$x") is False
+    assert await store.get_user("ghost") is None
+    assert [u.username for u in await store.list_users()] == ["bob"]
 
 
 async def test_adding_a_taken_user_name_raises_already_exists(store: Store) -> None:

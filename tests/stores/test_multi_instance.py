@@ -87,7 +87,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         # A key is published KEY_PREPUBLISH before it signs; shortened here, but
         # longer than the periodic key reload, so both instances publish it first.
         env = service_env(url, reuse_grace="30", key_prepublish=str(int(KEY_PREPUBLISH)))
-        added = cli(env, "users", "add", "alice", "--password-stdin", stdin="secret\n")
+        added = cli(env, "users", "add", "alice", "--password-stdin", stdin="secret-password\n")
         assert added.returncode == 0, added.stderr
         a, b = ServiceProcess(env), ServiceProcess(env)
         a.start()
@@ -113,7 +113,7 @@ def total(cluster: Cluster, name: str, **labels: str) -> float:
 
 async def login(client: httpx.AsyncClient, url: str) -> httpx.Response:
     return await client.post(
-        f"{url}/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"}
+        f"{url}/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret-password"}
     )
 
 

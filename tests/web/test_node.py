@@ -18,9 +18,10 @@ SUITES = sorted(p.name for p in HERE.glob("*.test.mjs"))
 
 
 def ensure_node_modules() -> Path:
-    """``tests/web/node_modules`` with axios and typescript, installed from the lock file if missing."""
+    """``tests/web/node_modules`` (axios, typescript, jose, oauth4webapi), from the lock file if missing."""
     modules = HERE / "node_modules"
-    if not all((modules / name / "package.json").exists() for name in ("axios", "typescript")):
+    needed = ("axios", "typescript", "jose", "oauth4webapi")
+    if not all((modules / name / "package.json").exists() for name in needed):
         npm = need_binary("npm")
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -52,4 +53,4 @@ def test_browser_client_unit_suite_passes_under_node(node: str, suite: str) -> N
 
 
 def test_every_unit_suite_is_collected() -> None:
-    assert {"client.test.mjs", "axios.test.mjs", "destinations.test.mjs"} <= set(SUITES)
+    assert {"client.test.mjs", "axios.test.mjs", "destinations.test.mjs", "realtime.test.mjs"} <= set(SUITES)

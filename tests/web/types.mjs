@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
 const STATIC = join(ROOT, "src", "silentauth", "web", "static");
-const MODULES = ["silentauth", "silentauth-axios"];
+const MODULES = ["silentauth", "silentauth-axios", "silentauth-realtime"];
 const HEADER = "// Generated from the JSDoc of the .js file beside it by tests/web/types.mjs: do not edit.\n";
 
 const mode = process.argv[2];

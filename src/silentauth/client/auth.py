@@ -60,6 +60,10 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
         timeout: seconds for each token-endpoint request.
         transport, async_transport: transports for token-endpoint requests
             (default: fresh httpx transports with ``verify``).
+        device_token: a known-device token from an earlier login (see
+            :attr:`device_token`): sent with the password grant, it keeps this
+            device's logins under its own rate limit while someone guesses the
+            account's password from the same address.
     """
 
     requires_request_body = True
@@ -80,6 +84,7 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
         verify: ssl.SSLContext | str | bool = True,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        device_token: str | None = None,
     ) -> None:
         if refresh_margin < 0 or not 0 <= jitter <= 1:
             raise ValueError("refresh_margin must be >= 0 and jitter within [0, 1]")
@@ -95,6 +100,10 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
             async_transport=async_transport,
         )
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        # The server's proof that this device logged in before; kept across logouts.
+        # It grants no access, only this device's own login allowance: persist it
+        # yourself (pass it back as ``device_token=``) to keep it across runs.
+        self.device_token = device_token
         self.clock = clock
         # Waiting for a refresh must outlast the refresh itself, never forever.
         self._coord = Coordinator(
@@ -114,8 +123,9 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
     def login(self, username: str, password: str, scope: str | None = None) -> TokenSet:
         """Password grant (RFC 6749 §4.3); stores the tokens. Raises ``LoginFailed``."""
         self._check_fork()
-        response = self.endpoint.send(self.endpoint.password_request(username, password, scope))
+        response = self.endpoint.send(self.endpoint.password_request(username, password, scope, self.device_token))
         tokens = self.endpoint.login_result(response, self.clock())
+        self.device_token = self.endpoint.device_token_of(response) or self.device_token
         with self._coord.locked():
             self._coord.install(tokens)
         return tokens
@@ -123,8 +133,11 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
     async def alogin(self, username: str, password: str, scope: str | None = None) -> TokenSet:
         """:meth:`login` for asyncio/trio code."""
         self._check_fork()
-        response = await self.endpoint.asend(self.endpoint.password_request(username, password, scope))
+        response = await self.endpoint.asend(
+            self.endpoint.password_request(username, password, scope, self.device_token)
+        )
         tokens = self.endpoint.login_result(response, self.clock())
+        self.device_token = self.endpoint.device_token_of(response) or self.device_token
         async with self._coord.alocked():
             await self._io(self._coord.install, tokens)
         return tokens

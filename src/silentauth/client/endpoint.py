@@ -75,11 +75,25 @@ class TokenEndpointClient:
     def refresh_request(self, tokens: TokenSet) -> httpx.Request:
         return self.request({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token or ""})
 
-    def password_request(self, username: str, password: str, scope: str | None) -> httpx.Request:
+    def password_request(
+        self, username: str, password: str, scope: str | None, device_token: str | None = None
+    ) -> httpx.Request:
         form = {"grant_type": "password", "username": username, "password": password}
         if scope:
             form["scope"] = scope
+        if device_token:
+            form["device_token"] = device_token
         return self.request(form)
+
+    @staticmethod
+    def device_token_of(response: httpx.Response) -> str | None:
+        """The known-device token a successful login handed out, if the server sends one."""
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        token = body.get("device_token") if isinstance(body, dict) else None
+        return token if isinstance(token, str) and token else None
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
         # Building a context loads the CA bundle (milliseconds): do it once.

@@ -1,4 +1,4 @@
-"""The core wired to one store: keys, revocation set, refresh tokens, sessions, users.
+"""The core wired to one store: keys, revocation set, refresh tokens, sessions, users, clients.
 
 The token service (:class:`~silentauth.server.runtime.Runtime` adds HTTP-side
 parts to this), the command line and the storm simulator all build the same
@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 
 from silentauth.clock import Clock
+from silentauth.core.clients import ClientRegistry
+from silentauth.core.devices import KnownDevices
 from silentauth.core.events import SessionEvents
 from silentauth.core.hooks import ClaimsHook, LifetimeHook, TokenHooks, as_hook
 from silentauth.core.identity import (
@@ -83,9 +85,11 @@ class TokenCore:
             clock=clock,
             policy=LifetimePolicy(s, rng),
             events=events,
+            devices=KnownDevices(self.master, s.known_device_ttl),
             identity=self.identity,
             hooks=self.hooks,
         )
+        self.clients = ClientRegistry(store, clock)
         self.users = Users(store=store, passwords=passwords, clock=clock, sessions=self.service)
 
     async def start(self) -> None:

@@ -27,6 +27,26 @@ class User:
 
 
 @dataclass(frozen=True)
+class ClientRecord:
+    """A registered OAuth client (RFC 6749 §2).
+
+    ``secret_hash`` is empty for a public client (identified by its id alone,
+    RFC 6749 §2.1); a confidential one authenticates with the secret whose
+    hash this is (:mod:`silentauth.core.clients`).
+    """
+
+    client_id: str
+    secret_hash: str
+    name: str
+    created_at: float
+
+    @property
+    def confidential(self) -> bool:
+        """Whether the client must authenticate with a secret."""
+        return bool(self.secret_hash)
+
+
+@dataclass(frozen=True)
 class StoredKey:
     """A signing key; ``private_blob`` is encrypted under the master key."""
 
@@ -58,6 +78,9 @@ class SessionRecord:
     ip: str = ""
     revoked_at: float | None = None
     revoked_reason: str | None = None
+    # RFC 8707 resource indicators granted at login, space-separated; the access
+    # tokens' ``aud``. Empty: the service's default audience.
+    resources: str = ""
 
     def with_(self, **changes: object) -> SessionRecord:
         """A copy with ``changes`` applied (the record itself is frozen)."""
@@ -103,6 +126,19 @@ class Store(Protocol):
     async def get_user(self, username: str) -> User | None: ...
     async def list_users(self) -> list[User]: ...
     async def remove_user(self, username: str) -> bool: ...
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        """Replace the user's password hash; False if there is no such user."""
+        ...
+
+    # registered clients
+    async def add_client(self, client: ClientRecord) -> None:
+        """Register ``client``; :class:`~silentauth.errors.AlreadyExists` if its id is taken."""
+
+    async def get_client(self, client_id: str) -> ClientRecord | None: ...
+    async def list_clients(self) -> list[ClientRecord]:
+        """Every registered client, by id."""
+
+    async def remove_client(self, client_id: str) -> bool: ...
 
     # signing keys
     async def add_key(self, key: StoredKey) -> None: ...

@@ -73,6 +73,7 @@ class FollowedRevocations(RevokedSessions, ABC):
         self.poll = poll
         self.cursor = 0
         self.last_sync: float | None = None  # monotonic time of the last good sync
+        self.last_attempt: float | None = None  # ... and of the last try, good or not
         self._monotonic = monotonic
 
     @property
@@ -84,8 +85,14 @@ class FollowedRevocations(RevokedSessions, ABC):
     async def fetch(self, cursor: int) -> tuple[list[str], int]:
         """Session ids revoked after ``cursor`` (0: from the start), and the new cursor."""
 
+    def due(self) -> bool:
+        """Whether ``poll`` seconds have passed since the last attempt to sync."""
+        last = self.last_attempt
+        return last is None or self._monotonic() - last >= self.poll
+
     async def sync(self) -> int:
         """Pull the revocations after our cursor; return how many arrived."""
+        self.last_attempt = self._monotonic()
         revoked, cursor = await self.fetch(self.cursor)
         for sid in revoked:
             self.add(sid)

@@ -21,13 +21,17 @@ arrival order, so two racers in one batch still come out ``rotated`` + ``grace``
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from silentauth.clock import Clock
+from silentauth.core import resources as rfc8707
 from silentauth.core.batch import Batcher
+from silentauth.core.devices import KnownDevices
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
 from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks
 from silentauth.core.identity import (
@@ -73,6 +77,7 @@ class _Refresh(NamedTuple):
     ip: str
     extra: Mapping[str, Any] | None = None
     access_cap: int | None = None
+    resource: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Grant:
     scope: str
     session: SessionRecord
     outcome: GrantOutcome = "ok"
+    # After a login: this device's proof for its next logins (core/devices.py).
+    device_token: str = ""
 
 
 class SessionService:
@@ -107,10 +114,12 @@ class SessionService:
         clock: Clock,
         policy: LifetimePolicy | None = None,
         events: SessionEvents | None = None,
+        devices: KnownDevices | None = None,
         identity: GuardedIdentity | None = None,
         hooks: TokenHooks | None = None,
     ) -> None:
         self.settings = settings
+        self.devices = devices
         self.store = store
         self.keyring = keyring
         self.refresh_tokens = refresh_tokens
@@ -126,9 +135,15 @@ class SessionService:
         self._login_pair = RateLimiter(store, settings.rate_limit_login)
         # One address may front many users (NAT): it gets ten times the allowance.
         self._login_ip = RateLimiter(store, settings.rate_limit_login, scale=10)
+        # A device that logged in as this user before is judged by its own count
+        # alone, so guessing from its address cannot lock its owner out.
+        self._login_device = RateLimiter(store, settings.rate_limit_login)
         # Refresh limits count per instance: they guard this instance's database
         # writes and must not add store round trips to the hot path. (Guessing a
         # refresh token is hopeless anyway: the MAC is checked before the store.)
+        # A token whose MAC verifies is judged by its session's count alone; only
+        # forgeries count against the address, so garbage sent from a shared
+        # address never refuses another client's genuine token.
         local = LocalCounters()
         self._refresh_session = RateLimiter(local, settings.rate_limit_refresh)
         self._refresh_fail_ip = RateLimiter(local, settings.rate_limit_refresh, scale=10)
@@ -155,8 +170,13 @@ class SessionService:
         *,
         extra: Mapping[str, Any] | None = None,
         access_cap: int | None = None,
+        resources: str | None = None,
     ) -> tuple[str, int]:
-        """Sign an access token for ``session``; ``extra`` are the claims hook's (checked) claims."""
+        """Sign an access token for ``session``.
+
+        ``extra`` are the claims hook's (checked) claims; ``aud`` comes from
+        ``resources`` (default: the session's, RFC 8707).
+        """
         key = self.keyring().signing_key(now)
         if key is None:
             raise TemporarilyUnavailable("No signing key is available.")
@@ -166,7 +186,7 @@ class SessionService:
             **(extra or {}),
             "iss": self.settings.issuer,
             "sub": session.user_id,
-            "aud": self.settings.audience,
+            "aud": rfc8707.audience(session.resources if resources is None else resources, self.settings.audience),
             "exp": exp,
             "iat": int(now),
             "jti": new_jti(),
@@ -187,10 +207,11 @@ class SessionService:
         outcome: GrantOutcome,
         extra: Mapping[str, Any] | None = None,
         lifetimes: Lifetimes | None = None,
+        resources: str | None = None,
     ) -> Grant:
         cap = lifetimes.access_ttl if lifetimes else None
         access, expires_in = self.mint_access(
-            session, scope, now, first=counter == 0, extra=extra, access_cap=cap
+            session, scope, now, first=counter == 0, extra=extra, access_cap=cap, resources=resources
         )
         refresh = "" if lifetimes and not lifetimes.refresh else self.refresh_tokens.issue(session.id, counter)
         return Grant(access, expires_in, refresh, scope, session, outcome)
@@ -211,18 +232,30 @@ class SessionService:
         user_agent: str = "",
         ip: str = "",
         remember: bool | None = None,
+        resource: str | None = None,
+        device_token: str | None = None,
     ) -> Grant:
         """Check the credentials with the identity provider and start a session.
 
         ``remember`` picks the absolute session lifetime: ``False`` the short
         one (``SHORT_SESSION_MAX_AGE``), ``True`` or ``None`` the long one.
+        ``device_token`` (from an earlier successful login of ``username`` on
+        this device) puts the attempt under the device's own limit instead of
+        the (user, address) and address limits.
         """
         now = self.clock()
+        granted_resources = rfc8707.grant(resource, self.settings.resources)
         name = normalize_username(username)
-        pair_key, ip_key = f"login:{name}:{ip}", f"login-ip:{ip}"
+        device = self.devices.check(device_token, name, now) if self.devices else None
+        if device is not None:
+            limiters = [(self._login_device, f"login-device:{device}")]
+        else:
+            limiters = [(self._login_pair, f"login:{name}:{ip}"), (self._login_ip, f"login-ip:{ip}")]
         request = RequestInfo(ip=ip, user_agent=user_agent, client_id=client_id)
         try:
-            async with self._login_pair.attempt(pair_key, now), self._login_ip.attempt(ip_key, now):
+            async with contextlib.AsyncExitStack() as admitted:
+                for limiter, key in limiters:
+                    await admitted.enter_async_context(limiter.attempt(key, now))
                 try:
                     identity = await self.identity.authenticate(username, password, request)
                 except IdentityUnavailable:
@@ -230,18 +263,21 @@ class SessionService:
                     raise
                 if identity is None:
                     # Only failures count: a user who logs in often is not an attacker.
-                    await self._login_pair.record(pair_key, now)
-                    await self._login_ip.record(ip_key, now)
+                    for limiter, key in limiters:
+                        await limiter.record(key, now)
                     self.events.on_login("bad_credentials")
                     raise InvalidGrant("Invalid user name or password.")
         except RateLimited:
             self.events.on_login("rate_limited")
             raise
         grant = await self.start_session(
-            identity, scope=scope, client_id=client_id, user_agent=user_agent, ip=ip, remember=remember
+            identity, scope=scope, client_id=client_id, user_agent=user_agent, ip=ip, remember=remember,
+            resources=granted_resources,
         )
         self.events.on_login("ok")
-        return grant
+        if self.devices is None:
+            return grant
+        return dataclasses.replace(grant, device_token=self.devices.issue(name, now, device))
 
     async def start_session(
         self,
@@ -252,6 +288,7 @@ class SessionService:
         user_agent: str = "",
         ip: str = "",
         remember: bool | None = None,
+        resources: str = "",
     ) -> Grant:
         """Start a session for a user the caller has already authenticated.
 
@@ -278,6 +315,7 @@ class SessionService:
             expires_at=now,
             user_agent=user_agent[:512],
             ip=ip[:64],
+            resources=resources,
         )
         context = self._context(draft, granted, "login")
         lifetimes = await self.hooks.lifetimes(context)
@@ -313,31 +351,50 @@ class SessionService:
         """The session id of an authentic refresh token (no store access)."""
         return self.refresh_tokens.parse(refresh_token)[0]
 
-    async def refresh(self, refresh_token: str, *, scope: str | None = None, ip: str = "") -> Grant:
+    async def refresh(
+        self,
+        refresh_token: str,
+        *,
+        scope: str | None = None,
+        ip: str = "",
+        client_id: str | None = None,
+        resource: str | None = None,
+    ) -> Grant:
         """Rotate ``refresh_token``: a new access and refresh token, or InvalidGrant.
+
+        ``client_id`` (an authenticated or named client) must be the one the
+        session was issued to (RFC 6749 §6), checked before anything rotates;
+        so is ``resource``, which may narrow the session's resources (RFC 8707).
 
         Checks that need no store happen here, per call; the rotation itself
         joins the calls made in the same event-loop turn (:mod:`silentauth.core.batch`).
         """
         now = self.clock()
-        await self._refresh_fail_ip.check(f"refresh-fail:{ip}", now)
         try:
             session_id, counter = self.refresh_tokens.parse(refresh_token)
         except InvalidGrant:
-            await self._fail("invalid", ip, now)
+            ip_key = f"refresh-fail:{ip}"
+            await self._refresh_fail_ip.check(ip_key, now)
+            self.events.on_refresh("invalid")
+            await self._refresh_fail_ip.record(ip_key, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
-        request = _Refresh(session_id, counter, scope, ip)
+        request = _Refresh(session_id, counter, scope, ip, resource=resource)
         wants_scope = scope is not None and bool(scope.strip())
-        if wants_scope or self.hooks.active:
-            # A refused scope or a failing hook must not burn the token: judge them before rotating.
+        if wants_scope or self.hooks.active or client_id is not None or resource is not None:
+            # A refused scope, client or resource, or a failing hook, must not burn the
+            # token: judge them before rotating.
             current = await self.store.get_session(session_id)
+            if current is not None and client_id is not None and current.client_id != client_id:
+                await self._fail("invalid", ip, now)
+                raise InvalidGrant("The refresh token was issued to another client.")
             if current is not None:
                 try:
                     narrowed = self._scope(scope, current.scope)
                 except InvalidScope:
                     self.events.on_refresh("invalid")
                     raise
+                rfc8707.narrow(resource, current.resources)
                 if self.hooks.active and current.is_live(now):
                     request = await self._ask_hooks(request, current, narrowed)
         return await self._rotations.submit(request)
@@ -371,20 +428,20 @@ class SessionService:
             await self._refresh_session.record(f"refresh:{r.session_id}", now)
             return self._finish(s, r, now, "rotated")
         if s is None or s.revoked_at is not None:
-            await self._fail("invalid", r.ip, now)
+            await self._fail("invalid", r.session_id, now)
             raise InvalidGrant("The refresh token is invalid or revoked.")
         if s.is_expired(now):
-            await self._fail("expired", r.ip, now)
+            await self._fail("expired", r.session_id, now)
             raise InvalidGrant("The session has expired; log in again.")
         if s.counter == r.counter + 1 and now - s.rotated_at <= self.settings.reuse_grace:
             # A concurrent or retried refresh: hand out the same successor token.
             return self._finish(s, r, now, "grace")
         if s.counter > r.counter:
             await self.revoke(r.session_id, "reuse")
-            await self._fail("reuse_detected", r.ip, now)
+            await self._fail("reuse_detected", r.session_id, now)
             raise InvalidGrant("The refresh token was already used; the session is revoked.")
         # A counter ahead of the store: only a restored (older) database does this.
-        await self._fail("invalid", r.ip, now)
+        await self._fail("invalid", r.session_id, now)
         raise InvalidGrant("The refresh token is invalid.")
 
     def _finish(self, s: SessionRecord, r: _Refresh, now: float, outcome: Literal["rotated", "grace"]) -> Grant:
@@ -394,11 +451,15 @@ class SessionService:
             self.events.on_refresh("invalid")
             raise
         self.events.on_refresh(outcome)
-        return self._grant(s, r.counter + 1, narrowed, now, outcome, r.extra, Lifetimes(access_ttl=r.access_cap))
+        return self._grant(
+            s, r.counter + 1, narrowed, now, outcome, r.extra, Lifetimes(access_ttl=r.access_cap),
+            rfc8707.narrow(r.resource, s.resources),
+        )
 
-    async def _fail(self, outcome: RefreshOutcome, ip: str, now: float) -> None:
+    async def _fail(self, outcome: RefreshOutcome, session_id: str, now: float) -> None:
+        # The token was authentic: its session pays, not everyone at the address.
         self.events.on_refresh(outcome)
-        await self._refresh_fail_ip.record(f"refresh-fail:{ip}", now)
+        await self._refresh_session.record(f"refresh:{session_id}", now)
 
     # -- revocation ------------------------------------------------------------
 
@@ -489,5 +550,7 @@ class SessionService:
             if not lifetimes.refresh:
                 return None
             cap = lifetimes.access_ttl
-        token, _ = self.mint_access(s, scope, now, extra=extra, access_cap=cap)
+        # The same audience as the token it replaces (RFC 8707 down-scoping survives renewal).
+        resources = rfc8707.of_audience(claims.get("aud", self.settings.audience), self.settings.audience)
+        token, _ = self.mint_access(s, scope, now, extra=extra, access_cap=cap, resources=resources)
         return token

@@ -49,6 +49,25 @@ class Users:
         """Every user, in the store's order."""
         return await self.store.list_users()
 
+    async def set_password(self, username: str, password: str, *, keep_session: str | None = None) -> int | None:
+        """Give ``username`` a new password and end its sessions but ``keep_session``.
+
+        Whoever knew the old password may hold a session: a password change
+        that left those alive would not lock them out. Returns how many
+        sessions were revoked, ``None`` if there is no such user.
+        """
+        name = normalize_username(username)
+        if not password:
+            raise InvalidRequest("empty password refused")
+        user = await self.store.get_user(name)
+        if user is None or not await self.store.set_password(name, self.passwords.hash(password)):
+            return None
+        revoked = 0
+        for s in await self.sessions.sessions(user.id):
+            if s.id != keep_session and await self.sessions.revoke(s.id, "admin"):
+                revoked += 1
+        return revoked
+
     async def remove(self, username: str) -> bool:
         """Delete ``username`` and revoke its sessions; False if there was none."""
         name = normalize_username(username)

@@ -25,6 +25,7 @@ from silentauth.errors import (
     InsufficientScope,
     InsufficientUserAuthentication,
     InvalidToken,
+    MalformedBearerRequest,
     MissingToken,
     UnknownKeyId,
 )
@@ -158,7 +159,10 @@ class TokenAuthenticator:
         if scheme.lower() != "bearer":
             raise MissingToken("Use the Bearer authentication scheme.")
         token = token.strip()
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        if not token:
+            # RFC 6750 §3.1: a malformed request (400), not a bad token (401).
+            raise MalformedBearerRequest()
+        if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("The access token is malformed.")
         return token
 

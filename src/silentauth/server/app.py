@@ -22,8 +22,11 @@ from silentauth.resource.verify import Principal
 from silentauth.server import (
     auth_routes,
     demo_routes,
+    discovery_routes,
+    introspection,
     monitoring_routes,
     openapi,
+    realtime_routes,
     service_routes,
     verifier_routes,
 )
@@ -91,9 +94,12 @@ def create_app(
             *auth_routes.routes,
             *service_routes.routes,
             *verifier_routes.routes,
+            *introspection.routes,
+            *discovery_routes.routes,
             *monitoring_routes.routes,
             *openapi.routes,
             *demo_routes.routes,
+            *realtime_routes.routes,
         ],
         middleware=[
             Middleware(SecurityHeadersMiddleware),

@@ -23,6 +23,7 @@ from silentauth.errors import (
 )
 from silentauth.resource.middleware import require_auth
 from silentauth.server import cookies
+from silentauth.server.client_auth import authenticate, client_credentials
 from silentauth.server.parsing import (
     read_form,
     read_json_object,
@@ -108,8 +109,13 @@ async def login(request: Request) -> Response:
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
         remember=remember_flag(body.get("remember")),
+        device_token=cookies.device_cookie(request, rt.settings),
     )
-    return _browser_response(rt, grant, request.scope.get("root_path", ""))
+    root_path = request.scope.get("root_path", "")
+    response = _browser_response(rt, grant, root_path)
+    if grant.device_token:
+        cookies.set_device_cookie(response, rt.settings, grant.device_token, root_path)
+    return response
 
 
 def _cookie_session(request: Request, rt: Runtime) -> tuple[str, str]:
@@ -197,23 +203,41 @@ async def delete_session(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    """RFC 7009: revoke a refresh or access token; always 200 for a well-formed request."""
+    """RFC 7009: revoke a refresh or access token; always 200 for a well-formed request.
+
+    A client revokes only its own tokens (RFC 7009 §2.1): a confidential
+    client's after authenticating as it, a public client's without a secret
+    (whoever holds a public client's token can use it anyway). A token of
+    another client is left alone, answered 200 like an invalid one so the
+    answer tells nothing about it.
+    """
     rt = runtime(request)
     form = await read_form(request)
+    creds = client_credentials(request.headers.get("authorization"), form)
+    client = await authenticate(rt.clients, creds)
     value = require(form, "token")
-    hint = form.get("token_type_hint", "")
+    session_id = token_session(rt, value, form.get("token_type_hint", ""))
+    if session_id is not None:
+        session = await rt.store.get_session(session_id)
+        owner = session.client_id if session is not None else None
+        if owner is not None and (
+            owner == client.client_id if client is not None else not await rt.clients.is_confidential(owner)
+        ):
+            await rt.service.revoke(session_id, "logout")
+    return Response(status_code=200, headers=NO_STORE)
+
+
+def token_session(rt: Runtime, value: str, hint: str) -> str | None:
+    """The session of an authentic refresh or access token (``hint`` picks the first try)."""
     order = ("access", "refresh") if hint == "access_token" else ("refresh", "access")
     for kind in order:
         try:
             if kind == "refresh":
-                session_id = rt.service.session_of(value)
-            else:
-                session_id = rt.authenticator.check(value).session_id
+                return rt.service.session_of(value)
+            return rt.authenticator.check(value).session_id
         except (InvalidGrant, InvalidToken):
             continue
-        await rt.service.revoke(session_id, "logout")
-        break
-    return Response(status_code=200, headers=NO_STORE)
+    return None
 
 
 routes = [

@@ -15,6 +15,12 @@ The CSRF proof is a MAC of the session id (see :meth:`RefreshTokens.csrf_token`)
 readable by script (double submit) but bound to the session, so a proof for one
 session never unlocks another.
 
+A third cookie, the device cookie, holds the known-device token of the last
+user who logged in with this browser (:mod:`silentauth.core.devices`): HttpOnly,
+SameSite=Strict, read only by the login route. It outlives log-outs on purpose:
+it is what keeps its owner's logins open while someone guesses passwords for
+the account from the same address.
+
 With ``COOKIE_SECURE`` off (plain-HTTP development only) the names are unprefixed
 and the refresh cookie keeps ``Path=/auth``: any host of the same site can then
 plant both cookies (see SECURITY.md).
@@ -88,3 +94,26 @@ def clear_session_cookies(response: Response, settings: Settings, root_path: str
 def refresh_cookie(request: Request, settings: Settings) -> str | None:
     """The refresh token from this host's own cookie; any other name is ignored."""
     return request.cookies.get(refresh_cookie_name(settings))
+
+
+def device_cookie_name(settings: Settings) -> str:
+    """The device cookie's name: ``__Host-`` prefixed unless cookies are insecure."""
+    return "__Host-silentauth-device" if settings.cookie_secure else "silentauth-device"
+
+
+def set_device_cookie(response: Response, settings: Settings, token: str, root_path: str = "") -> None:
+    """Remember this browser as a known device of the user who just logged in."""
+    response.set_cookie(
+        device_cookie_name(settings),
+        token,
+        max_age=settings.known_device_ttl,
+        path=refresh_cookie_path(settings, root_path),
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def device_cookie(request: Request, settings: Settings) -> str | None:
+    """The device token from this host's own device cookie."""
+    return request.cookies.get(device_cookie_name(settings))

@@ -34,8 +34,8 @@ def _error(description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
-        400: "Malformed request or rejected grant (RFC 6749 §5.2).",
-        401: "Missing, invalid, expired or revoked bearer token (RFC 6750), or a wrong service credential.",
+        400: "Malformed request or rejected grant (RFC 6749 §5.2), or a Bearer header without a token (RFC 6750 §3.1).",
+        401: "Missing, invalid, expired or revoked bearer token (RFC 6750), failed client authentication (invalid_client, RFC 6749 §5.2), or a wrong service credential.",
         403: "CSRF proof missing or wrong, Origin missing or foreign, or insufficient scope.",
         404: "No such resource.",
         413: "The request body is too large.",
@@ -65,6 +65,8 @@ SCHEMAS: dict[str, Any] = {
             "expires_in": {"type": "integer", "minimum": 0},
             "refresh_token": _STR,
             "scope": _STR,
+            # Password grant only: send it back as ``device_token`` on this device's next login.
+            "device_token": _STR,
         },
         "additionalProperties": False,
     },
@@ -191,7 +193,11 @@ PATHS: dict[str, Any] = {
                                 "refresh_token": _STR,
                                 "scope": _STR,
                                 "client_id": _STR,
+                                "device_token": _STR,
                                 "remember": {"enum": ["true", "false"]},
+                                "client_secret": _STR,
+                                # RFC 8707; may be repeated (one URI per parameter).
+                                "resource": _STR,
                             },
                         }
                     }
@@ -199,7 +205,7 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": _json(_ref("TokenResponse"), "Tokens issued (RFC 6749 §5.1)."),
-                **_errors(400, 413, 429, 503),
+                **_errors(400, 401, 413, 429, 503),
             },
         }
     },
@@ -256,7 +262,7 @@ PATHS: dict[str, Any] = {
             "summary": "End every session of the user.",
             "operationId": "logoutAll",
             "security": _BEARER,
-            "responses": {**_NO_CONTENT, **_errors(401, 503)},
+            "responses": {**_NO_CONTENT, **_errors(400, 401, 503)},
         }
     },
     "/auth/sessions": {
@@ -266,7 +272,7 @@ PATHS: dict[str, Any] = {
             "security": _BEARER,
             "responses": {
                 "200": _json({"type": "array", "items": _ref("Session")}, "The sessions."),
-                **_errors(401, 503),
+                **_errors(400, 401, 503),
             },
         }
     },
@@ -278,7 +284,7 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _STR}],
             "responses": {
                 "204": {"description": "That session is revoked."},
-                **_errors(401, 404, 503),
+                **_errors(400, 401, 404, 503),
             },
         }
     },
@@ -301,7 +307,47 @@ PATHS: dict[str, Any] = {
                     }
                 },
             },
-            "responses": {"200": {"description": "Revoked (or nothing to revoke)."}, **_errors(400, 413, 503)},
+            "responses": {"200": {"description": "Revoked (or nothing to revoke)."}, **_errors(400, 401, 413, 503)},
+        }
+    },
+    "/auth/introspect": {
+        "post": {
+            "summary": "RFC 7662 token introspection, for registered confidential clients.",
+            "operationId": "introspect",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    FORM: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["token"],
+                            "properties": {
+                                "token": _STR,
+                                "token_type_hint": {"enum": ["access_token", "refresh_token"]},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["active"], "properties": {"active": {"type": "boolean"}}},
+                    "The token's state; only `active` when it is not active.",
+                ),
+                **_errors(400, 401, 413, 503),
+            },
+        }
+    },
+    "/.well-known/oauth-authorization-server": {
+        "get": {
+            "summary": "RFC 8414 authorization server metadata.",
+            "operationId": "authorizationServerMetadata",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["issuer", "token_endpoint", "jwks_uri"]},
+                    "The metadata document.",
+                )
+            },
         }
     },
     "/auth/service/sessions": {
@@ -403,12 +449,31 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: the store answers and a signing key is loaded.",
+            "operationId": "readyz",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["status"], "properties": {"status": _STR}}, "Ready."
+                ),
+                "503": _json(
+                    {
+                        "type": "object",
+                        "required": ["status", "reason"],
+                        "properties": {"status": _STR, "reason": _STR},
+                    },
+                    "Not ready (store unreachable or no signing key).",
+                ),
+            },
+        }
+    },
     "/api/me": {
         "get": {
             "summary": "Demo API: who am I.",
             "operationId": "me",
             "security": _BEARER,
-            "responses": {"200": _json(_ref("Me"), "The caller."), **_errors(401)},
+            "responses": {"200": _json(_ref("Me"), "The caller."), **_errors(400, 401)},
         }
     },
     "/api/echo": {
@@ -434,7 +499,7 @@ PATHS: dict[str, Any] = {
                     },
                     "Accepted.",
                 ),
-                **_errors(401),
+                **_errors(400, 401),
             },
         }
     },

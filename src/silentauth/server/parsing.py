@@ -18,6 +18,7 @@ from silentauth.core.encoding import loads
 from silentauth.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY = 64 * 1024
+REPEATABLE = frozenset({"resource"})
 
 
 def require_json_type(content_type: str) -> None:
@@ -95,6 +96,11 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
     form: dict[str, str] = {}
     for key, value in pairs:
         if key in form:
+            if key in REPEATABLE and " " not in value:
+                # RFC 8707 §2: one resource per parameter, repeated; kept space-separated
+                # (a URI holds no space, so the join is unambiguous).
+                form[key] += " " + value
+                continue
             # RFC 6749 §3.2: parameters must not be repeated.
             raise InvalidRequest(f"The parameter {key!r} is repeated.")
         if "\x00" in value:

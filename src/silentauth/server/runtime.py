@@ -69,17 +69,25 @@ class Runtime(TokenCore):
             self.verifier, self.revocations.__contains__, self.clock, key_learner=self.learn_key
         )
         self._last_key_reload = 0.0
+        self._started = False
         # Called after each browser refresh (/auth/refresh) with the session id, the refresh
         # token the browser presented and the grant; the demo's replay action is one (and
         # the only one unless SILENTAUTH_DEMO is on).
         self.browser_refresh_observers: list[Callable[[str, str, Grant], None]] = []
 
     async def start(self) -> None:
-        """Open the store, load keys and revocations, seed the demo user."""
+        """Open the store, load keys and revocations, seed the demo user.
+
+        Once only: ``silentauth serve`` starts the runtime before uvicorn runs
+        the lifespan, so that a failure is reported as one line, not a traceback.
+        """
+        if self._started:
+            return
         await self.store.open()
         await super().start()
         if self.settings.demo:
             await self.ensure_user("demo", "demo")
+        self._started = True
 
     async def reload_keys(self) -> None:
         """Re-read the keys, and note when (for :meth:`learn_key`'s rate limit)."""

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from silentauth.errors import (
+    InvalidClient,
     MethodNotAllowed,
     OAuthError,
     StoreUnavailable,
@@ -25,6 +26,7 @@ from silentauth.errors import (
     UnsupportedGrantType,
     render_error,
 )
+from silentauth.server.client_auth import authenticate, client_credentials
 from silentauth.server.parsing import parse_form, receive_body, remember_flag, require
 from silentauth.server.runtime import Runtime
 
@@ -77,7 +79,7 @@ class TokenEndpoint:
     async def _grant(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         if scope["method"] != "POST":
             raise MethodNotAllowed()
-        content_type = length = user_agent = None
+        content_type = length = user_agent = authorization = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
@@ -85,22 +87,39 @@ class TokenEndpoint:
                 length = value.decode("latin-1")
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
         form = parse_form(content_type or "", await receive_body(receive, length))
         client = scope.get("client")
         ip = client[0] if client else ""
         service = self._runtime.service
         grant_type = require(form, "grant_type")
+        creds, clients = client_credentials(authorization, form), self._runtime.clients
         if grant_type == "refresh_token":
-            grant = await service.refresh(require(form, "refresh_token"), scope=form.get("scope"), ip=ip)
+            client = await authenticate(clients, creds)
+            grant = await service.refresh(
+                require(form, "refresh_token"),
+                scope=form.get("scope"),
+                ip=ip,
+                client_id=client.client_id if client else None,
+                resource=form.get("resource"),
+            )
+            if client is None and await clients.is_confidential(grant.session.client_id):
+                # A confidential client's refresh token without its secret: stolen.
+                await service.revoke(grant.session.id, "reuse")
+                raise InvalidClient("This refresh token's client must authenticate; the session is revoked.")
         elif grant_type == "password":
+            client = await authenticate(clients, creds, default="native")
             grant = await service.login(
                 require(form, "username"),
                 require(form, "password"),
                 scope=form.get("scope"),
-                client_id=form.get("client_id") or "native",
+                client_id=client.client_id if client else "native",
+                resource=form.get("resource"),
                 user_agent=user_agent or "",
                 ip=ip,
                 remember=remember_flag(form.get("remember")),
+                device_token=form.get("device_token"),
             )
         else:
             raise UnsupportedGrantType()
@@ -112,6 +131,9 @@ class TokenEndpoint:
         }
         if grant.refresh_token:  # a lifetime hook may give a client no refresh (RFC 6749 §5.1)
             payload["refresh_token"] = grant.refresh_token
+        if grant.device_token:
+            # A native client keeps this and sends it with its next password grant.
+            payload["device_token"] = grant.device_token
         return payload
 
 

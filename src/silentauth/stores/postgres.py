@@ -32,6 +32,7 @@ import psycopg
 import psycopg_pool
 
 from silentauth.core.ports import (
+    ClientRecord,
     RotateRequest,
     RotateResult,
     SessionRecord,
@@ -50,6 +51,15 @@ from silentauth.stores.postgres_schema import (
 T = TypeVar("T")
 
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+
+
+def _reason(exc: BaseException) -> str:
+    """The server's or libpq's own words (refused, no such role/database), on one line.
+
+    libpq's messages name host, port, user and database, never the password.
+    """
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 def _clean(args: Sequence[Any]) -> tuple[Any, ...]:
@@ -125,7 +135,7 @@ class PostgresStore:
         except _CONNECTION_ERRORS as exc:
             await self._pool.close()
             self._pool = self._new_pool()  # a closed pool cannot reopen
-            raise StoreUnavailable(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+            raise StoreUnavailable(f"cannot reach PostgreSQL: {_reason(exc)}") from exc
         self._opened = True
 
     async def close(self) -> None:
@@ -203,6 +213,38 @@ class PostgresStore:
 
     async def remove_user(self, username: str) -> bool:
         return await self._rowcount("DELETE FROM users WHERE username = %s", (username,)) > 0
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        sql = "UPDATE users SET password_hash = %s WHERE username = %s"
+        return await self._rowcount(sql, (password_hash, username)) > 0
+
+    # -- clients -------------------------------------------------------------
+
+    async def add_client(self, client: ClientRecord) -> None:
+        rows = await self._execute(
+            "INSERT INTO clients (client_id, secret_hash, name, created_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING client_id",
+            (client.client_id, client.secret_hash, client.name, client.created_at),
+        )
+        # Nothing inserted: the id is taken, unless our own insert committed before a retry.
+        if not rows and await self.get_client(client.client_id) != client:
+            raise AlreadyExists(f"client {client.client_id!r} exists")
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        rows = await self._execute(
+            "SELECT client_id, secret_hash, name, created_at FROM clients WHERE client_id = %s",
+            (client_id,),
+        )
+        return ClientRecord(*rows[0]) if rows else None
+
+    async def list_clients(self) -> list[ClientRecord]:
+        rows = await self._execute(
+            "SELECT client_id, secret_hash, name, created_at FROM clients ORDER BY client_id"
+        )
+        return [ClientRecord(*r) for r in rows]
+
+    async def remove_client(self, client_id: str) -> bool:
+        return await self._rowcount("DELETE FROM clients WHERE client_id = %s", (client_id,)) > 0
 
     # -- keys ----------------------------------------------------------------
 

@@ -66,12 +66,25 @@ MIGRATIONS: list[str] = [
         expires_at double precision NOT NULL
     );
     """,
+    # 2: registered clients (issue 16)
+    """
+    CREATE TABLE clients (
+        client_id text PRIMARY KEY,
+        secret_hash text NOT NULL,
+        name text NOT NULL,
+        created_at double precision NOT NULL
+    );
+    """,
+    # 3: RFC 8707 resource indicators of a session (issue 16)
+    """
+    ALTER TABLE sessions ADD COLUMN resources text NOT NULL DEFAULT '';
+    """,
 ]
 
 SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason"
+    "revoked_at, revoked_reason, resources"
 )
 
 

@@ -61,6 +61,7 @@ from typing import Any, TypeVar
 import redis.exceptions as rexc
 
 from silentauth.core.ports import (
+    ClientRecord,
     RotateRequest,
     RotateResult,
     SessionRecord,
@@ -80,7 +81,7 @@ log = logging.getLogger("silentauth.stores.redis")
 _FIELDS = [
     "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
     "last_used_at", "rotated_at", "idle_expires_at", "expires_at", "user_agent", "ip",
-    "revoked_at", "revoked_reason",
+    "revoked_at", "revoked_reason", "resources",
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
 _PURGE_BATCH = 500
@@ -155,9 +156,10 @@ class RedisStore:
             await self._do(client.initialize() if self.cluster else client.ping())
         except (StoreUnavailable, rexc.RedisClusterException) as exc:
             await self.close()
-            if isinstance(exc, StoreUnavailable):
-                raise
-            raise StoreUnavailable(f"Redis Cluster: {exc}") from exc
+            # The client's own words ("Error 111 connecting to host:port. Connection refused."),
+            # which name the address but never a password from the URL.
+            cause = " ".join(str(exc.__cause__ or exc).split())
+            raise StoreUnavailable(f"cannot reach Redis: {cause}") from exc
         await self._check_eviction_policy()
 
     async def _check_eviction_policy(self) -> None:
@@ -259,6 +261,38 @@ class RedisStore:
 
     async def remove_user(self, username: str) -> bool:
         n = await self._write("remove_user", [self.layout.user(username), self.layout.users], [username])
+        return bool(n)
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        n = await self._write("set_password", [self.layout.user(username)], [password_hash])
+        return bool(n)
+
+    # -- clients -------------------------------------------------------------
+
+    async def add_client(self, client: ClientRecord) -> None:
+        ok = await self._write(
+            "add_client",
+            [self.layout.client(client.client_id), self.layout.clients],
+            [client.client_id, client.secret_hash, client.name, _num(client.created_at)],
+        )
+        if not ok:
+            raise AlreadyExists(f"client {client.client_id!r} exists")
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        return _client(await self._do(self._r().hgetall(self.layout.client(client_id))))
+
+    async def list_clients(self) -> list[ClientRecord]:
+        ids = sorted(map(str, await self._do(self._r().smembers(self.layout.clients))))
+        pipe = self._r().pipeline(transaction=False)
+        for client_id in ids:
+            pipe.hgetall(self.layout.client(client_id))
+        rows = await self._do(pipe.execute())
+        return [c for c in map(_client, rows) if c is not None]
+
+    async def remove_client(self, client_id: str) -> bool:
+        n = await self._write(
+            "remove_client", [self.layout.client(client_id), self.layout.clients], [client_id]
+        )
         return bool(n)
 
     # -- keys ----------------------------------------------------------------
@@ -419,3 +453,9 @@ def _user(d: Any) -> User | None:
     if not d:
         return None
     return User(d["id"], d["username"], d["password_hash"], float(d["created_at"]))
+
+
+def _client(d: Any) -> ClientRecord | None:
+    if not d:
+        return None
+    return ClientRecord(d["client_id"], d["secret_hash"], d["name"], float(d["created_at"]))

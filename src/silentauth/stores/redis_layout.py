@@ -17,6 +17,8 @@ key                                     type    contents, lifetime
 ======================================  ======  =========================================
 ``P user:{users}:<username>``           hash    id, username, password_hash, created_at
 ``P users:{users}``                     set     user names (for ``users list``)
+``P client:{clients}:<client_id>``      hash    client_id, secret_hash, name, created_at
+``P clients:{clients}``                 set     client ids (for ``clients list``)
 ``P keys:{keys}``                       hash    kid -> JSON of the encrypted signing key
 ``P session:{s<g>}:<id>``               hash    every ``SessionRecord`` field; expires
                                                 ``retention`` after the session ends
@@ -51,8 +53,8 @@ written before the session itself, so an index never misses a live session
 ("log out everywhere" cannot skip one); an entry whose session was never
 written is skipped by every reader and dropped by :meth:`purge`.
 
-Users and their name set share ``{users}`` (one script adds both); keys are
-one hash. Users, keys, the feed and the purge indexes carry no TTL: users and
+Users and their name set share ``{users}`` (one script adds both), clients
+and theirs ``{clients}``; keys are one hash. Users, clients, keys, the feed and the purge indexes carry no TTL: users and
 keys are few, and ``purge`` trims the rest.
 """
 
@@ -79,6 +81,15 @@ class RedisLayout:
     def users(self) -> str:
         """The set of user names."""
         return f"{self.prefix}users:{{users}}"
+
+    def client(self, client_id: str) -> str:
+        """A registered client's hash."""
+        return f"{self.prefix}client:{{clients}}:{client_id}"
+
+    @property
+    def clients(self) -> str:
+        """The set of client ids."""
+        return f"{self.prefix}clients:{{clients}}"
 
     @property
     def keys(self) -> str:

@@ -30,6 +30,25 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 """
 
+# Only an existing user: a HSET alone would resurrect a just-removed one as a stub.
+_UPDATE_USER_HASH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[1])
+return 1
+"""
+
+# KEYS: client:{id}, clients. ARGV: id, secret_hash, name, created_at.
+_ADD_CLIENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local r = redis.call('HMGET', KEYS[1], 'secret_hash', 'created_at')
+  if r[1] == ARGV[2] and r[2] == ARGV[4] then return 1 end  -- our own insert, retried
+  return 0
+end
+redis.call('HSET', KEYS[1], 'client_id', ARGV[1], 'secret_hash', ARGV[2], 'name', ARGV[3], 'created_at', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
 # KEYS: session, session-ends (one group). ARGV: id, ttl, end time, field/value pairs.
 _CREATE_SESSION = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -143,6 +162,10 @@ SCRIPTS = {
     "add_user": _ADD_USER,
     "remove_user": _REMOVE_USER,
     "add_key": _ADD_KEY,
+    "add_client": _ADD_CLIENT,
+    # The same two steps as for a user: drop from the index, delete the hash.
+    "remove_client": _REMOVE_USER,
+    "set_password": _UPDATE_USER_HASH,
     "create_session": _CREATE_SESSION,
     "index_session": _INDEX_SESSION,
     "rotate": _ROTATE,

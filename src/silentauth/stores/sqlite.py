@@ -18,6 +18,7 @@ from typing import Any
 
 from silentauth.core.files import create_private, warn_if_exposed
 from silentauth.core.ports import (
+    ClientRecord,
     RotateRequest,
     RotateResult,
     SessionRecord,
@@ -69,12 +70,25 @@ MIGRATIONS: list[str] = [
         at REAL NOT NULL
     );
     """,
+    # 2: registered clients (issue 16)
+    """
+    CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+    # 3: RFC 8707 resource indicators of a session (issue 16)
+    """
+    ALTER TABLE sessions ADD COLUMN resources TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason"
+    "revoked_at, revoked_reason, resources"
 )
 
 
@@ -107,10 +121,10 @@ class SQLiteStore:
         if self._db is not None:
             return
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # Created 0600 before SQLite opens it: SQLite makes the -wal and -shm
             # files with the main file's mode, so all three stay owner-only.
             try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 create_private(self.path)
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create SQLite database {self.path}: {exc}") from exc
@@ -226,6 +240,42 @@ class SQLiteStore:
         with self._locked():
             return self._run("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
 
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        with self._locked():
+            sql = "UPDATE users SET password_hash = ? WHERE username = ?"
+            return self._run(sql, (password_hash, username)).rowcount > 0
+
+    # -- clients -------------------------------------------------------------
+
+    async def add_client(self, client: ClientRecord) -> None:
+        with self._locked():
+            try:
+                self._run(
+                    "INSERT INTO clients (client_id, secret_hash, name, created_at) VALUES (?, ?, ?, ?)",
+                    (client.client_id, client.secret_hash, client.name, client.created_at),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"client {client.client_id!r} exists") from None
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        with self._locked():
+            row = self._run(
+                "SELECT client_id, secret_hash, name, created_at FROM clients WHERE client_id = ?",
+                (client_id,),
+            ).fetchone()
+        return ClientRecord(*row) if row else None
+
+    async def list_clients(self) -> list[ClientRecord]:
+        with self._locked():
+            rows = self._run(
+                "SELECT client_id, secret_hash, name, created_at FROM clients ORDER BY client_id"
+            ).fetchall()
+        return [ClientRecord(*r) for r in rows]
+
+    async def remove_client(self, client_id: str) -> bool:
+        with self._locked():
+            return self._run("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount > 0
+
     # -- keys ----------------------------------------------------------------
 
     async def add_key(self, key: StoredKey) -> None:
@@ -248,7 +298,7 @@ class SQLiteStore:
     async def create_session(self, session: SessionRecord) -> None:
         with self._locked():
             self._run(
-                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 16)})",
+                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 17)})",
                 tuple(getattr(session, c.strip()) for c in _SESSION_COLS.split(",")),
             )
 

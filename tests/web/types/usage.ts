@@ -11,6 +11,7 @@ import {
   parseBearerChallenge,
 } from "../../../src/silentauth/web/static/silentauth.js";
 import { attachSilentAuth } from "../../../src/silentauth/web/static/silentauth-axios.js";
+import { AuthWebSocket, CloseCodes } from "../../../src/silentauth/web/static/silentauth-realtime.js";
 
 const auth = createAuthClient(
   { baseUrl: "", apiOrigins: ["https://api.example.com"], refreshMargin: 60, jitter: 0.1,
@@ -44,3 +45,20 @@ void auth.adoptPushedToken;
 createAuthClient({ fetch: globalThis.fetch });
 // @ts-expect-error apiOrigins is a list of origins
 createAuthClient({ apiOrigins: "https://api.example.com" });
+
+// Real-time connections: WebSocket-like and EventSource-like, with one final close event.
+export function realtime(): void {
+  const ws = createAuthClient({}, { WebSocket }).websocket("/api/ws", ["chat"], { maxDelay: 10_000 });
+  ws.onmessage = (event: MessageEvent) => console.log(String(event.data));
+  ws.onclose = (event) => console.log(event.code.toFixed(), event.reason, event.wasClean);
+  ws.addEventListener("reconnecting", () => console.log(ws.reconnects));
+  ws.send(JSON.stringify({ type: "echo" }));
+  if (ws.readyState === AuthWebSocket.OPEN) ws.close(1000, "done");
+  const events = auth.eventSource("/api/events", { renewUrl: "/api/events/renew" });
+  events.addEventListener("tick", (event) => console.log(event.type));
+  events.close();
+  const code: number = CloseCodes.UNAUTHENTICATED;
+  void code;
+  // @ts-expect-error a WebSocket carries text here, not a Blob
+  ws.send(new Blob());
+}

@@ -132,6 +132,24 @@ export class AuthClient {
      * @returns {Promise<boolean>}
      */
     restore(): Promise<boolean>;
+    /**
+     * A WebSocket that sends the token as its first message, re-authenticates on every new
+     * token and reconnects after a drop; see silentauth-realtime.js for the protocol and
+     * close codes. Only to the issuer's origin or an `apiOrigins` one (else a TypeError).
+     * @param {string | URL} url ws(s):, http(s): or relative
+     * @param {string | string[]} [protocols]
+     * @param {import("./silentauth-realtime.js").RealtimeOptions} [options]
+     * @returns {AuthWebSocket}
+     */
+    websocket(url: string | URL, protocols?: string | string[], options?: import("./silentauth-realtime.js").RealtimeOptions): AuthWebSocket;
+    /**
+     * A server-sent event stream over fetch, opened with the bearer token and renewed with
+     * each new one; see silentauth-realtime.js.
+     * @param {string | URL} url
+     * @param {import("./silentauth-realtime.js").RealtimeOptions} [options]
+     * @returns {AuthEventSource}
+     */
+    eventSource(url: string | URL, options?: import("./silentauth-realtime.js").RealtimeOptions): AuthEventSource;
     /** Stop timers and listeners (tests, single-page teardown). */
     destroy(): void;
     #private;
@@ -212,6 +230,10 @@ export type AuthEnvironment = {
     document?: DocumentLike | null | undefined;
     window?: WindowLike | null | undefined;
     BroadcastChannel?: ChannelConstructor | null | undefined;
+    /**
+     * For `auth.websocket`.
+     */
+    WebSocket?: import("./silentauth-realtime.js").WebSocketConstructor | null | undefined;
 };
 export type LockManagerLike = {
     request: (name: string, options: {
@@ -295,3 +317,5 @@ export type BindingHooks = {
      */
     adoptPushedToken: (jwt: string | null, usedToken: string) => void;
 };
+import { AuthWebSocket } from "./silentauth-realtime.js";
+import { AuthEventSource } from "./silentauth-realtime.js";

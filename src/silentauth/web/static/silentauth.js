@@ -29,6 +29,8 @@
  * a foreign host must neither learn the token nor swap the session for its own.
  */
 
+import { AuthEventSource, AuthWebSocket } from "./silentauth-realtime.js";
+
 const LOCK_NAME = "silentauth-refresh";
 const CHANNEL_NAME = "silentauth";
 // Exactly one name is read, never a fallback: an unprefixed cookie can be tossed in by a
@@ -39,7 +41,7 @@ const DEV_CSRF_COOKIE = "silentauth-csrf";
 const MAX_DELAY = 2 ** 31 - 1;
 // The environment's members, never options: a test hook passed as an option is a mistake.
 const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks", "document", "window",
-  "BroadcastChannel"];
+  "BroadcastChannel", "WebSocket"];
 
 /**
  * @typedef {object} AuthClientOptions
@@ -73,6 +75,7 @@ const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks
  * @property {DocumentLike | null} [document]
  * @property {WindowLike | null} [window]
  * @property {ChannelConstructor | null} [BroadcastChannel]
+ * @property {import("./silentauth-realtime.js").WebSocketConstructor | null} [WebSocket] For `auth.websocket`.
  */
 
 /**
@@ -299,6 +302,7 @@ export class AuthClient {
       document: "document" in env ? env.document ?? null : (g.document ?? null),
       window: "window" in env ? env.window ?? null : (g.window ?? null),
       BroadcastChannel: "BroadcastChannel" in env ? env.BroadcastChannel ?? null : (g.BroadcastChannel ?? null),
+      WebSocket: "WebSocket" in env ? env.WebSocket ?? null : (g.WebSocket ?? null),
     };
     const Channel = this.#io.BroadcastChannel;
     if (Channel) {
@@ -484,6 +488,30 @@ export class AuthClient {
     }
   }
 
+  /**
+   * A WebSocket that sends the token as its first message, re-authenticates on every new
+   * token and reconnects after a drop; see silentauth-realtime.js for the protocol and
+   * close codes. Only to the issuer's origin or an `apiOrigins` one (else a TypeError).
+   * @param {string | URL} url ws(s):, http(s): or relative
+   * @param {string | string[]} [protocols]
+   * @param {import("./silentauth-realtime.js").RealtimeOptions} [options]
+   * @returns {AuthWebSocket}
+   */
+  websocket(url, protocols, options) {
+    return new AuthWebSocket(this.#realtimeHooks(), url, protocols, options);
+  }
+
+  /**
+   * A server-sent event stream over fetch, opened with the bearer token and renewed with
+   * each new one; see silentauth-realtime.js.
+   * @param {string | URL} url
+   * @param {import("./silentauth-realtime.js").RealtimeOptions} [options]
+   * @returns {AuthEventSource}
+   */
+  eventSource(url, options) {
+    return new AuthEventSource(this.#realtimeHooks(), url, options);
+  }
+
   /** Stop timers and listeners (tests, single-page teardown). */
   destroy() {
     this.#clearTimer();
@@ -492,6 +520,19 @@ export class AuthClient {
   }
 
   // -- for the bindings (see bindingHooks) ------------------------------------------------
+
+  /** @returns {import("./silentauth-realtime.js").RealtimeHooks} */
+  #realtimeHooks() {
+    return {
+      token: () => this.getAccessToken(),
+      current: () => (this.#state === "authenticated" ? this.#token : null),
+      expiresAt: () => this.#expiresAt,
+      refreshAfterRejection: (token) => this.#refreshAfterRejection(token),
+      subscribe: (listener) => this.subscribe(listener),
+      sendsTokenTo: (url) => this.#sendsTokenTo(url),
+      io: this.#io,
+    };
+  }
 
   /**
    * `token` got a 401: refresh, unless a newer token has replaced it meanwhile.

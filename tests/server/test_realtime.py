@@ -1,0 +1,362 @@
+"""WebSockets and event streams that live through refreshes, on the real server.
+
+A real uvicorn on loopback runs the token service on a :class:`FakeClock`; the
+clients are the ``websockets`` package and httpx streaming, so frames, close
+codes and the event-stream wire format are the real ones. Moving the clock
+past a token's ``exp`` must end a connection within one check interval (0.5 s).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from silentauth.clock import FakeClock
+from silentauth.resource.websocket import WebSocketAuthenticator
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.anyio
+
+TTL = 60
+
+
+class Realtime:
+    """A live server with helpers to log in, refresh, revoke and open sockets."""
+
+    def __init__(self, live: LiveServer, clock: FakeClock) -> None:
+        self.live, self.clock = live, clock
+        self.http = httpx.AsyncClient(base_url=live.url, headers={"Origin": live.url})
+        self.ws_url = live.url.replace("http://", "ws://") + "/api/ws"
+
+    async def login(self, user: str = "alice", password: str = "secret") -> dict[str, Any]:
+        r = await self.http.post(
+            "/auth/token", data={"grant_type": "password", "username": user, "password": password}
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def refresh(self, grant: dict[str, Any]) -> dict[str, Any]:
+        r = await self.http.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def logout(self, token: str) -> None:
+        r = await self.http.post("/auth/logout", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 204, r.text
+
+    async def open(self, token: str | None) -> ClientConnection:
+        ws = await connect(self.ws_url)
+        if token is not None:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            ok = json.loads(await ws.recv())
+            assert ok["type"] == "auth-ok", ok
+        return ws
+
+
+@pytest.fixture
+async def rt(live_server_factory: Callable[..., LiveServer]) -> AsyncIterator[Realtime]:
+    clock = FakeClock(time.time())
+    live = live_server_factory(clock=clock, users={"alice": "secret", "bob": "hunter2"}, access_ttl=TTL)
+    realtime = Realtime(live, clock)
+    yield realtime
+    await realtime.http.aclose()
+
+
+def with_auth_timeout(rt: Realtime, seconds: float) -> None:
+    rt.live.app.state.websockets = WebSocketAuthenticator(rt.live.runtime.authenticator, auth_timeout=seconds)
+
+
+async def close_of(ws: ClientConnection, within: float = 2.0) -> tuple[int, str, list[dict[str, Any]]]:
+    """Read until the server closes: (code, reason, the messages read before)."""
+    seen: list[dict[str, Any]] = []
+    with anyio.fail_after(within):
+        try:
+            while True:
+                seen.append(json.loads(await ws.recv()))
+        except ConnectionClosed as exc:
+            assert exc.rcvd is not None, "closed without a close frame"
+            return exc.rcvd.code, exc.rcvd.reason, seen
+
+
+async def next_of_type(ws: ClientConnection, kind: str, within: float = 2.0) -> dict[str, Any]:
+    with anyio.fail_after(within):
+        while True:
+            message: dict[str, Any] = json.loads(await ws.recv())
+            if message["type"] == kind:
+                return message
+
+
+async def still_serving(rt: Realtime) -> None:
+    """A fresh connection authenticates and gets ticks: the server survived."""
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    tick = await next_of_type(ws, "tick")
+    assert tick["seq"] == 0
+    await ws.close()
+
+
+async def test_ticks_and_echoes_are_numbered_in_one_sequence(rt: Realtime) -> None:
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    await next_of_type(ws, "tick")
+    await ws.send(json.dumps({"type": "echo", "data": "hello"}))
+    seen: list[dict[str, Any]] = []
+    with anyio.fail_after(3):
+        while len(seen) < 6:
+            seen.append(json.loads(await ws.recv()))
+    await ws.close()
+    assert [m["seq"] for m in seen] == list(range(1, 7))
+    assert [m["data"] for m in seen if m["type"] == "echo"] == ["hello"]
+
+
+async def test_reauth_moves_the_deadline_and_expiry_closes_4401(rt: Realtime) -> None:
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    rt.clock.advance(TTL - 10)
+    fresh = await rt.refresh(grant)
+    await ws.send(json.dumps({"type": "reauth", "token": fresh["access_token"]}))
+    ok = await next_of_type(ws, "auth-ok")
+    assert ok["exp"] > time.time() + TTL - 10
+    rt.clock.advance(20)  # past the first token's exp, before the second's
+    await anyio.sleep(0.7)
+    before = await next_of_type(ws, "tick")
+    rt.clock.advance(TTL)  # past the renewed deadline
+    started = time.monotonic()
+    code, reason, seen = await close_of(ws)
+    assert (code, reason) == (4401, "token expired")
+    assert time.monotonic() - started < 1.0
+    assert [m["seq"] for m in seen if m["type"] == "tick"][0] > before["seq"]
+
+
+async def test_revoked_session_closes_4401_within_a_second(rt: Realtime) -> None:
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    await next_of_type(ws, "tick")
+    started = time.monotonic()
+    await rt.logout(grant["access_token"])
+    code, reason, _ = await close_of(ws)
+    assert (code, reason) == (4401, "session revoked")
+    assert time.monotonic() - started < 1.0
+
+
+async def test_invalid_first_token_closes_4401(rt: Realtime) -> None:
+    ws = await connect(rt.ws_url)
+    await ws.send(json.dumps({"type": "auth", "token": "not.a.jwt"}))
+    code, _, seen = await close_of(ws)
+    assert code == 4401 and seen == []
+
+
+async def test_expired_first_token_closes_4401(rt: Realtime) -> None:
+    grant = await rt.login()
+    rt.clock.advance(TTL + 60)
+    ws = await connect(rt.ws_url)
+    await ws.send(json.dumps({"type": "auth", "token": grant["access_token"]}))
+    code, reason, _ = await close_of(ws)
+    assert code == 4401 and "expired" in reason
+
+
+async def test_sse_renewal_extends_the_stream_and_expiry_ends_it(rt: Realtime) -> None:
+    grant = await rt.login()
+    headers = {"Authorization": f"Bearer {grant['access_token']}"}
+    async with rt.http.stream("GET", "/api/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response)
+        kind, opening = await anext(events)
+        assert kind == "silentauth"
+        stream_id = opening["stream"]
+        kind, tick = await anext(events)
+        assert (kind, tick["seq"]) == ("tick", 0)
+
+        bob = await rt.login("bob", "hunter2")
+        refused = await rt.http.post(
+            "/api/events/renew", json={"stream": stream_id}, headers={"Authorization": f"Bearer {bob['access_token']}"}
+        )
+        assert refused.status_code == 403
+        rt.clock.advance(TTL - 10)
+        fresh = await rt.refresh(grant)
+        renewed = await rt.http.post(
+            "/api/events/renew", json={"stream": stream_id}, headers={"Authorization": f"Bearer {fresh['access_token']}"}
+        )
+        assert renewed.status_code == 200, renewed.text
+        rt.clock.advance(20)
+        await anyio.sleep(0.7)
+        kind, _ = await anext(events)
+        assert kind == "tick", "the renewed stream ended at the first token's exp"
+        rt.clock.advance(TTL)
+        with anyio.fail_after(1.5):
+            async for kind, data in events:
+                if kind == "silentauth-end":
+                    assert data == {"code": 4401, "reason": "token expired"}
+                    break
+            else:
+                pytest.fail("the stream ended without its end event")
+
+
+async def test_sse_without_token_is_401_and_unknown_stream_404(rt: Realtime) -> None:
+    r = await rt.http.get("/api/events")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    grant = await rt.login()
+    r = await rt.http.post(
+        "/api/events/renew", json={"stream": "nope"}, headers={"Authorization": f"Bearer {grant['access_token']}"}
+    )
+    assert r.status_code == 404
+    r = await rt.http.post("/api/events/renew", content=b"[", headers={"Authorization": f"Bearer {grant['access_token']}"})
+    assert r.status_code == 400
+
+
+async def test_sse_revocation_ends_the_stream_within_a_second(rt: Realtime) -> None:
+    grant = await rt.login()
+    headers = {"Authorization": f"Bearer {grant['access_token']}"}
+    async with rt.http.stream("GET", "/api/events", headers=headers) as response:
+        events = sse_events(response)
+        await anext(events)
+        started = time.monotonic()
+        await rt.logout(grant["access_token"])
+        with anyio.fail_after(1.5):
+            async for kind, data in events:
+                if kind == "silentauth-end":
+                    assert data == {"code": 4401, "reason": "session revoked"}
+                    break
+        assert time.monotonic() - started < 1.0
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    """(event name, parsed data) for each event of a text/event-stream."""
+    kind, data = "message", []
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            continue
+        if line == "":
+            if data:
+                yield kind, json.loads("\n".join(data))
+            kind, data = "message", []
+        elif line.startswith("event: "):
+            kind = line[len("event: ") :]
+        elif line.startswith("data: "):
+            data.append(line[len("data: ") :])
+
+
+# --- hostile clients: each closes with its code, and the server keeps serving ---
+
+
+async def test_no_auth_message_closes_4401_after_the_timeout(rt: Realtime) -> None:
+    with_auth_timeout(rt, 0.3)
+    ws = await connect(rt.ws_url)
+    started = time.monotonic()
+    code, reason, seen = await close_of(ws)
+    assert (code, reason, seen) == (4401, "no auth message in time", [])
+    assert 0.25 < time.monotonic() - started < 1.5
+    await still_serving(rt)
+
+
+async def test_application_message_before_auth_closes_4401(rt: Realtime) -> None:
+    ws = await connect(rt.ws_url)
+    await ws.send(json.dumps({"type": "echo", "data": "sneak"}))
+    code, reason, seen = await close_of(ws)
+    assert (code, reason, seen) == (4401, "authenticate first", [])
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["not json", "[1, 2]", '{"no": "type"}', '{"type": 7}', "{" * 100_000, b"\x00binary"],
+    ids=["text", "array", "untyped", "numeric-type", "deep", "binary"],
+)
+async def test_garbage_closes_4400_before_and_after_auth(rt: Realtime, frame: str | bytes) -> None:
+    if frame == "{" * 100_000:
+        frame = "[" * 50_000  # under the size limit, deeper than the JSON parser goes
+    ws = await connect(rt.ws_url)
+    await ws.send(frame)
+    code, _, _ = await close_of(ws)
+    assert code == 4400
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    await ws.send(frame)
+    code, _, _ = await close_of(ws)
+    assert code == 4400
+    await still_serving(rt)
+
+
+async def test_oversize_message_closes_1009(rt: Realtime) -> None:
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    await ws.send(json.dumps({"type": "echo", "data": "x" * 70_000}))
+    code, reason, _ = await close_of(ws)
+    assert (code, reason) == (1009, "message too big")
+    await still_serving(rt)
+
+
+async def test_reauth_with_another_users_token_closes_4403(rt: Realtime) -> None:
+    alice, bob = await rt.login(), await rt.login("bob", "hunter2")
+    ws = await rt.open(alice["access_token"])
+    await ws.send(json.dumps({"type": "reauth", "token": bob["access_token"]}))
+    code, reason, _ = await close_of(ws)
+    assert code == 4403 and "another user or session" in reason
+    await still_serving(rt)
+
+
+async def test_reauth_with_another_session_of_the_same_user_closes_4403(rt: Realtime) -> None:
+    first, second = await rt.login(), await rt.login()
+    ws = await rt.open(first["access_token"])
+    await ws.send(json.dumps({"type": "reauth", "token": second["access_token"]}))
+    code, _, _ = await close_of(ws)
+    assert code == 4403
+
+
+async def test_reauth_with_a_forged_token_closes_4401(rt: Realtime) -> None:
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    head, body, sig = grant["access_token"].split(".")
+    await ws.send(json.dumps({"type": "reauth", "token": f"{head}.{body}.{sig[:-4]}AAAA"}))
+    code, _, _ = await close_of(ws)
+    assert code == 4401
+
+
+async def test_reauth_flood_closes_1008(rt: Realtime) -> None:
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    message = json.dumps({"type": "reauth", "token": grant["access_token"]})
+    for _ in range(200):
+        await ws.send(message)
+    code, reason, seen = await close_of(ws)
+    assert (code, reason) == (1008, "too many re-authentications")
+    assert 1 <= sum(m["type"] == "auth-ok" for m in seen) <= 10
+    await still_serving(rt)
+
+
+async def test_unread_message_flood_closes_1008(rt: Realtime) -> None:
+    rt.live.app.state.websockets = WebSocketAuthenticator(rt.live.runtime.authenticator, max_unread=5)
+    grant = await rt.login()
+    ws = await rt.open(grant["access_token"])
+    for _ in range(2000):
+        await ws.send('{"type": "ignored-by-the-demo"}')
+    code, reason, _ = await close_of(ws, within=5)
+    assert (code, reason) == (1008, "too many unread messages")
+    await still_serving(rt)
+
+
+async def test_clients_that_vanish_mid_stream_leave_no_connection_behind(rt: Realtime) -> None:
+    grant = await rt.login()
+    headers = {"Authorization": f"Bearer {grant['access_token']}"}
+    for _ in range(10):
+        ws = await rt.open(grant["access_token"])
+        await next_of_type(ws, "tick")
+        ws.transport.abort()
+        async with rt.http.stream("GET", "/api/events", headers=headers) as response:
+            await anext(sse_events(response))
+    connections = rt.live.server.server_state.connections
+    with anyio.fail_after(3):
+        while len(connections) > 1 or rt.live.app.state.event_streams.streams:
+            await anyio.sleep(0.05)
+    await still_serving(rt)

@@ -1,0 +1,286 @@
+// Unit tests of silentauth-realtime.js (auth.websocket, auth.eventSource) in virtual time.
+// The socket and the stream are stand-ins that answer as silentauth.resource does; the real
+// server and Chromium are exercised by tests/e2e/test_realtime_browser.py.
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+
+import { bindingHooks, decodeClaims } from "../../src/silentauth/web/static/silentauth.js";
+import { API, origin, settle } from "./fakes.mjs";
+
+const WS_URL = "ws://app.test/api/ws";
+
+let env;
+afterEach(() => env?.close());
+
+/** WebSockets whose far end behaves as the server's authenticator: auth-ok for live tokens. */
+function socketHub(env) {
+  const hub = { sockets: [], down: false };
+  const valid = (token) => env.server.alive && decodeClaims(token).exp * 1000 > env.time.now;
+  hub.Socket = class FakeSocket {
+    constructor(url, protocols) {
+      Object.assign(this, { url, protocols, sent: [], closedBy: null, onopen: null, onmessage: null, onclose: null });
+      hub.sockets.push(this);
+      setImmediate(() => (hub.down ? this.onclose?.({ code: 1006, reason: "" }) : this.onopen?.(new Event("open"))));
+    }
+    send(data) {
+      this.sent.push(data);
+      let message = {};
+      try { message = JSON.parse(data); } catch { return; } // an application's text
+      if (message.type !== "auth" && message.type !== "reauth") return;
+      const ok = valid(message.token);
+      setImmediate(() => (ok
+        ? this.onmessage?.({ data: JSON.stringify({ type: "auth-ok", exp: decodeClaims(message.token).exp }) })
+        : this.onclose?.({ code: 4401, reason: "token expired" })));
+    }
+    close(code = 1000, reason = "") { this.closedBy = { code, reason }; }
+    /** The server closes. */
+    drop(code, reason = "") { this.onclose?.({ code, reason }); }
+    push(data) { this.onmessage?.({ data: JSON.stringify(data) }); }
+    get tokens() { return this.sent.filter((s) => s.startsWith("{")).map((s) => JSON.parse(s).token).filter(Boolean); }
+  };
+  return hub;
+}
+
+async function connected(options = {}) {
+  env = origin({ ttl: 60, ...options });
+  const hub = socketHub(env);
+  const tab = env.tab({}, { WebSocket: hub.Socket });
+  await tab.auth.ready;
+  await tab.auth.login("alice", "secret");
+  const ws = tab.auth.websocket(WS_URL);
+  const seen = { open: 0, messages: [], closes: [], reconnecting: [] };
+  ws.onopen = () => seen.open++;
+  ws.addEventListener("message", (e) => seen.messages.push(JSON.parse(e.data)));
+  ws.addEventListener("close", (e) => seen.closes.push({ code: e.code, reason: e.reason }));
+  ws.addEventListener("reconnecting", (e) => seen.reconnecting.push(e.delay));
+  ws.addEventListener("reconnecting", (e) => seen.why?.push([e.code, e.reason]));
+  await settle();
+  return { tab, hub, ws, seen };
+}
+
+test("the token goes in the first message; open fires after auth-ok, which the app never sees", async () => {
+  const { tab, hub, ws, seen } = await connected();
+  const [socket] = hub.sockets;
+  assert.equal(socket.url, WS_URL);
+  assert.ok(!socket.url.includes(tab.auth.claims.jti), "no token in the URL");
+  assert.deepEqual(JSON.parse(socket.sent[0]), { type: "auth", token: await tab.auth.getAccessToken() });
+  assert.equal(ws.readyState, 1);
+  assert.equal(seen.open, 1);
+  socket.push({ type: "tick", seq: 0 });
+  assert.deepEqual(seen.messages, [{ type: "tick", seq: 0 }]);
+});
+
+test("every new token is sent as reauth: proactive, pushed, from another tab", async () => {
+  const { tab, hub } = await connected();
+  const [socket] = hub.sockets;
+  const first = await tab.auth.getAccessToken();
+  await env.time.advance(31_000); // the proactive refresh at half the lifetime
+  const proactive = await tab.auth.getAccessToken();
+  assert.notEqual(proactive, first);
+  env.server.renewWith = env.server.mint();
+  await tab.auth.fetch(API);
+  env.server.renewWith = null;
+  const pushed = await tab.auth.getAccessToken();
+  await env.time.advance(1_000); // a token from another tab is adopted only if it lives longer
+  const other = env.tab({}, { WebSocket: hub.Socket });
+  await other.auth.ready;
+  await bindingHooks(other.auth).refreshAfterRejection(await other.auth.getAccessToken());
+  await settle();
+  const fromOtherTab = await tab.auth.getAccessToken();
+  assert.equal(new Set([first, proactive, pushed, fromOtherTab]).size, 4);
+  assert.deepEqual(socket.tokens, [first, proactive, pushed, fromOtherTab]);
+  assert.deepEqual(socket.sent.slice(1).map((s) => JSON.parse(s).type), ["reauth", "reauth", "reauth"]);
+  assert.equal(hub.sockets.length, 1, "no reconnection");
+});
+
+test("a hidden tab still renews before the deadline: the guard refreshes by itself", async () => {
+  const { tab, hub } = await connected();
+  tab.document.setVisible(false); // the client's own proactive timer stops
+  const first = await tab.auth.getAccessToken();
+  await env.time.advance(59_000);
+  const [socket] = hub.sockets;
+  assert.equal(socket.tokens.length, 2);
+  assert.notEqual(socket.tokens[1], first);
+  assert.equal(hub.sockets.length, 1);
+});
+
+test("a drop reconnects at once with a fresh token, then backs off while the server is down", async () => {
+  const { hub, ws, seen } = await connected();
+  hub.sockets[0].drop(1006);
+  await env.time.advance(1);
+  assert.equal(hub.sockets.length, 2);
+  assert.equal(seen.open, 2);
+  assert.equal(ws.reconnects, 1);
+  hub.down = true;
+  hub.sockets[1].drop(1012, "service restart");
+  await env.time.advance(2_700);
+  // random() is 0.5 in the fakes: each delay is 3/4 of 0, 500, 1000, 2000, 4000 ms (the
+  // last one announced when the 1500 ms attempt failed, 2625 ms in).
+  assert.deepEqual(seen.reconnecting, [0, 0, 375, 750, 1500, 3000]);
+  hub.down = false;
+  await env.time.advance(5_000);
+  assert.equal(ws.readyState, 1);
+  assert.equal(seen.open, 3);
+  assert.deepEqual(seen.closes, []);
+});
+
+test("messages sent while reconnecting go out after the new auth, in order", async () => {
+  const { hub, ws } = await connected();
+  hub.sockets[0].drop(1006);
+  ws.send("a");
+  ws.send("b");
+  await env.time.advance(1);
+  const socket = hub.sockets[1];
+  assert.deepEqual(socket.sent.slice(1), ["a", "b"]);
+  assert.equal(JSON.parse(socket.sent[0]).type, "auth");
+});
+
+test("4401 with a live session refreshes and reconnects", async () => {
+  const { tab, hub, seen } = await connected();
+  seen.why = [];
+  const before = await tab.auth.getAccessToken();
+  hub.sockets[0].drop(4401, "token expired");
+  await env.time.advance(1);
+  assert.equal(hub.sockets.length, 2);
+  assert.notEqual(hub.sockets[1].tokens[0], before, "reconnected with a refreshed token");
+  assert.equal(seen.open, 2);
+  assert.deepEqual(seen.closes, []);
+  assert.deepEqual(seen.why, [[4401, "token expired"]]);
+});
+
+test("4401 session revoked: the refresh fails, one final close with the server's code, onSessionExpired once", async () => {
+  const { tab, hub, ws, seen } = await connected();
+  env.server.alive = false; // logged out everywhere from another device
+  hub.sockets[0].drop(4401, "session revoked");
+  await env.time.advance(60_000);
+  assert.deepEqual(seen.closes, [{ code: 4401, reason: "session revoked" }]);
+  assert.equal(tab.expired.length, 1);
+  assert.equal(ws.readyState, 3);
+  assert.equal(hub.sockets.length, 1, "never reconnected");
+});
+
+for (const code of [4400, 4403, 1008, 1009, 1000]) {
+  test(`close code ${code} is final`, async () => {
+    const { hub, ws, seen } = await connected();
+    hub.sockets[0].drop(code, "why");
+    await env.time.advance(60_000);
+    assert.deepEqual(seen.closes, [{ code, reason: "why" }]);
+    assert.equal(ws.readyState, 3);
+    assert.equal(hub.sockets.length, 1);
+  });
+}
+
+test("logout closes the socket for good, once; a later token does not reopen it", async () => {
+  const { tab, hub, ws, seen } = await connected();
+  await tab.auth.logout();
+  await settle();
+  assert.deepEqual(seen.closes, [{ code: 4401, reason: "logged out" }]);
+  assert.deepEqual(hub.sockets[0].closedBy, { code: 1000, reason: "" });
+  await tab.auth.login("alice", "secret");
+  await settle();
+  assert.equal(hub.sockets.length, 1);
+  assert.equal(ws.readyState, 3);
+  assert.equal(tab.expired.length, 0, "a logout is not an unexpected end");
+});
+
+test("close() by the application ends it once, and send() after it is a no-op", async () => {
+  const { hub, ws, seen } = await connected();
+  ws.close(4000, "bye");
+  ws.send("late");
+  hub.sockets[0].drop(1006);
+  await env.time.advance(10_000);
+  assert.deepEqual(seen.closes, [{ code: 4000, reason: "bye" }]);
+  assert.equal(hub.sockets.length, 1);
+  assert.deepEqual(hub.sockets[0].sent.slice(1), []);
+});
+
+test("a socket to an origin that does not get the token is refused, not opened", async () => {
+  const { tab, hub } = await connected();
+  assert.throws(() => tab.auth.websocket("ws://evil.test/ws"), TypeError);
+  assert.equal(hub.sockets.length, 1);
+  const relative = tab.auth.websocket("http://app.test/api/ws");
+  assert.equal(relative.url, WS_URL);
+  relative.close();
+});
+
+// -- event streams ----------------------------------------------------------------------
+
+/** /api/events answered by a stream the test writes; everything else by the fake server. */
+function streamingFetch(env) {
+  const streams = [];
+  const renewals = [];
+  const fetch = async (input, init) => {
+    const req = input instanceof Request ? input : new Request(input, init);
+    const path = new URL(req.url).pathname;
+    if (path === "/api/events") {
+      let controller;
+      const body = new ReadableStream({ start(c) { controller = c; } });
+      const encoder = new TextEncoder();
+      const stream = {
+        token: req.headers.get("Authorization").slice(7),
+        write: (text) => controller.enqueue(encoder.encode(text)),
+        end: () => controller.close(),
+      };
+      streams.push(stream);
+      return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    if (path === "/api/events/renew") {
+      renewals.push({ token: req.headers.get("Authorization").slice(7), body: await req.json() });
+      return Response.json({ stream: "st1", exp: 0 });
+    }
+    return env.server.fetch(req);
+  };
+  return { fetch, streams, renewals };
+}
+
+test("eventSource: bearer in the header, named events, renewal by POST, final end event", async () => {
+  env = origin({ ttl: 60 });
+  const http = streamingFetch(env);
+  const tab = env.tab({}, { fetch: http.fetch });
+  await tab.auth.ready;
+  await tab.auth.login("alice", "secret");
+  const source = tab.auth.eventSource("/api/events".replace(/^/, "http://app.test"));
+  const ticks = [];
+  const closes = [];
+  source.addEventListener("tick", (e) => ticks.push(JSON.parse(e.data).seq));
+  source.onclose = (e) => closes.push([e.code, e.reason]);
+  await settle();
+  const [stream] = http.streams;
+  assert.equal(stream.token, await tab.auth.getAccessToken());
+  stream.write('event: silentauth\ndata: {"stream": "st1", "exp": 1}\n\n');
+  stream.write("event: tick\ndata: {\"seq\": 0}\n\n: keep-alive\n\nevent: tick\nda");
+  stream.write("ta: {\"seq\": 1}\n\n");
+  await settle();
+  assert.equal(source.readyState, 1);
+  assert.deepEqual(ticks, [0, 1]);
+  await env.time.advance(31_000);
+  assert.deepEqual(http.renewals, [{ token: await tab.auth.getAccessToken(), body: { stream: "st1" } }]);
+  env.server.alive = false;
+  stream.write('event: silentauth-end\ndata: {"code": 4401, "reason": "session revoked"}\n\n');
+  await env.time.advance(1_000);
+  assert.deepEqual(closes, [[4401, "session revoked"]]);
+  assert.equal(http.streams.length, 1);
+  assert.equal(tab.expired.length, 1);
+});
+
+test("eventSource: a stream cut without an end event reconnects with a token", async () => {
+  env = origin({ ttl: 60 });
+  const http = streamingFetch(env);
+  const tab = env.tab({}, { fetch: http.fetch });
+  await tab.auth.ready;
+  await tab.auth.login("alice", "secret");
+  const source = tab.auth.eventSource("http://app.test/api/events");
+  let opens = 0;
+  source.onopen = () => opens++;
+  await settle();
+  http.streams[0].write('event: silentauth\ndata: {"stream": "st1", "exp": 1}\n\n');
+  await settle();
+  http.streams[0].end();
+  await env.time.advance(1);
+  assert.equal(http.streams.length, 2);
+  http.streams[1].write('event: silentauth\ndata: {"stream": "st2", "exp": 1}\n\n');
+  await settle();
+  assert.equal(opens, 2);
+  assert.equal(source.reconnects, 1);
+  source.close();
+});
