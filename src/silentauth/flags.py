@@ -25,7 +25,7 @@ _DEST = "setting_"
 HELP: dict[str, str] = {
     "host": "address to listen on",
     "port": "TCP port to listen on",
-    "database_url": "store: sqlite:///path, postgresql://… or redis://…",
+    "database_url": "store: sqlite:///path, postgresql://…, redis://… or redis+cluster://…",
     "demo": "demo mode: user demo/demo, 30 s access tokens",
     "access_ttl": "access-token lifetime in seconds",
     "refresh_idle_ttl": "a session unused this many seconds ends",

@@ -107,7 +107,7 @@ def origin_of(url: str) -> str | None:
         return None
 
 
-SHARED_STORES = ("postgresql", "postgres", "redis", "rediss")
+SHARED_STORES = ("postgresql", "postgres", "redis", "rediss", "redis+cluster", "rediss+cluster")
 PROXY_HEADERS = ("x-forwarded", "forwarded")
 # The names of silentauth.core.rotation_rules.RULES (settings import nothing from core).
 ROTATION_RULES = ("grace", "burst", "until_used", "late_once")
@@ -266,7 +266,7 @@ class Settings:
         need(
             scheme in ("sqlite", *SHARED_STORES),
             "database_url",
-            f"{self.database_url!r}: use sqlite:///path, postgresql://… or redis://…",
+            f"{self.database_url!r}: use sqlite:///path, postgresql://…, redis://… or redis+cluster://…",
         )
         # The default issuer names this instance's own host and port, so instances
         # sharing a store would each refuse the others' access tokens (401).

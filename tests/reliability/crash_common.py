@@ -40,6 +40,7 @@ from pathlib import Path
 import httpx
 
 from silentauth.core.ports import SessionRecord
+from silentauth.stores.redis_layout import RedisLayout
 from tests.reliability.test_crash_consistency import Client, refresh
 from tests.stores.servers import (
     PostgresServer,
@@ -165,7 +166,8 @@ class CrashRedis(RedisServer):
             pipe = client.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(key)
-            return {k.removeprefix(f"{self.prefix}session:"): h for k, h in zip(keys, pipe.execute(), strict=True)}
+            # session:{s<group>}:<id> (see RedisLayout)
+            return {k.split("}:", 1)[1]: h for k, h in zip(keys, pipe.execute(), strict=True)}
 
     def sessions(self, url: str) -> Sessions:
         return {
@@ -179,8 +181,8 @@ class CrashRedis(RedisServer):
 
         found: list[str] = []
         hashes = self._hashes(url)
+        L = RedisLayout(self.prefix)
         with redis.Redis.from_url(url, decode_responses=True) as client:
-            ends = set(client.zrange(f"{self.prefix}session-ends", 0, -1))
             for sid, h in hashes.items():
                 if set(h) != SESSION_FIELDS:
                     found.append(f"{sid}: fields {sorted(set(h) ^ SESSION_FIELDS)}")
@@ -191,11 +193,11 @@ class CrashRedis(RedisServer):
                         float(h[f])
                 except ValueError as exc:
                     found.append(f"{sid}: {exc}")
-                if client.ttl(f"{self.prefix}session:{sid}") <= 0:
+                if client.ttl(L.session(sid)) <= 0:
                     found.append(f"{sid}: no TTL")
-                if sid not in ends:
+                if client.zscore(L.session_ends(L.group(sid)), sid) is None:
                     found.append(f"{sid}: missing from session-ends")
-                if not client.sismember(f"{self.prefix}user-sessions:{h['user_id']}", sid):
+                if not client.sismember(L.user_sessions(h["user_id"]), sid):
                     found.append(f"{sid}: missing from user-sessions")
         return found
 

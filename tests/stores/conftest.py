@@ -1,8 +1,9 @@
-"""Store fixtures: one ``store`` fixture parametrized over SQLite, PostgreSQL and Redis.
+"""Store fixtures: one ``store`` fixture parametrized over SQLite, PostgreSQL, Redis and Redis Cluster.
 
 PostgreSQL and Redis are throwaway servers started once per test session from
 the local binaries (see :mod:`tests.stores.servers`); each test gets a fresh
-database (PostgreSQL) or a flushed logical database (Redis). Missing binaries
+database (PostgreSQL), a flushed logical database (Redis) or a flushed cluster
+(Redis Cluster: 3 masters, 3 replicas, started once). Missing binaries
 skip, or fail under ``SILENTAUTH_REQUIRE_SERVICES=1``.
 """
 
@@ -20,11 +21,12 @@ from tests.conftest import need_binary
 from tests.stores.servers import (
     PostgresServer,
     PostgresStandby,
+    RedisClusterServers,
     RedisServer,
     find_binary,
 )
 
-STORES = ["sqlite", "postgres", "redis"]
+STORES = ["sqlite", "postgres", "redis", "redis-cluster"]
 _db_names = itertools.count(1)
 
 
@@ -52,6 +54,18 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    need_binary("redis-server")
+    need_binary("redis-cli")
+    cluster = RedisClusterServers()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL naming an empty store of ``kind``."""
     if kind == "sqlite":
@@ -59,6 +73,10 @@ def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if kind == "postgres":
         pg: PostgresServer = request.getfixturevalue("postgres_server")
         return pg.create_database(f"t{next(_db_names)}")
+    if kind == "redis-cluster":
+        rc: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        rc.flush()
+        return rc.url
     rs: RedisServer = request.getfixturevalue("redis_server")
     import redis
 

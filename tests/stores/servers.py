@@ -272,6 +272,139 @@ class RedisServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(1000):
+        port = free_port()
+        if port + 10000 > 65535:
+            # The kernel hands out high ports; try a low one of our own.
+            port = 20000 + port % 30000
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster on loopback: 3 masters and 3 replicas, each in its own directory.
+
+    Every node runs with ``appendfsync always``, so a node killed with SIGKILL
+    has on disk every write it acknowledged. ``node_timeout`` (ms) is how long
+    the others wait before they call a silent master dead and promote its
+    replica.
+    """
+
+    masters: int = 3
+    replicas: int = 1  # per master
+    node_timeout: int = 1000
+    nodes: list[RedisServer] = field(default_factory=list)
+
+    def start(self) -> None:
+        binary, cli_binary = find_binary("redis-server"), find_binary("redis-cli")
+        if binary is None or cli_binary is None:
+            raise RuntimeError("redis-server or redis-cli not found")
+        if self.nodes:  # a restart after kill(): same ports, same data and nodes.conf
+            for node in self.nodes:
+                if node not in self.live():
+                    self._spawn(binary, node)
+            self.wait_healthy()
+            return
+        self.nodes = [RedisServer(port=free_cluster_port()) for _ in range(self.masters * (1 + self.replicas))]
+        for node in self.nodes:
+            self._spawn(binary, node)
+        for node in self.nodes:
+            _wait_port(node.port, node.proc, "redis-server")  # type: ignore[arg-type]
+        subprocess.run(
+            [cli_binary, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        self.wait_healthy()
+
+    def _spawn(self, binary: str, node: RedisServer) -> None:
+        node.proc = subprocess.Popen(
+            [binary, "--port", str(node.port), "--bind", "127.0.0.1", "--dir", str(node.root),
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-node-timeout", str(self.node_timeout),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+             "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def wait_healthy(self, timeout: float = 60.0, synced: bool = True) -> None:
+        """Until every live node reports ``cluster_state:ok`` and every slot is served,
+        and (``synced``) every live replica has finished its first sync: before
+        that, a ``WAIT`` on its master counts no acknowledgement from it."""
+        import redis
+
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for node in self.live():
+                try:
+                    with redis.Redis(port=node.port, socket_timeout=2, decode_responses=True) as c:
+                        info = c.execute_command("CLUSTER", "INFO")
+                        if isinstance(info, dict):  # redis-py may parse it
+                            states.append(info.get("cluster_state") == "ok" and
+                                          str(info.get("cluster_slots_ok")) == "16384")
+                        else:
+                            states.append("cluster_state:ok" in info and "cluster_slots_ok:16384" in info)
+                        repl = c.info("replication")
+                        if synced and repl.get("role") == "slave":
+                            states.append(repl.get("master_link_status") == "up"
+                                          and int(repl.get("master_sync_in_progress", 1)) == 0)
+                        elif synced:
+                            links = [v for k, v in repl.items() if k.startswith("slave") and isinstance(v, dict)]
+                            states.append(all(link.get("state") == "online" for link in links))
+                except redis.exceptions.RedisError:
+                    states.append(False)
+            if states and all(states):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster not ok within {timeout} s")
+            time.sleep(0.1)
+
+    def live(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+
+    def master_of(self, key: str) -> RedisServer:
+        """The node that serves ``key``'s slot now."""
+        import redis
+
+        with redis.RedisCluster(host="127.0.0.1", port=self.live()[0].port, socket_timeout=2) as c:
+            node = c.get_node_from_key(key)
+            return next(n for n in self.nodes if n.port == int(node.port))
+
+    @property
+    def url(self) -> str:
+        """Every node named: whichever is down, a new client finds the cluster."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def flush(self) -> None:
+        import redis
+
+        for node in self.live():
+            with redis.Redis(port=node.port, socket_timeout=5) as c:
+                try:
+                    c.flushall()
+                except redis.exceptions.ReadOnlyError:
+                    pass  # a replica: its master's flush reaches it
+
+    def kill(self) -> None:
+        """SIGKILL every node (a whole-cluster crash); :meth:`start` brings it back."""
+        for node in self.nodes:
+            node.kill()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 SECRET_KEY = "multi-instance-test-secret-key-32-bytes!!"
 # Instances behind one balancer share one issuer (required with a shared store):
 # the default would name each instance's own port and they would refuse each

@@ -1,4 +1,4 @@
-"""One conformance suite for every store: SQLite, PostgreSQL and Redis.
+"""One conformance suite for every store: SQLite, PostgreSQL, Redis and Redis Cluster.
 
 Each test runs against each engine (the ``store`` fixture is parametrized),
 so a behaviour the core relies on is pinned once and holds everywhere.
@@ -367,7 +367,9 @@ async def test_reopening_a_store_keeps_its_data(store: Store, store_url_of: str)
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://postgres@127.0.0.1:9/none", "redis://127.0.0.1:9/0"], ids=["postgres", "redis"]
+    "url",
+    ["postgresql://postgres@127.0.0.1:9/none", "redis://127.0.0.1:9/0", "redis+cluster://127.0.0.1:9"],
+    ids=["postgres", "redis", "redis-cluster"],
 )
 async def test_unreachable_store_raises_store_unavailable(url: str) -> None:
     s = open_store(url)

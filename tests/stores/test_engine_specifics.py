@@ -14,11 +14,12 @@ import pytest
 import redis
 
 from silentauth.core.ports import RotateRequest, User
+from silentauth.errors import ConfigError, StoreUnavailable
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
 from silentauth.stores.sqlite import SQLiteStore
-from tests.stores.servers import PostgresServer, RedisServer
+from tests.stores.servers import PostgresServer, RedisClusterServers, RedisServer
 from tests.stores.test_conformance import make_session
 
 pytestmark = pytest.mark.anyio
@@ -55,17 +56,17 @@ async def test_redis_keys_that_hold_sessions_or_counters_expire_by_themselves(
     await redis_store.revoke_session(ended.id, "logout", now + 2)
     await redis_store.hit("login:alice", 60, now)
     t = ttls(redis_server)
-    p = redis_store.prefix
+    L = redis_store.layout
     # Dead data evaporates `retention` after its end; live data when it could end.
-    assert 201 + RETENTION - 5 <= t[f"{p}session:{live.id}"] <= 201 + RETENTION
-    assert RETENTION - 5 <= t[f"{p}session:{ended.id}"] <= RETENTION
-    assert 500 + RETENTION - 5 <= t[f"{p}user-sessions:u1"] <= 500 + RETENTION
-    assert 0 < t[next(k for k in t if k.startswith(f"{p}rl:login:alice:"))] <= 60
+    assert 201 + RETENTION - 5 <= t[L.session(live.id)] <= 201 + RETENTION
+    assert RETENTION - 5 <= t[L.session(ended.id)] <= RETENTION
+    assert 500 + RETENTION - 5 <= t[L.user_sessions("u1")] <= 500 + RETENTION
+    assert 0 < t[next(k for k in t if k.startswith(f"{L.prefix}rl:{{rl:login:alice}}:"))] <= 60
     # Only the documented bookkeeping keys live on (purge trims them).
     permanent = {k for k, ttl in t.items() if ttl == -1}
     assert permanent == {
-        f"{p}user:alice", f"{p}users", f"{p}session-ends",
-        f"{p}revocations", f"{p}revocations:at", f"{p}revocations:seq",
+        L.user("alice"), L.users, *L.feed,
+        *{L.session_ends(L.group(s.id)) for s in (live, ended)},
     }  # fmt: skip
 
 
@@ -195,3 +196,71 @@ async def test_postgres_rotate_many_is_one_transaction_all_or_nothing(postgres_s
         assert [r.swapped for r in results] == [True, True]
     finally:
         await store.close()
+
+
+# -- Redis Cluster and replica-acknowledged writes ---------------------------
+
+
+async def test_redis_write_with_wait_replicas_needs_that_many_replica_acknowledgements(
+    redis_cluster: RedisClusterServers, redis_server: RedisServer
+) -> None:
+    redis_cluster.flush()
+    now = time.time()
+    s = make_session(now=now)
+    # Each cluster master has one replica: one acknowledgement comes, two never do.
+    one = RedisStore(redis_cluster.url + "?wait_replicas=1", timeout=0.3)
+    two = RedisStore(redis_cluster.url + "?wait_replicas=2", timeout=0.3)
+    lone = RedisStore(redis_server.url(db=2) + "?wait_replicas=1", timeout=0.3)  # no replica at all
+    for store in (one, two, lone):
+        await store.open()
+    try:
+        await one.create_session(s)
+        assert (await one.rotate(s.id, 0, now + 1, now + 100)).swapped
+        with pytest.raises(StoreUnavailable):
+            await two.rotate(s.id, 1, now + 2, now + 100)
+        with pytest.raises(StoreUnavailable):
+            await lone.add_user(User("u1", "alice", "h", now))
+        # Reads wait for nobody; the write answered 503 may have happened (Redis cannot undo it).
+        assert await two.get_session(s.id) is not None
+    finally:
+        for store in (one, two, lone):
+            await store.close()
+
+
+async def test_redis_cluster_keys_of_one_session_share_a_slot_and_sessions_spread_over_every_master(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    redis_cluster.flush()
+    store = RedisStore(redis_cluster.url)
+    await store.open()
+    try:
+        sessions = [make_session() for _ in range(60)]
+        for s in sessions:
+            await store.create_session(s)
+        L = store.layout
+        with redis.RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port) as c:
+            for s in sessions:
+                assert c.keyslot(L.session(s.id)) == c.keyslot(L.session_ends(L.group(s.id)))
+            assert c.keyslot(L.user("alice")) == c.keyslot(L.users)
+            assert len({c.keyslot(k) for k in L.feed}) == 1
+            masters = {c.get_node_from_key(L.session(s.id)).port for s in sessions}
+        assert len(masters) == redis_cluster.masters
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://h/0?wait_replicas=x", "redis://h/0?wait_replicas=99", "redis+cluster://h:1,nohostport"]
+)
+def test_redis_urls_with_a_bad_wait_replicas_or_node_list_are_refused_at_startup(url: str) -> None:
+    with pytest.raises(ConfigError):
+        RedisStore(url)._connect()
+
+
+def test_redis_cluster_url_may_name_several_nodes() -> None:
+    store = RedisStore("redis+cluster://:pw@a:7000,b:7001,c:7002/?wait_replicas=1")
+    assert (store.cluster, store.wait_replicas) == (True, 1)
+    client = store._connect()
+    assert {(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()} >= {
+        ("a", 7000), ("b", 7001), ("c", 7002)
+    }

@@ -1,4 +1,4 @@
-"""Two real ``silentauth serve`` processes on one PostgreSQL or Redis store.
+"""Two real ``silentauth serve`` processes on one PostgreSQL, Redis or Redis Cluster store.
 
 The processes share nothing but the store and the secret, as instances behind
 a load balancer do: rotation must not fork across them, a logout on one must
@@ -24,6 +24,7 @@ from silentauth.stores.base import open_store
 from tests.conftest import metric_value, need_binary
 from tests.stores.servers import (
     PostgresServer,
+    RedisClusterServers,
     RedisServer,
     ServiceProcess,
     cli,
@@ -45,34 +46,41 @@ class Cluster:
     kind: str
     a: ServiceProcess
     b: ServiceProcess
-    db: PostgresServer | RedisServer
+    db: PostgresServer | RedisServer | RedisClusterServers
     env: dict[str, str]
 
     def restart_store(self) -> None:
         self.db.start()
 
 
-@pytest.fixture(scope="module", params=["postgres", "redis"])
+@pytest.fixture(scope="module", params=["postgres", "redis", "redis-cluster"])
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """Instances A and B on one fresh store of the kind, user alice added by the CLI."""
     kind = str(request.param)
-    db: PostgresServer | RedisServer
+    db: PostgresServer | RedisServer | RedisClusterServers
     if kind == "postgres":
         need_binary("initdb", find_binary("initdb") or "initdb")
         need_binary("postgres", find_binary("postgres") or "postgres")
         db = PostgresServer()
-    else:
+    elif kind == "redis":
         need_binary("redis-server")
         db = RedisServer()
+    else:
+        need_binary("redis-server")
+        need_binary("redis-cli")
+        db = RedisClusterServers()
     a = b = None
     try:
         if isinstance(db, PostgresServer):
             db.init()
             db.start()
             url = db.create_database("multi")
-        else:
+        elif isinstance(db, RedisServer):
             db.start()
             url = db.url(0)
+        else:
+            db.start()
+            url = db.url
         # A long grace: a rotation committed just before the store died, whose
         # answer was lost, must still converge when the client retries after
         # the restart (the outage test's recovery may take several seconds).

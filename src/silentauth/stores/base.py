@@ -40,7 +40,7 @@ def open_store(url: str) -> Store:
 
         store: Store = PostgresStore(url)
         return store
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from silentauth.stores.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
         rstore: Store = RedisStore(url)
