@@ -31,6 +31,7 @@ HELP: dict[str, str] = {
     "refresh_idle_ttl": "a session unused this many seconds ends",
     "session_max_age": "absolute session limit in seconds, never extended by rotation",
     "reuse_grace": "seconds during which a just-rotated refresh token still yields its successor",
+    "rotation_rule": "which rotated refresh tokens are still honoured: grace, burst (default), until_used, late_once",
     "ttl_jitter": "every lifetime is shortened by a random fraction up to this",
     "first_token_spread": "a session's first access token is shortened by up to this fraction",
     "renew_within": "push New-Access-Token when less than this many seconds remain (0: off)",
