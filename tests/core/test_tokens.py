@@ -143,3 +143,10 @@ def test_retired_key_verifies_until_grace_then_stops() -> None:
     assert ring.get("old", NOW) is not None
     assert ring.get("old", NOW + 60) is None
     assert [k["kid"] for k in ring.jwks(NOW)["keys"]] == ["old", "new"]
+
+
+@pytest.mark.parametrize("token", ["", "a.b", "a.b.c.d"])
+def test_decode_unverified_says_a_token_without_three_segments_is_malformed(token: str) -> None:
+    with pytest.raises(InvalidToken) as exc:
+        decode_unverified(token)
+    assert exc.value.error_description == "The access token is malformed."

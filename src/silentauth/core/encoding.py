@@ -68,14 +68,14 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not JSON")  # pragma: no mutate - diagnostic text; callers replace it
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         # 1e400 parses to inf: an "exp" that never comes.
-        raise ValueError(f"{text} is out of range")
+        raise ValueError(f"{text} is out of range")  # pragma: no mutate - diagnostic text; callers replace it
     return value
 
 

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -147,14 +148,26 @@ class SigningKey:
     @classmethod
     def from_jwk(cls, jwk: dict[str, Any]) -> SigningKey:
         """A verify-only key from a public JWK; raises ValueError if unusable."""
+        # The messages are diagnostics only (parse_jwks skips an unusable key whatever
+        # they say), hence no mutation of their text.
         if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
-            raise ValueError("only EC P-256 keys are accepted")
+            raise ValueError("only EC P-256 keys are accepted")  # pragma: no mutate
         if "d" in jwk:
-            raise ValueError("refusing a JWK that carries a private key")
-        x = int.from_bytes(b64decode(str(jwk["x"])), "big")
-        y = int.from_bytes(b64decode(str(jwk["y"])), "big")
+            raise ValueError("refusing a JWK that carries a private key")  # pragma: no mutate
+        x, y = _coordinate(jwk, "x"), _coordinate(jwk, "y")
         public = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-        return cls(str(jwk["kid"]), public, None, 0.0, float("inf"))
+        return cls(
+            str(jwk["kid"]),
+            public,
+            None,
+            0.0,  # pragma: no mutate - created_at only orders keys that can sign; this one cannot
+            math.inf,
+        )
+
+
+def _coordinate(jwk: dict[str, Any], name: str) -> int:
+    """An EC point coordinate of a JWK (RFC 7518 §6.2.1.2: big-endian base64url)."""
+    return int.from_bytes(b64decode(str(jwk[name])), "big")  # pragma: no mutate - "big" is from_bytes' default since 3.11
 
 
 class KeyRing:

@@ -8,6 +8,7 @@ before the store is touched, so forged tokens cost no database round trip.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 
@@ -27,8 +28,9 @@ class RefreshTokens:
         self._key = master.derive("silentauth refresh-token v1")
 
     def _mac(self, session_id: str, counter: int) -> str:
-        # hmac.digest: the one-shot C path, a quarter of the cost of hmac.new().digest().
-        return b64encode(hmac.digest(self._key, f"{session_id}.{counter}".encode(), "sha256"))
+        # hmac.digest: the one-shot C path, a quarter of the cost of hmac.new().digest();
+        # it takes OpenSSL's sha256 constructor as readily as the name.
+        return b64encode(hmac.digest(self._key, f"{session_id}.{counter}".encode(), hashlib.sha256))
 
     def issue(self, session_id: str, counter: int) -> str:
         return f"{PREFIX}.{session_id}.{counter}.{self._mac(session_id, counter)}"
@@ -45,7 +47,7 @@ class RefreshTokens:
 
     def csrf_token(self, session_id: str) -> str:
         """A CSRF proof bound to the session, so a tossed cookie cannot forge it."""
-        return b64encode(hmac.digest(self._key, f"csrf.{session_id}".encode(), "sha256"))
+        return b64encode(hmac.digest(self._key, f"csrf.{session_id}".encode(), hashlib.sha256))
 
     def check_csrf(self, session_id: str, proof: str) -> bool:
         return hmac.compare_digest(proof.encode(), self.csrf_token(session_id).encode())
