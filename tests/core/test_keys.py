@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -68,3 +69,20 @@ def test_a_key_whose_start_has_come_is_no_longer_upcoming() -> None:
     assert ring.upcoming(NOW) is nxt
     assert ring.signing_key(NOW + 100) is nxt
     assert ring.upcoming(NOW + 100) is None
+
+
+def test_a_signature_with_s_at_exactly_half_the_order_is_low_s_and_verifies() -> None:
+    # Low-S (BIP 62) accepts s <= n // 2. Such a signature cannot be waited for,
+    # so pick the nonce and s, and solve s = k^-1 (z + r d) for the private key d.
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    message = b"header.payload"
+    z = int.from_bytes(hashlib.sha256(message).digest(), "big")
+    k, s = 0x1234567, n // 2
+    r = ec.derive_private_key(k, ec.SECP256R1()).public_key().public_numbers().x % n
+    d = (s * k - z) * pow(r, -1, n) % n
+    private = ec.derive_private_key(d, ec.SECP256R1())
+    key = SigningKey("k1", private.public_key(), private, NOW, NOW + 60)
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert key.verify(message, signature)
+    high = r.to_bytes(32, "big") + (n - s).to_bytes(32, "big")  # the same signature, high-S
+    assert not key.verify(message, high)

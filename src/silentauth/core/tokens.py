@@ -93,7 +93,8 @@ class AccessTokenVerifier:
         header = _segment(parts[0])
         if header.get("alg") not in ALLOWED_ALGS:
             raise InvalidToken("The access token's algorithm is not accepted.")
-        if str(header.get("typ", "")).lower() not in _TYP:
+        typ = header.get("typ", "")  # pragma: no mutate - a missing typ fails whatever the default
+        if str(typ).lower() not in _TYP:
             raise InvalidToken("The token is not an access token (typ must be at+jwt).")
         if header.keys() - {"alg", "kid", "typ"}:
             # crit, jku, jwk, x5u, x5c... are never honoured; refuse rather than ignore.
