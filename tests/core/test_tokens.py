@@ -151,15 +151,34 @@ def test_unknown_kid_and_embedded_jwk_headers_are_refused() -> None:
     with pytest.raises(InvalidToken, match="unknown key"):
         verifier(ring).verify(mint(make_key("nope"), claims()), NOW)
     forged = _forge({"alg": "ES256", "kid": "k1", "typ": "at+jwt", "jwk": attacker.jwk()}, claims(), b"x" * 64)
-    with pytest.raises(InvalidToken, match="header"):
+    with pytest.raises(InvalidToken) as exc:
         verifier(ring).verify(forged, NOW)
+    assert exc.value.error_description == "The access token carries unsupported header parameters."
+
+
+def test_a_token_that_names_no_key_is_refused() -> None:
+    key = make_key()
+    for kid in ({}, {"kid": 7}):
+        token = _forge({"alg": "ES256", "typ": "at+jwt", **kid}, claims(), b"x" * 64)
+        with pytest.raises(InvalidToken) as exc:
+            verifier(KeyRing([key], 60)).verify(token, NOW)
+        assert exc.value.error_description == "The access token names no key (kid)."
+
+
+def test_a_signature_that_is_not_base64url_is_malformed() -> None:
+    head, body, sig = mint(make_key(), claims()).split(".")
+    with pytest.raises(InvalidToken) as exc:
+        verifier(KeyRing([make_key()], 60)).verify(f"{head}.{body}.{sig}=", NOW)
+    assert exc.value.error_description == "The access token is malformed."
 
 
 def test_wrong_typ_is_refused() -> None:
     key = make_key()
-    token = _forge({"alg": "ES256", "kid": "k1", "typ": "JWT"}, claims(), b"x" * 64)
-    with pytest.raises(InvalidToken, match="typ"):
-        verifier(KeyRing([key], 60)).verify(token, NOW)
+    for typ in ({"typ": "JWT"}, {}):
+        token = _forge({"alg": "ES256", "kid": "k1", **typ}, claims(), b"x" * 64)
+        with pytest.raises(InvalidToken) as exc:
+            verifier(KeyRing([key], 60)).verify(token, NOW)
+        assert exc.value.error_description == "The token is not an access token (typ must be at+jwt)."
 
 
 @pytest.mark.parametrize(
