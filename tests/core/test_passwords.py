@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from silentauth.core.passwords import Passwords, normalize_username
+from silentauth.core.passwords import MAX_PASSWORD_BYTES, Passwords, normalize_username
 from silentauth.errors import InvalidRequest
 
 
@@ -21,6 +21,12 @@ def test_default_parameters_meet_owasp_minimum() -> None:
 def test_unknown_user_runs_a_full_verify_and_fails() -> None:
     pw = Passwords(time_cost=1, memory_cost=1024)
     assert not pw.verify_sync(None, "silentauth dummy password")
+
+
+def test_a_password_of_exactly_the_maximum_length_works() -> None:
+    pw = Passwords(time_cost=1, memory_cost=1024)
+    longest = "é" * (MAX_PASSWORD_BYTES // 2)  # 1024 bytes of UTF-8
+    assert pw.verify_sync(pw.hash(longest), longest)
 
 
 def test_oversized_password_is_refused_cheaply() -> None:

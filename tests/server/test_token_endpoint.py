@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import Service, ServiceFactory
+from tests.server.test_errors import FORM, call
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +164,13 @@ async def test_refresh_tokens_are_not_stored_in_the_database(service: Service, t
     mac = rotated.rsplit(".", 1)[1]
     assert mac not in dump and grant["refresh_token"].rsplit(".", 1)[1] not in dump
     assert "secret" not in dump  # the password is stored as an Argon2id hash only
+
+
+async def test_token_response_is_compact_json_with_its_exact_length(service: Service) -> None:
+    status, headers, body = await call(
+        service.app, "POST", "/auth/token", [FORM], b"grant_type=password&username=alice&password=secret"
+    )
+    assert status == 200
+    # ASGI header names are lower case; the length lets HTTP/1.1 skip chunking.
+    assert (b"content-length", str(len(body)).encode()) in headers
+    assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
