@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -174,3 +175,18 @@ async def test_token_response_is_compact_json_with_its_exact_length(service: Ser
     # ASGI header names are lower case; the length lets HTTP/1.1 skip chunking.
     assert (b"content-length", str(len(body)).encode()) in headers
     assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
+
+
+async def test_a_store_outage_is_a_503_with_retry_after_logged_once(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    g = await service.password_grant()
+    await service.runtime.store.close()  # the database goes away under the service
+    with caplog.at_level(logging.WARNING, logger="silentauth"):
+        answers = [await service.refresh(g["refresh_token"]) for _ in range(3)]
+    for r in answers:
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert r.json()["error"] == "temporarily_unavailable"
+    # One line per outage, not one per request, and it says what failed.
+    warnings = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING]
+    assert warnings == ["store unavailable: store is not open"]
