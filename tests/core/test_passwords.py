@@ -41,7 +41,21 @@ def test_usernames_that_differ_only_by_normalisation_are_one_account() -> None:
     assert normalize_username("ﬁona") == "fiona"
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "a\x00b", "x" * 151, "tab\there"])
-def test_bad_usernames_are_invalid_request(bad: str) -> None:
-    with pytest.raises(InvalidRequest):
+@pytest.mark.parametrize(
+    ("bad", "description"),
+    [
+        ("", "The user name must be 1-150 characters."),
+        ("   ", "The user name must be 1-150 characters."),
+        ("x" * 151, "The user name must be 1-150 characters."),
+        ("a\x00b", "The user name contains control characters."),
+        ("tab\there", "The user name contains control characters."),
+    ],
+)
+def test_bad_usernames_are_invalid_request(bad: str, description: str) -> None:
+    with pytest.raises(InvalidRequest) as exc:
         normalize_username(bad)
+    assert exc.value.error_description == description
+
+
+def test_a_user_name_of_exactly_the_maximum_length_is_accepted() -> None:
+    assert normalize_username("X" * 150) == "x" * 150
