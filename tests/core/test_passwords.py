@@ -23,6 +23,12 @@ def test_unknown_user_runs_a_full_verify_and_fails() -> None:
     assert not pw.verify_sync(None, "silentauth dummy password")
 
 
+def test_a_password_that_is_not_unicode_text_cannot_be_set() -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        Passwords(time_cost=1, memory_cost=1024).hash("lone \ud800 surrogate")
+    assert exc.value.error_description == "The password is not valid Unicode text."
+
+
 def test_a_password_of_exactly_the_maximum_length_works() -> None:
     pw = Passwords(time_cost=1, memory_cost=1024)
     longest = "é" * (MAX_PASSWORD_BYTES // 2)  # 1024 bytes of UTF-8
@@ -31,8 +37,9 @@ def test_a_password_of_exactly_the_maximum_length_works() -> None:
 
 def test_oversized_password_is_refused_cheaply() -> None:
     pw = Passwords(time_cost=1, memory_cost=1024)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest) as exc:
         pw.hash("x" * 5000)
+    assert exc.value.error_description == "The password is longer than 1024 bytes."
     assert not pw.verify_sync(pw.hash("x"), "x" * 5000)
 
 

@@ -45,7 +45,7 @@ class Passwords:
 
     def hash(self, password: str) -> str:
         try:
-            encoded = password.encode("utf-8")
+            encoded = password.encode("utf-8")  # pragma: no mutate - codec names ignore case
         except UnicodeEncodeError:
             raise InvalidRequest("The password is not valid Unicode text.") from None
         if len(encoded) > MAX_PASSWORD_BYTES:
