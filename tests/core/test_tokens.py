@@ -146,8 +146,9 @@ def test_hs256_signed_with_the_public_key_is_refused() -> None:
 def test_unknown_kid_and_embedded_jwk_headers_are_refused() -> None:
     key, attacker = make_key(), make_key("k1")
     ring = KeyRing([key], 60)
-    with pytest.raises(InvalidToken, match="signature"):
+    with pytest.raises(InvalidToken) as exc:
         verifier(ring).verify(mint(attacker, claims()), NOW)  # same kid, other key
+    assert exc.value.error_description == "The access token's signature is invalid."
     with pytest.raises(InvalidToken, match="unknown key"):
         verifier(ring).verify(mint(make_key("nope"), claims()), NOW)
     forged = _forge({"alg": "ES256", "kid": "k1", "typ": "at+jwt", "jwk": attacker.jwk()}, claims(), b"x" * 64)

@@ -190,3 +190,12 @@ async def test_a_store_outage_is_a_503_with_retry_after_logged_once(
     # One line per outage, not one per request, and it says what failed.
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING]
     assert warnings == ["store unavailable: store is not open"]
+
+
+async def test_an_empty_parameter_counts_as_missing(service: Service) -> None:
+    r = await service.client.post("/auth/token", data={"grant_type": "password", "username": "", "password": "x"})
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "invalid_request",
+        "error_description": "The parameter 'username' is required and must be a string.",
+    }

@@ -96,9 +96,9 @@ def loads(data: str | bytes) -> Any:
         if "\\u" in text:
             # "\ud800" escapes decode to lone surrogates, which no UTF-8 output can
             # carry; without any "\u" escape strict UTF-8 input cannot contain one.
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # pragma: no mutate - codec case; None is False
         elif isinstance(data, str):
-            text.encode("utf-8")
+            text.encode("utf-8")  # pragma: no mutate - codec names ignore case
     except (UnicodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"not strict JSON: {exc}") from None  # pragma: no mutate - diagnostic text; callers replace it
     return value
