@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP_SERVE := .make/serve-installed
 STAMP_TEST := .make/test-installed
 
-.PHONY: install serve test lint types bench soak clean
+.PHONY: install serve test lint types bench soak mutate clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { echo "make: cannot create $(VENV): on Debian, apt-get install python3-venv" >&2; exit 1; }
@@ -42,7 +42,7 @@ $(NODE_DEPS): $(WEB)/package-lock.json
 	@touch $(NODE_DEPS)
 
 lint: $(STAMP_TEST) $(NODE_DEPS)
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench tools
 	$(PY) -m mypy
 	$(TSC) -p tsconfig.json
 	node $(WEB)/types.mjs --check
@@ -59,5 +59,11 @@ bench: $(STAMP_TEST)
 soak: $(STAMP_TEST)
 	SILENTAUTH_SOAK_SECONDS=1800 SILENTAUTH_CRASH_ROUNDS=5 $(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
+# Mutation testing over [tool.mutmut] only_mutate; the score counts every mutant
+# that was not killed (survived, no tests, timeout) against the suite.
+mutate: $(STAMP_TEST)
+	$(PY) -m mutmut run --max-children $(or $(JOBS),2)
+	$(PY) -m tools.mutation_score
+
 clean:
-	rm -rf .make $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .make $(VENV) mutants build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 
+import anyio
 import pytest
 
 from silentauth.core.batch import Batcher
 
 pytestmark = pytest.mark.anyio
+
+
+def bounded(test: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """Fail a test that waits more than 5 s.
+
+    A batcher that loses a caller's future leaves that caller waiting forever:
+    that must show up as this test failing, not as a suite that never ends.
+    """
+
+    @functools.wraps(test)
+    async def run() -> None:
+        with anyio.fail_after(5):
+            await test()
+
+    return run
 
 
 class Recorder:
@@ -22,6 +40,7 @@ class Recorder:
         return [ValueError(f"negative {i}") if i < 0 else i * 2 for i in items]
 
 
+@bounded
 async def test_calls_made_in_one_turn_share_one_batch_in_arrival_order() -> None:
     rec, sizes = Recorder(), []
     batcher = Batcher(rec.run, on_batch=sizes.append)
@@ -31,6 +50,7 @@ async def test_calls_made_in_one_turn_share_one_batch_in_arrival_order() -> None
     assert sizes == [50]
 
 
+@bounded
 async def test_sequential_calls_each_run_alone() -> None:
     rec = Recorder()
     batcher = Batcher(rec.run)
@@ -38,6 +58,7 @@ async def test_sequential_calls_each_run_alone() -> None:
     assert rec.batches == [[0], [1], [2]]
 
 
+@bounded
 async def test_an_item_error_reaches_its_caller_alone() -> None:
     batcher = Batcher(Recorder().run)
     results = await asyncio.gather(batcher.submit(1), batcher.submit(-1), batcher.submit(3), return_exceptions=True)
@@ -45,6 +66,7 @@ async def test_an_item_error_reaches_its_caller_alone() -> None:
     assert isinstance(results[1], ValueError) and str(results[1]) == "negative -1"
 
 
+@bounded
 async def test_a_failing_runner_fails_every_caller_of_the_batch_and_not_the_next() -> None:
     calls = 0
 
@@ -61,6 +83,7 @@ async def test_a_failing_runner_fails_every_caller_of_the_batch_and_not_the_next
     assert await batcher.submit(7) == 7
 
 
+@bounded
 async def test_a_runner_that_miscounts_fails_the_batch_instead_of_misrouting_answers() -> None:
     async def short(items: list[int]) -> list[int | BaseException]:
         return list(items[:-1])
@@ -68,8 +91,10 @@ async def test_a_runner_that_miscounts_fails_the_batch_instead_of_misrouting_ans
     batcher = Batcher(short)
     results = await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
+    assert str(results[0]) == "batch runner returned 1 results for 2 items"
 
 
+@bounded
 async def test_batches_are_capped_at_max_size() -> None:
     rec = Recorder()
     batcher = Batcher(rec.run, max_size=8)
@@ -78,6 +103,7 @@ async def test_batches_are_capped_at_max_size() -> None:
     assert [len(b) for b in rec.batches] == [8, 8, 4]
 
 
+@bounded
 async def test_a_cancelled_caller_leaves_the_others_answered_and_its_work_done() -> None:
     rec = Recorder()
     batcher = Batcher(rec.run)
@@ -90,6 +116,7 @@ async def test_a_cancelled_caller_leaves_the_others_answered_and_its_work_done()
     assert rec.batches == [[1, 2, 3]]
 
 
+@bounded
 async def test_a_call_made_while_a_batch_runs_joins_the_next_batch() -> None:
     started, release = asyncio.Event(), asyncio.Event()
     batches: list[list[int]] = []

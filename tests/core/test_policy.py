@@ -49,3 +49,12 @@ def test_bad_first_token_spread_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="FIRST_TOKEN_SPREAD"):
         Settings(first_token_spread=1.0)
+
+
+def test_first_token_gets_the_ordinary_jitter_when_the_spread_is_off() -> None:
+    policy = LifetimePolicy(
+        Settings(access_ttl=1000, ttl_jitter=0.1, first_token_spread=0.0), random.Random(3)
+    )
+    firsts = [policy.access_expiry("api", NOW, NOW + 10**6, first=True) - NOW for _ in range(500)]
+    assert 900 <= min(firsts) and max(firsts) <= 1000
+    assert max(firsts) - min(firsts) > 50

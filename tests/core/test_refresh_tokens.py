@@ -46,8 +46,13 @@ def test_tampered_or_garbage_tokens_are_invalid_grant(mutate: object) -> None:
 
 def test_token_from_another_master_key_is_rejected() -> None:
     other = RefreshTokens(MasterKey(b"x" * 32)).issue("abcdefghijklmnopqrstuv", 1)
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(InvalidGrant) as exc:
         RefreshTokens(MASTER).parse(other)
+    # Well-formed but not ours: the client is told which, as error_description.
+    assert exc.value.error_description == "The refresh token is invalid."
+    with pytest.raises(InvalidGrant) as exc:
+        RefreshTokens(MASTER).parse("v1.x")
+    assert exc.value.error_description == "The refresh token is malformed."
 
 
 def test_csrf_proof_is_bound_to_the_session() -> None:

@@ -10,7 +10,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from silentauth.core.encoding import b64encode
 from silentauth.core.keys import KeyRing, SigningKey
-from silentauth.core.tokens import AccessTokenVerifier, decode_unverified, mint
+from silentauth.core.tokens import (
+    MAX_TOKEN_LENGTH,
+    AccessTokenVerifier,
+    decode_unverified,
+    mint,
+)
 from silentauth.errors import InvalidToken
 
 NOW = 1_800_000_000.0
@@ -59,22 +64,49 @@ def test_token_verifies_with_pyjwt_from_the_jwks_alone() -> None:
     assert decoded["sid"] == "s1"
 
 
+# The description is what a resource server sends back in WWW-Authenticate.
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"exp": int(NOW - 60)}, "expired"),
-        ({"aud": "other"}, "audience"),
-        ({"iss": "https://evil.test"}, "issued by"),
-        ({"iat": int(NOW + 3600)}, "future"),
-        ({"nbf": int(NOW + 3600)}, "not valid yet"),
-        ({"exp": "soon"}, "not a number"),
-        ({"sub": 5}, "not a string"),
+        ({"exp": int(NOW - 60)}, "The access token has expired."),
+        ({"aud": "other"}, "The access token is meant for another audience."),
+        ({"aud": "apis"}, "The access token is meant for another audience."),  # not a substring match
+        ({"aud": ["apis", "x"]}, "The access token is meant for another audience."),
+        ({"iss": "https://evil.test"}, "The access token was issued by someone else."),
+        ({"iat": int(NOW + 3600)}, "The access token was issued in the future."),
+        ({"nbf": int(NOW + 3600)}, "The access token is not valid yet."),
+        ({"exp": "soon"}, "The access token's 'exp' claim is not a number."),
+        ({"sub": 5}, "The access token's 'sub' claim is not a string."),
     ],
 )
 def test_bad_claims_are_rejected(change: dict[str, Any], message: str) -> None:
     key = make_key()
-    with pytest.raises(InvalidToken, match=message):
+    with pytest.raises(InvalidToken) as exc:
         verifier(KeyRing([key], 60)).verify(mint(key, claims(**change)), NOW)
+    assert exc.value.error_description == message
+
+
+def test_time_claims_are_judged_with_the_leeway_and_no_more() -> None:
+    key = make_key()
+    check = verifier(KeyRing([key], 60))
+    leeway = check.leeway
+    # Valid right up to the edges of the leeway...
+    for edge in (
+        {"exp": NOW - leeway + 1},
+        {"nbf": NOW + leeway},
+        {"iat": NOW + leeway},
+        {"exp": NOW + 1},
+    ):
+        check.verify(mint(key, claims(**edge)), NOW)
+    # ...and not one step past them.
+    for past, message in (
+        ({"exp": NOW - leeway}, "The access token has expired."),
+        ({"nbf": NOW + leeway + 1}, "The access token is not valid yet."),
+        ({"iat": NOW + leeway + 1}, "The access token was issued in the future."),
+    ):
+        with pytest.raises(InvalidToken) as exc:
+            check.verify(mint(key, claims(**past)), NOW)
+        assert exc.value.error_description == message
 
 
 def test_missing_claim_is_rejected() -> None:
@@ -98,8 +130,9 @@ def _forge(header: dict[str, Any], body: dict[str, Any], sig: bytes = b"") -> st
 def test_unpinned_algorithms_are_refused(alg: str) -> None:
     key = make_key()
     token = _forge({"alg": alg, "kid": "k1", "typ": "at+jwt"}, claims(), b"x" * 64)
-    with pytest.raises(InvalidToken, match="algorithm"):
+    with pytest.raises(InvalidToken) as exc:
         verifier(KeyRing([key], 60)).verify(token, NOW)
+    assert exc.value.error_description == "The access token's algorithm is not accepted."
 
 
 def test_hs256_signed_with_the_public_key_is_refused() -> None:
@@ -113,26 +146,80 @@ def test_hs256_signed_with_the_public_key_is_refused() -> None:
 def test_unknown_kid_and_embedded_jwk_headers_are_refused() -> None:
     key, attacker = make_key(), make_key("k1")
     ring = KeyRing([key], 60)
-    with pytest.raises(InvalidToken, match="signature"):
+    with pytest.raises(InvalidToken) as exc:
         verifier(ring).verify(mint(attacker, claims()), NOW)  # same kid, other key
+    assert exc.value.error_description == "The access token's signature is invalid."
     with pytest.raises(InvalidToken, match="unknown key"):
         verifier(ring).verify(mint(make_key("nope"), claims()), NOW)
     forged = _forge({"alg": "ES256", "kid": "k1", "typ": "at+jwt", "jwk": attacker.jwk()}, claims(), b"x" * 64)
-    with pytest.raises(InvalidToken, match="header"):
+    with pytest.raises(InvalidToken) as exc:
         verifier(ring).verify(forged, NOW)
+    assert exc.value.error_description == "The access token carries unsupported header parameters."
+
+
+def test_a_token_that_names_no_key_is_refused() -> None:
+    key = make_key()
+    for kid in ({}, {"kid": 7}):
+        token = _forge({"alg": "ES256", "typ": "at+jwt", **kid}, claims(), b"x" * 64)
+        with pytest.raises(InvalidToken) as exc:
+            verifier(KeyRing([key], 60)).verify(token, NOW)
+        assert exc.value.error_description == "The access token names no key (kid)."
+
+
+def test_a_signature_that_is_not_base64url_is_malformed() -> None:
+    head, body, sig = mint(make_key(), claims()).split(".")
+    with pytest.raises(InvalidToken) as exc:
+        verifier(KeyRing([make_key()], 60)).verify(f"{head}.{body}.{sig}=", NOW)
+    assert exc.value.error_description == "The access token is malformed."
 
 
 def test_wrong_typ_is_refused() -> None:
     key = make_key()
-    token = _forge({"alg": "ES256", "kid": "k1", "typ": "JWT"}, claims(), b"x" * 64)
-    with pytest.raises(InvalidToken, match="typ"):
-        verifier(KeyRing([key], 60)).verify(token, NOW)
+    for typ in ({"typ": "JWT"}, {}):
+        token = _forge({"alg": "ES256", "kid": "k1", **typ}, claims(), b"x" * 64)
+        with pytest.raises(InvalidToken) as exc:
+            verifier(KeyRing([key], 60)).verify(token, NOW)
+        assert exc.value.error_description == "The token is not an access token (typ must be at+jwt)."
 
 
-@pytest.mark.parametrize("token", ["", "a.b", "a.b.c.d", "..", "é.é.é", "x" * 9000, "eyJ.eyJ.sig"])
+@pytest.mark.parametrize(
+    "token",
+    ["", "a.b", "a.b.c.d", "..", "é.é.é", "x" * 9000, "eyJ.eyJ.sig", f"{b64encode(b'[]')}.e30.AA"],
+)
 def test_malformed_tokens_are_invalid_token(token: str) -> None:
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken) as exc:
         verifier(KeyRing([make_key()], 60)).verify(token, NOW)
+    assert exc.value.error_description == "The access token is malformed."
+
+
+def test_a_signed_token_with_a_segment_missing_or_added_is_malformed() -> None:
+    key = make_key()
+    token = mint(key, claims())
+    head, body, _ = token.split(".")
+    for bad in (f"{head}.{body}.", f"{token}.{body}", f"{head}..{body}"):
+        with pytest.raises(InvalidToken) as exc:
+            verifier(KeyRing([key], 60)).verify(bad, NOW)
+        assert exc.value.error_description == "The access token is malformed."
+
+
+def test_tokens_longer_than_the_cap_are_refused_unread_even_if_signed() -> None:
+    keys = [make_key("k" * n) for n in (1, 2, 3)]
+    check = verifier(KeyRing(keys, 60))
+
+    def signed(length: int) -> str:
+        # Pad a claim (and the kid: base64url has no length 1 mod 4) to `length`.
+        for key in keys:
+            start = (length - len(mint(key, claims()))) * 3 // 4 - 32
+            for pad in range(max(start, 0), start + 32):
+                token = mint(key, claims(pad="p" * pad))
+                if len(token) == length:
+                    return token
+        raise AssertionError(length)
+
+    check.verify(signed(MAX_TOKEN_LENGTH), NOW)
+    with pytest.raises(InvalidToken) as exc:
+        check.verify(signed(MAX_TOKEN_LENGTH + 1), NOW)
+    assert exc.value.error_description == "The access token is malformed."
 
 
 def test_retired_key_verifies_until_grace_then_stops() -> None:
@@ -143,3 +230,10 @@ def test_retired_key_verifies_until_grace_then_stops() -> None:
     assert ring.get("old", NOW) is not None
     assert ring.get("old", NOW + 60) is None
     assert [k["kid"] for k in ring.jwks(NOW)["keys"]] == ["old", "new"]
+
+
+@pytest.mark.parametrize("token", ["", "a.b", "a.b.c.d"])
+def test_decode_unverified_says_a_token_without_three_segments_is_malformed(token: str) -> None:
+    with pytest.raises(InvalidToken) as exc:
+        decode_unverified(token)
+    assert exc.value.error_description == "The access token is malformed."

@@ -1,14 +1,16 @@
-"""The form parser's fast path agrees with ``urllib.parse.parse_qsl`` exactly."""
+"""Body parsing: the form fast path agrees with ``parse_qsl``; JSON errors say what is wrong."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from silentauth.errors import InvalidRequest
-from silentauth.server.parsing import parse_form
+from silentauth.server.parsing import MAX_BODY, parse_form
+from tests.conftest import Service
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -32,3 +34,44 @@ def test_fast_path_matches_parse_qsl_strict(body: str) -> None:
 
 def test_encoded_bodies_take_the_unquoting_path() -> None:
     assert parse_form(FORM, b"username=a%20b&password=c+d") == {"username": "a b", "password": "c d"}
+
+
+# --- JSON bodies as a browser client sees them (login) and the demo echo's larger cap ---
+
+
+@pytest.mark.anyio
+async def test_login_accepts_json_with_a_charset_parameter(service: Service) -> None:
+    r = await service.client.post(
+        "/auth/login",
+        content=b'{"username": "alice", "password": "secret"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "description"),
+    [
+        (b'{"username": "alice", "username": "bob"}', "The body is not valid UTF-8 JSON."),
+        (b"\xff{}", "The body is not valid UTF-8 JSON."),
+        (b'["alice", "secret"]', "The body must be a JSON object."),
+    ],
+)
+async def test_login_names_what_is_wrong_with_a_json_body(
+    service: Service, body: bytes, description: str
+) -> None:
+    r = await service.client.post("/auth/login", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json() == {"error": "invalid_request", "error_description": description}
+
+
+@pytest.mark.anyio
+async def test_echo_reads_bodies_past_the_default_cap_up_to_its_own(service: Service) -> None:
+    token = (await service.password_grant())["access_token"]
+    doc = {"body": "x" * (MAX_BODY + 1000)}
+    r = await service.client.post("/api/echo", json=doc, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json() == doc
+    huge = {"body": "x" * (1024 * 1024)}
+    r = await service.client.post("/api/echo", json=huge, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 413

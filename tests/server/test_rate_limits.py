@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from silentauth.settings import Rate
@@ -72,3 +73,14 @@ async def test_invalid_refresh_tokens_are_limited_per_address(service_factory: S
     svc: Service = await service_factory(rate_limit_refresh=Rate(1, 60))
     codes = [(await svc.refresh(f"v1.{'a' * 22}.{i}.{'b' * 43}")).status_code for i in range(12)]
     assert codes[:10] == [400] * 10 and codes[-1] == 429
+
+
+async def test_failed_refreshes_are_limited_per_client_address(service_factory: ServiceFactory) -> None:
+    svc: Service = await service_factory(rate_limit_refresh=Rate(1, 60))  # x10 for failures
+    bogus = "v1.AAAAAAAAAAAAAAAAAAAAAA.1." + "A" * 43
+    codes = [(await svc.refresh(bogus)).status_code for _ in range(11)]
+    assert codes == [400] * 10 + [429]
+    transport = httpx.ASGITransport(app=svc.app, client=("198.51.100.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as neighbour:
+        r = await neighbour.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": bogus})
+    assert r.status_code == 400  # another address is not locked out

@@ -28,6 +28,8 @@ async def test_each_login_is_a_device_session(service: Service) -> None:
     assert len(sessions) == 2
     assert [s["current"] for s in sessions] == [True, False]
     assert sessions[1]["user_agent"] == "phone/1.0"
+    assert [s["ip"] for s in sessions] == ["127.0.0.1", "127.0.0.1"]  # the client's address
+    assert [s["client_id"] for s in sessions] == ["native", "native"]  # no client_id sent
     assert {"id", "created", "last_used", "user_agent", "current"} <= set(sessions[0])
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 
 from silentauth.core.rotation_rules import RETRY_WINDOW
 from tests.conftest import Service, ServiceFactory
+from tests.server.test_errors import FORM, call
 
 pytestmark = pytest.mark.anyio
 
@@ -188,3 +192,37 @@ async def test_grandparent_token_inside_the_retry_window_gets_the_live_token(ser
     assert late.status_code == 200 and late.json()["refresh_token"] == t2  # no fork
     service.clock.advance(RETRY_WINDOW + 1)
     assert (await service.refresh(t0)).status_code == 400  # later, it is reuse
+
+
+async def test_token_response_is_compact_json_with_its_exact_length(service: Service) -> None:
+    status, headers, body = await call(
+        service.app, "POST", "/auth/token", [FORM], b"grant_type=password&username=alice&password=secret"
+    )
+    assert status == 200
+    # ASGI header names are lower case; the length lets HTTP/1.1 skip chunking.
+    assert (b"content-length", str(len(body)).encode()) in headers
+    assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
+
+
+async def test_a_store_outage_is_a_503_with_retry_after_logged_once(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    g = await service.password_grant()
+    await service.runtime.store.close()  # the database goes away under the service
+    with caplog.at_level(logging.WARNING, logger="silentauth"):
+        answers = [await service.refresh(g["refresh_token"]) for _ in range(3)]
+    for r in answers:
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert r.json()["error"] == "temporarily_unavailable"
+    # One line per outage, not one per request, and it says what failed.
+    warnings = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING]
+    assert warnings == ["store unavailable: store is not open"]
+
+
+async def test_an_empty_parameter_counts_as_missing(service: Service) -> None:
+    r = await service.client.post("/auth/token", data={"grant_type": "password", "username": "", "password": "x"})
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "invalid_request",
+        "error_description": "The parameter 'username' is required and must be a string.",
+    }

@@ -70,7 +70,8 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     that hangs up mid-body gets the 400 of a truncated body rather than a
     ``ClientDisconnect`` turned 500; nothing may have read the body before.
     """
-    return await receive_body(request.receive, request.headers.get("content-length"), limit)
+    length = request.headers.get("content-length")  # pragma: no mutate - Starlette's headers ignore case
+    return await receive_body(request.receive, length, limit)
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, str]:
@@ -110,7 +111,8 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    return parse_form(request.headers.get("content-type", ""), await read_body(request))
+    content_type = request.headers.get("content-type", "")  # pragma: no mutate - Starlette's headers ignore case
+    return parse_form(content_type, await read_body(request))
 
 
 async def read_json(request: Request, limit: int = MAX_BODY) -> Any:

@@ -1,0 +1,88 @@
+"""Public JWKs in, verify-only keys out; a ring publishes exactly the keys it verifies with."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from silentauth.core.keys import KeyRing, SigningKey
+
+NOW = 1_800_000_000.0
+
+
+def make_key(kid: str = "k1", created: float = NOW - 10, not_after: float = NOW + 3600) -> SigningKey:
+    private = ec.generate_private_key(ec.SECP256R1())
+    return SigningKey(kid, private.public_key(), private, created, not_after)
+
+
+def test_a_published_jwk_verifies_what_its_key_signed_and_nothing_else() -> None:
+    key = make_key("k1")
+    public = SigningKey.from_jwk(key.jwk())
+    signature = key.sign(b"header.payload")
+    assert public.kid == "k1"
+    assert public.verify(b"header.payload", signature)
+    assert not public.verify(b"header.payload!", signature)
+    with pytest.raises(ValueError, match="no private part"):
+        public.sign(b"header.payload")
+
+
+def test_a_key_from_a_jwk_carries_no_expiry_of_its_own() -> None:
+    # The issuer's JWKS decides when a key goes away; the JWK itself has no end.
+    public = SigningKey.from_jwk(make_key("k1").jwk())
+    ring = KeyRing([public], verify_grace=0)
+    assert ring.get("k1", 1e15) is public
+    assert ring.signing_key(NOW) is None  # and it never signs
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kty": "RSA"},
+        {"crv": "P-384"},  # P-256 coordinates under another curve's name
+        {"kty": None},
+        {"d": "AAAA"},  # a private key where only a public one belongs
+    ],
+)
+def test_jwks_that_are_not_public_p256_keys_are_refused(change: dict[str, Any]) -> None:
+    jwk = {**make_key().jwk(), **change}
+    with pytest.raises(ValueError):
+        SigningKey.from_jwk(jwk)
+
+
+def test_a_retired_key_leaves_the_jwks_when_it_stops_verifying() -> None:
+    old = make_key("old", created=NOW - 100, not_after=NOW - 10)
+    ring = KeyRing([old, make_key("new", created=NOW - 5)], verify_grace=60)
+    end = NOW + 50  # not_after + grace
+    for now in (end - 0.5, end):
+        published = "old" in [k["kid"] for k in ring.jwks(now)["keys"]]
+        assert published == (ring.get("old", now) is not None)
+    assert ring.get("old", end) is None
+
+
+def test_a_key_whose_start_has_come_is_no_longer_upcoming() -> None:
+    current = make_key("current", created=NOW - 100)
+    nxt = make_key("next", created=NOW + 100)
+    ring = KeyRing([current, nxt], verify_grace=60)
+    assert ring.upcoming(NOW) is nxt
+    assert ring.signing_key(NOW + 100) is nxt
+    assert ring.upcoming(NOW + 100) is None
+
+
+def test_a_signature_with_s_at_exactly_half_the_order_is_low_s_and_verifies() -> None:
+    # Low-S (BIP 62) accepts s <= n // 2. Such a signature cannot be waited for,
+    # so pick the nonce and s, and solve s = k^-1 (z + r d) for the private key d.
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    message = b"header.payload"
+    z = int.from_bytes(hashlib.sha256(message).digest(), "big")
+    k, s = 0x1234567, n // 2
+    r = ec.derive_private_key(k, ec.SECP256R1()).public_key().public_numbers().x % n
+    d = (s * k - z) * pow(r, -1, n) % n
+    private = ec.derive_private_key(d, ec.SECP256R1())
+    key = SigningKey("k1", private.public_key(), private, NOW, NOW + 60)
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert key.verify(message, signature)
+    high = r.to_bytes(32, "big") + (n - s).to_bytes(32, "big")  # the same signature, high-S
+    assert not key.verify(message, high)
