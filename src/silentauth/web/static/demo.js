@@ -3,6 +3,7 @@
 import { LoginError, SessionExpiredError, StepUpRequiredError, createAuthClient } from "/static/silentauth.js";
 import { ServerPanel, readMetrics } from "/static/demo-server.js";
 import { endedHow, explainEnd, sessionEndFallback } from "/static/demo-ending.js";
+import { LivePanel } from "/static/demo-live.js";
 
 const $ = (id) => document.getElementById(id);
 // "Sleeping" the tab moves the client's clock forward, as a suspended laptop would.
@@ -12,6 +13,8 @@ const now = () => Date.now() + skew;
 const auth = createAuthClient({ onSessionExpired: () => { demo.expiredCallbacks++; } }, { now });
 const demo = { auth, expiredCallbacks: 0, refreshes: 0 };
 window.demo = demo;
+const live = new LivePanel(auth, $);
+demo.live = live;
 const panel = new ServerPanel(auth, { canAsk: tokenFresh, guarded, onFigures: serverEvents });
 // Whether the service runs in demo mode (it answers {"demo": false} otherwise).
 const mode = fetch("/auth/demo", { cache: "no-store" })
@@ -272,5 +275,9 @@ mode.then(({ demo: on }) => {
   $("replay").disabled = true;
   $("replay").title = "Only in demo mode (silentauth serve --demo): no other mode keeps old refresh tokens.";
 });
-auth.ready.then((signedIn) => (signedIn ? showApp() : showLogin()));
+auth.ready.then((signedIn) => {
+  if (signedIn) showApp();
+  else showLogin();
+  live.start();
+});
 panel.start();

@@ -1,0 +1,100 @@
+// The live panel: one auth.websocket("/api/ws") that keeps streaming numbered ticks while
+// access tokens come and go. The server numbers its messages per connection from 0, so a
+// lost or repeated message shows at once as a gap; each new token goes to the server
+// in-band (a "reauth" message), never in the URL, and the panel writes a line for it.
+
+const MAX_LINES = 8; // the panel's own log: a few lines, newest first
+
+/** Live ticks from `/api/ws`, opened after login, stopped for good when the session ends. */
+export class LivePanel {
+  /**
+   * @param {import("/static/silentauth.js").AuthClient} auth
+   * @param {(id: string) => HTMLElement} $ finds an element of the page by id
+   */
+  constructor(auth, $) {
+    this.auth = auth;
+    this.$ = $;
+    this.socket = null;
+    this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
+    this.next = 0; // the sequence number the current connection should send next
+    this.lastSent = null; // the token the server last got from the socket
+    auth.subscribe((e) => this.#onAuth(e));
+  }
+
+  /** Open the socket if signed in and none is open: after login, or on a page load. */
+  start() {
+    if (!this.auth.isAuthenticated || (this.socket && !this.socket.closed)) return;
+    this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
+    this.next = 0;
+    this.$("live-lines").replaceChildren();
+    const ws = this.auth.websocket("/api/ws", undefined, { maxDelay: 5000 });
+    this.socket = ws;
+    ws.onopen = () => {
+      // A reconnection is a new connection: the server numbers it from 0 again.
+      this.next = 0;
+      this.stats.reconnects = ws.reconnects;
+      this.lastSent = ws.sentToken;
+      this.line(ws.reconnects ? "reconnected, token sent in-band again" : "connected, token sent as the first message");
+    };
+    ws.onmessage = (event) => this.#onMessage(JSON.parse(event.data));
+    ws.addEventListener("reconnecting", (e) => this.line(`connection dropped (${e.code} ${e.reason}), reconnecting`, "bad"));
+    ws.onclose = (event) => {
+      this.stats.stopped = event.reason || `code ${event.code}`;
+      this.line(`stopped: ${this.stats.stopped} (${event.code})`, "ended");
+      this.show();
+    };
+    this.show();
+  }
+
+  /** @param {{ type: string, seq: number }} message */
+  #onMessage(message) {
+    if (message.seq !== this.next) this.stats.gaps++;
+    this.next = message.seq + 1;
+    this.stats.lastSeq = message.seq;
+    if (message.type === "tick") this.stats.ticks++;
+    this.#noticeReauth();
+    this.show();
+  }
+
+  /** @param {{ type: string }} event */
+  #onAuth(event) {
+    if (event.type === "token" && (!this.socket || this.socket.closed)) this.start(); // a (new) login
+  }
+
+  // The socket hands every new token to the server itself (a "reauth" message; a refusal
+  // would close it 4401 and show as a reconnection): the panel notices the token change.
+  #noticeReauth() {
+    const ws = this.socket;
+    if (!ws || ws.readyState !== 1 || ws.sentToken === this.lastSent) return;
+    this.lastSent = ws.sentToken;
+    this.stats.reauths++;
+    this.line(`re-authenticated in-band with the new token …${String(ws.sentToken).slice(-6)}`, "refresh");
+  }
+
+  /**
+   * One line in the panel's log, newest first.
+   * @param {string} text
+   * @param {string} [kind]
+   */
+  line(text, kind = "") {
+    const li = document.createElement("li");
+    li.className = kind;
+    li.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+    const list = this.$("live-lines");
+    list.prepend(li);
+    while (list.children.length > MAX_LINES) list.lastElementChild?.remove();
+  }
+
+  show() {
+    const s = this.stats;
+    this.$("live-seq").textContent = s.lastSeq < 0 ? "–" : String(s.lastSeq);
+    this.$("live-ticks").textContent = String(s.ticks);
+    this.$("live-gaps").textContent = String(s.gaps);
+    this.$("live-reauths").textContent = String(s.reauths);
+    this.$("live-reconnects").textContent = String(s.reconnects);
+    const state = this.$("live-state");
+    state.textContent = s.stopped ? `stopped: ${s.stopped}` : this.socket?.readyState === 1 ? "streaming" : "connecting…";
+    state.className = s.stopped ? "live-state stopped" : "live-state";
+    this.$("live-gaps").parentElement?.classList.toggle("alarm", s.gaps > 0);
+  }
+}
