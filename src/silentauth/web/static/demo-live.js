@@ -5,6 +5,10 @@
 
 const MAX_LINES = 8; // the panel's own log: a few lines, newest first
 
+// The client's own word when it learns from another tab that the session is over; the
+// server's reason ("session revoked") then reached only that tab's socket.
+const CLIENT_GUESS = "session expired";
+
 /** Live ticks from `/api/ws`, opened after login, stopped for good when the session ends. */
 export class LivePanel {
   /**
@@ -13,6 +17,12 @@ export class LivePanel {
    */
   constructor(auth, $) {
     this.auth = auth;
+    /** @type {{ sid: string, reason: string } | null} the server's reason, heard by another tab */
+    this.heard = null;
+    // Tabs tell each other why the server ended a session's sockets: whichever tab heard it
+    // first, every panel then shows the server's reason rather than the client's guess.
+    this.tabs = new BroadcastChannel("silentauth-demo-live");
+    this.tabs.onmessage = ({ data }) => this.#onHeard(data);
     this.$ = $;
     this.socket = null;
     this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
@@ -27,8 +37,10 @@ export class LivePanel {
     this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
     this.next = 0;
     this.$("live-lines").replaceChildren();
+    const sid = this.auth.sessionId;
     const ws = this.auth.websocket("/api/ws", undefined, { maxDelay: 5000 });
     this.socket = ws;
+    this.sid = sid;
     ws.onopen = () => {
       // A reconnection is a new connection: the server numbers it from 0 again.
       this.next = 0;
@@ -39,9 +51,13 @@ export class LivePanel {
     ws.onmessage = (event) => this.#onMessage(JSON.parse(event.data));
     ws.addEventListener("reconnecting", (e) => this.line(`connection dropped (${e.code} ${e.reason}), reconnecting`, "bad"));
     ws.onclose = (event) => {
-      this.stats.stopped = event.reason || `code ${event.code}`;
-      this.line(`stopped: ${this.stats.stopped} (${event.code})`, "ended");
+      const heard = this.heard?.sid === sid ? this.heard.reason : null;
+      const reason = event.reason === CLIENT_GUESS && heard ? heard : event.reason;
+      this.stats.stopped = reason || `code ${event.code}`;
+      this.stats.stoppedAt = Date.now();
+      this.line(`stopped: ${this.stats.stopped} (${event.code} ${event.reason})`, "ended");
       this.show();
+      if (event.reason !== CLIENT_GUESS) this.tabs.postMessage({ type: "stopped", sid, reason: event.reason });
     };
     this.show();
   }
@@ -53,6 +69,17 @@ export class LivePanel {
     this.stats.lastSeq = message.seq;
     if (message.type === "tick") this.stats.ticks++;
     this.#noticeReauth();
+    this.show();
+  }
+
+  /** @param {{ type: string, sid: string, reason: string }} data */
+  #onHeard(data) {
+    if (data?.type !== "stopped") return;
+    this.heard = { sid: data.sid, reason: data.reason };
+    if (this.stats.stopped !== CLIENT_GUESS || this.sid !== data.sid) return;
+    this.stats.stopped = data.reason;
+    this.stats.stoppedAt = Date.now();
+    this.line(`another tab heard the server's reason: ${data.reason}`, "ended");
     this.show();
   }
 

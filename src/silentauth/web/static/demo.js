@@ -13,13 +13,13 @@ const now = () => Date.now() + skew;
 const auth = createAuthClient({ onSessionExpired: () => { demo.expiredCallbacks++; } }, { now });
 const demo = { auth, expiredCallbacks: 0, refreshes: 0 };
 window.demo = demo;
-const live = new LivePanel(auth, $);
-demo.live = live;
 const panel = new ServerPanel(auth, { canAsk: tokenFresh, guarded, onFigures: serverEvents });
 // Whether the service runs in demo mode (it answers {"demo": false} otherwise).
 const mode = fetch("/auth/demo", { cache: "no-store" })
   .then((res) => (res.ok ? res.json() : {}))
   .catch(() => ({}));
+const live = new LivePanel(auth, $);
+demo.live = live;
 
 const REASONS = {
   proactive: "refresh (proactive, before expiry)",
