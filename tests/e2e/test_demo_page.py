@@ -341,6 +341,7 @@ def test_the_live_panel_streams_through_five_refreshes_and_stops_within_a_second
     assert state["gaps"] == 0 and state["reconnects"] == 0
     assert first.text_content("#live-state") == f"stopped: {state['stopped']}"
     first.wait_for_selector("#login-view:not([hidden])", timeout=5_000)
+    assert first.is_visible("#live-state"), "the stopped panel stays in view beside the login form"
     first.wait_for_timeout(500)  # nothing reopens it: the session is over
     assert first.evaluate("demo.live.socket.closed && demo.live.stats.stopped") == state["stopped"]
     d.shot(first, "12-live-panel-stopped")

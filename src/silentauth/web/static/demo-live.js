@@ -37,6 +37,7 @@ export class LivePanel {
     this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
     this.next = 0;
     this.$("live-lines").replaceChildren();
+    this.$("live").hidden = false; // and it stays, stopped, after the session ends
     const sid = this.auth.sessionId;
     const ws = this.auth.websocket("/api/ws", undefined, { maxDelay: 5000 });
     this.socket = ws;
