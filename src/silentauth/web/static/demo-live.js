@@ -33,7 +33,7 @@ export class LivePanel {
 
   /** Open the socket if signed in and none is open: after login, or on a page load. */
   start() {
-    if (!this.auth.isAuthenticated || (this.socket && !this.socket.closed)) return;
+    if (!this.auth.isAuthenticated || this.auth.proactivePaused || (this.socket && !this.socket.closed)) return;
     this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
     this.next = 0;
     this.$("live-lines").replaceChildren();
@@ -58,7 +58,7 @@ export class LivePanel {
       this.stats.stoppedAt = Date.now();
       this.line(`stopped: ${this.stats.stopped} (${event.code} ${event.reason})`, "ended");
       this.show();
-      if (event.reason !== CLIENT_GUESS) this.tabs.postMessage({ type: "stopped", sid, reason: event.reason });
+      if (event.code === 4401 && event.reason !== CLIENT_GUESS) this.tabs.postMessage({ type: "stopped", sid, reason: event.reason });
     };
     this.show();
   }
@@ -71,6 +71,16 @@ export class LivePanel {
     if (message.type === "tick") this.stats.ticks++;
     this.#noticeReauth();
     this.show();
+  }
+
+  /**
+   * Close while proactive refresh is paused, open again when it resumes: an open socket
+   * renews its token before the server's deadline, so the token would never run out.
+   * @param {boolean} paused
+   */
+  pause(paused) {
+    if (!paused) this.start();
+    else if (this.socket && !this.socket.closed) this.socket.close(1000, "paused with proactive refresh");
   }
 
   /** @param {{ type: string, sid: string, reason: string }} data */

@@ -139,6 +139,7 @@ const tabs = new BroadcastChannel("silentauth-demo");
 function setPaused(paused, tell) {
   if (auth.proactivePaused === paused) return;
   auth.pauseProactive(paused);
+  live.pause(paused);
   $("pause").checked = paused;
   log(paused
     ? "proactive refresh paused: the token will run out; then fire the 50 calls"
