@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings, need_binary, seed_users
+from tests.conftest import make_settings, seed_users
 from tests.reliability.crash_common import CrashPostgres, CrashStandby
 from tests.reliability.test_crash_consistency import CLIENTS, Client, login_all, recover
 from tests.reliability.test_crash_stores import (
@@ -41,8 +41,8 @@ from tests.stores.servers import (
     ISSUER,
     SECRET_KEY,
     ServiceProcess,
-    find_binary,
     service_env,
+    standby_pair,
 )
 
 pytestmark = pytest.mark.slow
@@ -53,21 +53,8 @@ DB = "failover"
 @pytest.fixture
 def pg_pair() -> Iterator[tuple[CrashPostgres, CrashStandby]]:
     """A running primary and its synchronous streaming standby (production durability)."""
-    for name in ("initdb", "postgres", "pg_basebackup", "pg_ctl"):
-        need_binary(name, find_binary(name) or name)
-    primary, standby = CrashPostgres(), None
-    try:
-        primary.init()
-        primary.start()
-        standby = CrashStandby(primary_port=primary.port)
-        standby.init()
-        standby.start()
-        standby.make_synchronous()
-        yield primary, standby
-    finally:
-        if standby is not None:
-            standby.stop()
-        primary.stop()
+    with standby_pair(CrashPostgres, CrashStandby) as pair:
+        yield pair
 
 
 def test_kill_9_primary_mid_storm_service_follows_the_promoted_standby(

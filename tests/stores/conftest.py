@@ -24,6 +24,7 @@ from tests.stores.servers import (
     RedisClusterServers,
     RedisServer,
     find_binary,
+    standby_pair,
 )
 
 STORES = ["sqlite", "postgres", "redis", "redis-cluster"]
@@ -110,18 +111,5 @@ async def store(store_url_of: str) -> AsyncIterator[Store]:
 def postgres_standby_pair() -> Iterator[tuple[PostgresServer, PostgresStandby]]:
     """A primary and its synchronous streaming standby (throwaway, fsync off), per test:
     tests that use it kill the primary."""
-    for name in ("initdb", "postgres", "pg_basebackup", "pg_ctl"):
-        need_binary(name, find_binary(name) or name)
-    primary, standby = PostgresServer(), None
-    try:
-        primary.init()
-        primary.start()
-        standby = PostgresStandby(primary_port=primary.port)
-        standby.init()
-        standby.start()
-        standby.make_synchronous()
-        yield primary, standby
-    finally:
-        if standby is not None:
-            standby.stop()
-        primary.stop()
+    with standby_pair(PostgresServer, PostgresStandby) as pair:
+        yield pair

@@ -8,6 +8,7 @@ the multi-instance tests do to the store under load.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -18,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO, ClassVar, TypeVar
 
 import httpx
 
@@ -493,3 +495,29 @@ class ServiceProcess:
         err = self.stderr()
         self.log.close()
         return err
+
+
+P = TypeVar("P", bound="PostgresServer")
+S = TypeVar("S", bound="PostgresStandby")
+
+
+@contextlib.contextmanager
+def standby_pair(primary_cls: type[P], standby_cls: type[S]) -> Iterator[tuple[P, S]]:
+    """A running primary and its synchronous streaming standby, stopped afterwards."""
+    from tests.conftest import need_binary
+
+    for name in ("initdb", "postgres", "pg_basebackup", "pg_ctl"):
+        need_binary(name, find_binary(name) or name)
+    primary, standby = primary_cls(), None
+    try:
+        primary.init()
+        primary.start()
+        standby = standby_cls(primary_port=primary.port)
+        standby.init()
+        standby.start()
+        standby.make_synchronous()
+        yield primary, standby
+    finally:
+        if standby is not None:
+            standby.stop()
+        primary.stop()

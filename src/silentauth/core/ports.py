@@ -128,7 +128,6 @@ class Store(Protocol):
     async def remove_user(self, username: str) -> bool: ...
     async def set_password(self, username: str, password_hash: str) -> bool:
         """Replace the user's password hash; False if there is no such user."""
-        ...
 
     # registered clients
     async def add_client(self, client: ClientRecord) -> None:
