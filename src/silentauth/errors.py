@@ -140,9 +140,41 @@ class MethodNotAllowed(OAuthError):
 
 
 class InvalidClient(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2).
+
+    ``challenge`` names the scheme the client tried; RFC 6749 §5.2 wants it back in
+    ``WWW-Authenticate``.
+    """
+
     error = "invalid_client"
     status_code = 401
     description = "Client authentication failed."
+    challenge: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        base = super().headers()
+        return {**base, "WWW-Authenticate": self.challenge} if self.challenge else base
+
+
+class BasicAuthFailed(InvalidClient):
+    """``invalid_client`` after a Basic attempt."""
+
+    challenge = 'Basic realm="silentauth"'
+
+
+class ServiceCredentialRequired(InvalidClient):
+    """The service credential (``Authorization: Service …``) is missing or wrong."""
+
+    description = "These endpoints need 'Authorization: Service <credential>'."
+    challenge = 'Service realm="silentauth"'
+
+
+class NotFound(OAuthError):
+    """No such route (a feature that is off) or no such resource."""
+
+    error = "not_found"
+    status_code = 404
+    description = "Not found."
 
 
 class InvalidGrant(OAuthError):

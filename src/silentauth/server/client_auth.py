@@ -17,16 +17,9 @@ from urllib.parse import unquote_plus
 
 from silentauth.core.clients import ClientCredentials, ClientRegistry
 from silentauth.core.ports import ClientRecord
-from silentauth.errors import InvalidClient, InvalidRequest
+from silentauth.errors import BasicAuthFailed, InvalidClient, InvalidRequest
 
 MAX_CREDENTIAL = 512
-
-
-class BasicAuthFailed(InvalidClient):
-    """``invalid_client`` after a Basic attempt: RFC 6749 §5.2 wants the challenge back."""
-
-    def headers(self) -> dict[str, str]:
-        return {**super().headers(), "WWW-Authenticate": 'Basic realm="silentauth"'}
 
 
 def _basic(value: str) -> tuple[str, str]:

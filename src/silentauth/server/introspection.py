@@ -23,13 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from silentauth.core.ports import SessionRecord
-from silentauth.errors import InvalidGrant, InvalidToken
+from silentauth.errors import BasicAuthFailed, InvalidGrant, InvalidToken
 from silentauth.server.auth_routes import NO_STORE, runtime
-from silentauth.server.client_auth import (
-    BasicAuthFailed,
-    authenticate,
-    client_credentials,
-)
+from silentauth.server.client_auth import authenticate, client_credentials
 from silentauth.server.parsing import read_form, require
 from silentauth.server.runtime import Runtime
 

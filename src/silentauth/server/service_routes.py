@@ -19,30 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from silentauth.errors import InvalidClient, InvalidRequest, OAuthError
+from silentauth.errors import InvalidRequest, NotFound, ServiceCredentialRequired
 from silentauth.server.app_sessions import check_id, session_view, start_session
+from silentauth.server.auth_routes import NO_STORE
 from silentauth.server.parsing import read_json_object, remember_flag, require_json_type
 from silentauth.server.runtime import Runtime
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 SCHEME = "service"
-
-
-class NotFound(OAuthError):
-    """No such route (the service API is off) or no such session."""
-
-    error = "not_found"
-    status_code = 404
-    description = "Not found."
-
-
-class ServiceCredentialRequired(InvalidClient):
-    """The service credential is missing or wrong (RFC 6749 §5.2 ``invalid_client``)."""
-
-    description = "These endpoints need 'Authorization: Service <credential>'."
-
-    def headers(self) -> dict[str, str]:
-        return {**super().headers(), "WWW-Authenticate": 'Service realm="silentauth"'}
 
 
 def _authorize(request: Request) -> Runtime:
