@@ -81,6 +81,9 @@ class SessionRecord:
     # RFC 8707 resource indicators granted at login, space-separated; the access
     # tokens' ``aud``. Empty: the service's default audience.
     resources: str = ""
+    # Claims the application gave the session when it started it, as compact
+    # JSON text ("" for none); every access token of the session carries them.
+    claims: str = ""
 
     def with_(self, **changes: object) -> SessionRecord:
         """A copy with ``changes`` applied (the record itself is frozen)."""

@@ -81,7 +81,7 @@ log = logging.getLogger("silentauth.stores.redis")
 _FIELDS = [
     "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
     "last_used_at", "rotated_at", "idle_expires_at", "expires_at", "user_agent", "ip",
-    "revoked_at", "revoked_reason", "resources",
+    "revoked_at", "revoked_reason", "resources", "claims",
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
 _PURGE_BATCH = 500

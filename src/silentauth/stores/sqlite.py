@@ -83,12 +83,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN resources TEXT NOT NULL DEFAULT '';
     """,
+    # 4: claims the application gave the session (issue 15)
+    """
+    ALTER TABLE sessions ADD COLUMN claims TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason, resources"
+    "revoked_at, revoked_reason, resources, claims"
 )
 
 
@@ -298,7 +302,7 @@ class SQLiteStore:
     async def create_session(self, session: SessionRecord) -> None:
         with self._locked():
             self._run(
-                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 17)})",
+                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * len(_SESSION_COLS.split(',')))})",
                 tuple(getattr(session, c.strip()) for c in _SESSION_COLS.split(",")),
             )
 
