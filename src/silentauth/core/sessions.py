@@ -364,23 +364,12 @@ class SessionService:
         session = draft.with_(
             idle_expires_at=min(self.policy.idle_deadline(now), expires_at), expires_at=expires_at
         )
-        await self._make_room(session.user_id)
-        await self.store.create_session(session)
+        # The store ends the oldest sessions beyond the per-user limit in the
+        # same atomic step as the insert, so racing logins cannot overfill it.
+        for ended in await self.store.create_session(session, self.settings.session_limit):
+            self.revocations.add(ended)
+            self.events.on_revoke("policy")
         return self._grant(session, 0, granted, now, "ok", extra, lifetimes)
-
-    async def _make_room(self, user_id: str) -> None:
-        """End the oldest live sessions so that one more fits the per-user limit.
-
-        Two logins racing may both find room and leave one session too many;
-        the next login trims it. A hard limit would need a store transaction
-        across sessions, which the Store port does not offer.
-        """
-        limit = self.settings.session_limit
-        if limit <= 0:
-            return
-        live = sorted(await self.sessions(user_id), key=lambda r: r.created_at)
-        for old in live[: max(0, len(live) - (limit - 1))]:
-            await self.revoke(old.id, "policy")
 
     # -- refresh ---------------------------------------------------------------
 
