@@ -10,6 +10,7 @@ logins both find room and the limit is overfilled.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from pathlib import Path
 
@@ -51,10 +52,18 @@ def racing_logins(url: str, tmp_path: Path, limit: int) -> list[str]:
             errors.append(exc)
 
     threads = [threading.Thread(target=instance) for _ in range(INSTANCES)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    # Switch threads every few microseconds instead of every 5 ms, so the
+    # instances interleave inside a login even where the store never waits
+    # (SQLite answers without yielding to the event loop).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(interval)
     assert not errors, errors
     return started
 
