@@ -1572,3 +1572,35 @@ async def test_lock_free_threads_two_generations_ahead_are_not_taken_for_thieves
     late = await service.refresh(t0)
     assert late.status_code == 200 and late.json()["refresh_token"] == t2  # one lineage
     assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 0
+
+
+# --- session limit under racing logins ---
+
+
+async def test_racing_logins_cannot_bypass_single_session(tmp_path: Path) -> None:
+    # SINGLE_SESSION was checked in the service (list, end the oldest, insert): 50 logins
+    # at once on 5 instances sharing one Redis left dozens of sessions live.
+    from silentauth.stores.base import open_store
+    from tests.conftest import need_binary
+    from tests.stores.servers import RedisServer
+    from tests.stores.test_session_limit import (
+        INSTANCES,
+        LOGINS_PER_INSTANCE,
+        racing_logins,
+    )
+
+    need_binary("redis-server")
+    server = RedisServer()
+    try:
+        server.start()
+        started = await asyncio.to_thread(racing_logins, server.url(), tmp_path, 1)
+        assert len(started) == INSTANCES * LOGINS_PER_INSTANCE
+        store = open_store(server.url())
+        await store.open()
+        try:
+            live = [s for s in await store.list_sessions("u-race") if s.revoked_at is None]
+        finally:
+            await store.close()
+    finally:
+        server.stop()
+    assert len(live) == 1

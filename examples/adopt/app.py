@@ -4,9 +4,9 @@ The application keeps its users (SQLAlchemy, SQLite, its own password
 hashing), its own login page and a one-time-code login. silentauth runs in
 the same process, mounted at ``/sa``: it checks passwords for native clients
 through the application's table (the identity protocol), starts a session
-after the application's own logins (:meth:`SilentAuth.start_session`), puts
-the application's roles in every access token (the claims hook) and refreshes
-them silently. The application's API is protected by the resource kit against
+after the application's own logins (:meth:`SilentAuth.start_session`, with
+how the user logged in as a session claim), puts the application's roles in
+every access token (the claims hook) and refreshes them silently. The application's API is protected by the resource kit against
 the in-process key ring.
 
 Run (plain HTTP, development only)::
@@ -171,8 +171,10 @@ def create_app(
         user = await users.verify(body.email, body.password)
         if user is None:
             raise HTTPException(401, "wrong e-mail or password")
+        # How the user proved who they are (RFC 8176 ``amr``) is known only at
+        # login: a session claim, carried by every refresh of this session.
         started = await auth.start_session(
-            user.id, username=user.email, device=device(request), remember=body.remember
+            user.id, username=user.email, device=device(request), remember=body.remember, claims={"amr": ["pwd"]}
         )
         started.apply(response)
         return {"access_token": started.access_token, "expires_in": started.expires_in}
@@ -188,13 +190,15 @@ def create_app(
         user = await users.find(body.email)
         if user is None or not outbox.take(body.email, body.code, clock()):
             raise HTTPException(401, "wrong or expired code")
-        started = await auth.start_session(user.id, username=user.email, device=device(request))
+        started = await auth.start_session(
+            user.id, username=user.email, device=device(request), claims={"amr": ["otp"]}
+        )
         started.apply(response)
         return {"access_token": started.access_token, "refresh_token": started.refresh_token}
 
     @app.get("/api/profile")
     async def profile(p: CurrentPrincipal) -> dict[str, Any]:
-        return {"id": p.subject, "email": p.username, "roles": p.claim("roles", [])}
+        return {"id": p.subject, "email": p.username, "roles": p.claim("roles", []), "amr": p.claim("amr", [])}
 
     @app.post("/api/password", status_code=204)
     async def change_password(body: PasswordChange, p: CurrentPrincipal) -> None:

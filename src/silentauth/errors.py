@@ -111,6 +111,15 @@ class InvalidRequest(OAuthError):
     description = "The request is malformed."
 
 
+class InvalidClaims(InvalidRequest, ValueError):
+    """Claims given to a new session break the claims rules (reserved names, not JSON, too big).
+
+    A :class:`ValueError` too, so in-process callers may catch either.
+    """
+
+    description = "The session claims are not acceptable."
+
+
 class PayloadTooLarge(InvalidRequest):
     """The body exceeds ``limit`` bytes, declared or streamed."""
 

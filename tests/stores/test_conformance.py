@@ -85,6 +85,19 @@ async def test_session_resources_round_trip_through_create_rotate_and_list(store
     assert (await store.get_session(plain.id)) == plain and plain.resources == ""
 
 
+async def test_session_claims_round_trip_through_create_rotate_and_list(store: Store) -> None:
+    text = '{"tenant":"acme","amr":["otp"],"name":"Zoë \\u2603"}'
+    s = await new_session(store, claims=text)
+    assert await store.get_session(s.id) == s
+    rotated = await store.rotate(s.id, 0, T0 + 1, T0 + 1 + IDLE)
+    assert rotated.swapped and rotated.session is not None and rotated.session.claims == text
+    many = await store.rotate_many([RotateRequest(s.id, 1, T0 + 2), RotateRequest(s.id, 1, T0 + 2)], T0 + 2)
+    assert [r.session.claims for r in many if r.session] == [text, text]
+    assert [x.claims for x in await store.list_sessions(s.user_id)] == [text]
+    plain = await new_session(store)
+    assert (await store.get_session(plain.id)) == plain and plain.claims == ""
+
+
 # -- clients -----------------------------------------------------------------
 
 

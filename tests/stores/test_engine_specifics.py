@@ -264,3 +264,31 @@ def test_redis_cluster_url_may_name_several_nodes() -> None:
     assert {(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()} >= {
         ("a", 7000), ("b", 7001), ("c", 7002)
     }
+
+
+async def test_sqlite_database_from_before_session_claims_migrates(tmp_path: Path) -> None:
+    from silentauth.stores import sqlite as engine
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, script in enumerate(engine.MIGRATIONS[:3], start=1):
+        db.executescript(script)
+        db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    old = make_session("u1")
+    cols = "id, user_id, username, counter, scope, client_id, auth_time, created_at, last_used_at, " \
+        "rotated_at, idle_expires_at, expires_at, user_agent, ip, resources"
+    db.execute(f"INSERT INTO sessions ({cols}) VALUES ({', '.join('?' * 15)})",
+               tuple(getattr(old, c.strip()) for c in cols.split(",")))  # fmt: skip
+    db.commit()
+    db.close()
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        assert store.schema_version == len(engine.MIGRATIONS)
+        assert await store.get_session(old.id) == old and old.claims == ""
+        fresh = make_session("u1", claims='{"tenant":"acme"}')
+        await store.create_session(fresh)
+        assert (await store.get_session(fresh.id)) == fresh
+    finally:
+        await store.close()

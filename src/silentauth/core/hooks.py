@@ -76,22 +76,26 @@ DEFAULT_LIFETIMES = Lifetimes()
 
 
 def check_claims(value: object, max_bytes: int) -> dict[str, Any]:
-    """``value`` as token claims, or ValueError saying what is wrong with it."""
+    """``value`` as token claims, or ValueError saying what is wrong with it.
+
+    The one rule for the claims hook's answers and for the claims an
+    application gives a session it starts (:meth:`SessionService.start_session`).
+    """
     if not isinstance(value, Mapping):
-        raise ValueError(f"returned {type(value).__name__}, not a mapping")
+        raise ValueError(f"{type(value).__name__}, not a mapping")
     claims = dict(value)
     bad_keys = [k for k in claims if not isinstance(k, str)]
     if bad_keys:
         raise ValueError(f"claim names must be strings, got {bad_keys[0]!r}")
     reserved = sorted(RESERVED_CLAIMS.intersection(claims))
     if reserved:
-        raise ValueError(f"returned reserved claims {reserved}")
+        raise ValueError(f"reserved claims {reserved}")
     try:
         size = len(json.dumps(claims, allow_nan=False, separators=(",", ":")).encode())
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"returned a value that is not JSON: {exc}") from None
+        raise ValueError(f"a value that is not JSON: {exc}") from None
     if size > max_bytes:
-        raise ValueError(f"returned {size} bytes of claims, more than CLAIMS_MAX_BYTES={max_bytes}")
+        raise ValueError(f"{size} bytes of claims, more than CLAIMS_MAX_BYTES={max_bytes}")
     return claims
 
 
@@ -146,7 +150,7 @@ class TokenHooks:
         try:
             return check_claims(value, self.max_bytes)
         except ValueError as exc:
-            raise self._refuse("claims", context, str(exc)) from None
+            raise self._refuse("claims", context, f"returned {exc}") from None
 
     async def lifetimes(self, context: TokenContext) -> Lifetimes:
         """The lifetimes for ``context`` (the configured ones without a hook)."""

@@ -81,6 +81,9 @@ class SessionRecord:
     # RFC 8707 resource indicators granted at login, space-separated; the access
     # tokens' ``aud``. Empty: the service's default audience.
     resources: str = ""
+    # Claims the application gave the session when it started it, as compact
+    # JSON text ("" for none); every access token of the session carries them.
+    claims: str = ""
 
     def with_(self, **changes: object) -> SessionRecord:
         """A copy with ``changes`` applied (the record itself is frozen)."""
@@ -144,7 +147,15 @@ class Store(Protocol):
     async def list_keys(self) -> list[StoredKey]: ...
 
     # sessions
-    async def create_session(self, session: SessionRecord) -> None: ...
+    async def create_session(self, session: SessionRecord, limit: int = 0) -> list[str]:
+        """Store ``session``; with ``limit > 0``, keep its user within ``limit`` live sessions.
+
+        In the same atomic step as the insert, the user's oldest live sessions
+        (at ``session.created_at``; by ``created_at``, then id) are revoked
+        with reason ``policy`` and fed to the revocation feed, as many as make
+        room for the new one. So logins racing on any instances never leave
+        more than ``limit`` live. Returns the ids it revoked.
+        """
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
     async def rotate(
         self, session_id: str, counter: int, now: float, idle_expires_at: float

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from silentauth.core import resources as rfc8707
 from silentauth.core.batch import Batcher
 from silentauth.core.devices import KnownDevices
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
-from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks
+from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks, check_claims
 from silentauth.core.identity import (
     GuardedIdentity,
     Identity,
@@ -54,6 +55,7 @@ from silentauth.core.tokens import mint, new_jti
 from silentauth.errors import (
     ClaimsUnavailable,
     IdentityUnavailable,
+    InvalidClaims,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -64,6 +66,30 @@ from silentauth.settings import Settings
 
 # What a grant was handed out after: a login, a rotation, or a grace-window repeat.
 GrantOutcome = Literal["ok", "rotated", "grace"]
+
+
+def encode_claims(claims: Mapping[str, Any] | None, max_bytes: int) -> str:
+    """A new session's claims as the stores keep them (compact JSON; ``""`` for none).
+
+    The same rules as the claims hook's answers; :class:`InvalidClaims` otherwise.
+    """
+    if not claims:
+        if claims is not None and not isinstance(claims, Mapping):
+            raise InvalidClaims(f"The session claims are {type(claims).__name__}, not a mapping.")
+        return ""
+    try:
+        checked = check_claims(claims, max_bytes)
+    except ValueError as exc:
+        raise InvalidClaims(f"The session claims are refused: {exc}.") from None
+    return json.dumps(checked, allow_nan=False, separators=(",", ":"))
+
+
+def session_claims(session: SessionRecord) -> dict[str, Any]:
+    """The claims stored with ``session`` (``{}`` for none)."""
+    if not session.claims:
+        return {}
+    value: dict[str, Any] = json.loads(session.claims)
+    return value
 
 
 class _Refresh(NamedTuple):
@@ -176,8 +202,9 @@ class SessionService:
     ) -> tuple[str, int]:
         """Sign an access token for ``session``.
 
-        ``extra`` are the claims hook's (checked) claims; ``aud`` comes from
-        ``resources`` (default: the session's, RFC 8707).
+        ``extra`` are the claims hook's (checked) claims, merged over the
+        session's own (the hook wins: it speaks for the user as they are now);
+        ``aud`` comes from ``resources`` (default: the session's, RFC 8707).
         """
         key = self.keyring().signing_key(now)
         if key is None:
@@ -185,6 +212,7 @@ class SessionService:
         exp = self.policy.access_expiry(scope, now, session.expires_at, first, access_cap)
         # The application's claims first, so that the registered ones always win.
         claims: dict[str, Any] = {
+            **session_claims(session),
             **(extra or {}),
             "iss": self.settings.issuer,
             "sub": session.user_id,
@@ -291,15 +319,21 @@ class SessionService:
         ip: str = "",
         remember: bool | None = None,
         resources: str = "",
+        claims: Mapping[str, Any] | None = None,
     ) -> Grant:
         """Start a session for a user the caller has already authenticated.
 
         The application's own login (one-time code, SSO callback, WebAuthn)
-        calls this after its check. The hooks are asked first: if one fails,
-        nothing is stored. Then the session limit ends the oldest sessions.
+        calls this after its check. ``claims`` are stored with the session and
+        go into each of its access tokens, under the claims hook's answer;
+        they follow the hook's rules (:func:`~silentauth.core.hooks.check_claims`),
+        else :class:`~silentauth.errors.InvalidClaims`. The hooks are asked
+        first: if one fails, nothing is stored. Then the session limit ends
+        the oldest sessions.
         """
         if not valid_identity(identity):
             raise InvalidRequest("The user id must be 1-256 printable characters.")
+        stored_claims = encode_claims(claims, self.settings.claims_max_bytes)
         now = self.clock()
         granted = self._scope(scope, self.settings.scope)
         draft = SessionRecord(
@@ -318,6 +352,7 @@ class SessionService:
             user_agent=user_agent[:512],
             ip=ip[:64],
             resources=resources,
+            claims=stored_claims,
         )
         context = self._context(draft, granted, "login")
         lifetimes = await self.hooks.lifetimes(context)
@@ -329,23 +364,12 @@ class SessionService:
         session = draft.with_(
             idle_expires_at=min(self.policy.idle_deadline(now), expires_at), expires_at=expires_at
         )
-        await self._make_room(session.user_id)
-        await self.store.create_session(session)
+        # The store ends the oldest sessions beyond the per-user limit in the
+        # same atomic step as the insert, so racing logins cannot overfill it.
+        for ended in await self.store.create_session(session, self.settings.session_limit):
+            self.revocations.add(ended)
+            self.events.on_revoke("policy")
         return self._grant(session, 0, granted, now, "ok", extra, lifetimes)
-
-    async def _make_room(self, user_id: str) -> None:
-        """End the oldest live sessions so that one more fits the per-user limit.
-
-        Two logins racing may both find room and leave one session too many;
-        the next login trims it. A hard limit would need a store transaction
-        across sessions, which the Store port does not offer.
-        """
-        limit = self.settings.session_limit
-        if limit <= 0:
-            return
-        live = sorted(await self.sessions(user_id), key=lambda r: r.created_at)
-        for old in live[: max(0, len(live) - (limit - 1))]:
-            await self.revoke(old.id, "policy")
 
     # -- refresh ---------------------------------------------------------------
 

@@ -13,6 +13,7 @@ come here, so they cannot drift apart.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,16 +87,18 @@ async def start_session(
     ip: str = "",
     remember: bool | None = None,
     root_path: str = "",
+    claims: Mapping[str, Any] | None = None,
 ) -> StartedSession:
     """Start a session for ``user_id``, whom the application has authenticated itself.
 
     The claims and lifetime hooks are asked as at a password login, the
-    per-user session limit applies, and ``root_path`` is where the service is
+    per-user session limit applies, ``claims`` go into every access token of
+    the session (the claims hook's answer wins a name both give), and ``root_path`` is where the service is
     mounted (for the refresh cookie's path when cookies are not ``Secure``).
     """
     identity = Identity(check_id("user_id", user_id), username or user_id)
     grant = await rt.service.start_session(
-        identity, scope=scope, client_id=client_id, user_agent=device, ip=ip, remember=remember
+        identity, scope=scope, client_id=client_id, user_agent=device, ip=ip, remember=remember, claims=claims
     )
     csrf = rt.refresh_tokens.csrf_token(grant.session.id)
     jar = Response()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -116,12 +116,17 @@ class SilentAuth:
         device: str = "",
         ip: str = "",
         remember: bool | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> StartedSession:
         """Start a session for a user the application authenticated its own way.
 
-        Claims come from the claims hook (now and at every refresh), so they
-        follow the user's changes; :meth:`StartedSession.apply` sets the
-        browser's cookies on the application's response.
+        ``claims`` are kept with the session and go into each of its access
+        tokens (e.g. how the user logged in, a tenant picked at login);
+        claims that must follow the user's changes belong in the claims hook,
+        asked now and at every refresh, whose answer wins a name both give.
+        Bad claims raise :class:`~silentauth.errors.InvalidClaims` (a
+        ``ValueError``) and store nothing. :meth:`StartedSession.apply` sets
+        the browser's cookies on the application's response.
         """
         return await start_session(
             self.runtime,
@@ -133,6 +138,7 @@ class SilentAuth:
             ip=ip,
             remember=remember,
             root_path=self.prefix,
+            claims=claims,
         )
 
     async def end_session(self, session_id: str) -> bool:

@@ -370,6 +370,12 @@ PATHS: dict[str, Any] = {
                                 "device": _STR,
                                 "ip": _STR,
                                 "remember": {"type": "boolean"},
+                                "claims": {
+                                    "type": "object",
+                                    "description": "Put into every access token of the session; the claims "
+                                    "hook's answer wins a name both give. No registered claim (iss, sub, aud, "
+                                    "exp, ...), at most CLAIMS_MAX_BYTES: otherwise 400 invalid_request.",
+                                },
                             },
                         }
                     }

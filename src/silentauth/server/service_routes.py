@@ -19,7 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from silentauth.errors import InvalidRequest, NotFound, ServiceCredentialRequired
+from silentauth.errors import (
+    InvalidClaims,
+    InvalidRequest,
+    NotFound,
+    ServiceCredentialRequired,
+)
 from silentauth.server.app_sessions import check_id, session_view, start_session
 from silentauth.server.auth_routes import NO_STORE
 from silentauth.server.parsing import read_json_object, remember_flag, require_json_type
@@ -48,6 +53,15 @@ def _optional_str(body: dict[str, object], name: str, limit: int = 512) -> str |
     return value
 
 
+def _claims(body: dict[str, object]) -> dict[str, object] | None:
+    value = body.get("claims")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidClaims("'claims' must be a JSON object.")
+    return value
+
+
 async def create_session(request: Request) -> Response:
     """Start a session for a user the application authenticated: 201 and the token set."""
     rt = _authorize(request)
@@ -64,6 +78,8 @@ async def create_session(request: Request) -> Response:
         remember=remember_flag(body.get("remember")),
         # The cookies' path follows where this service is served (a mount or proxy prefix).
         root_path=request.scope.get("root_path", ""),
+        # Checked by the service like a claims hook's answer: 400 invalid_request if refused.
+        claims=_claims(body),
     )
     return JSONResponse(started.as_json(), status_code=201, headers=NO_STORE)
 

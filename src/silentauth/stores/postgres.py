@@ -264,14 +264,49 @@ class PostgresStore:
 
     # -- sessions ------------------------------------------------------------
 
-    async def create_session(self, session: SessionRecord) -> None:
+    async def create_session(self, session: SessionRecord, limit: int = 0) -> list[str]:
         cols = [c.strip() for c in SESSION_COLS.split(",")]
         # Session ids are 128 random bits: a conflict is our own retried insert.
-        await self._execute(
+        insert = (
             f"INSERT INTO sessions ({SESSION_COLS}) VALUES ({', '.join(['%s'] * len(cols))}) "
-            "ON CONFLICT (id) DO NOTHING",
-            tuple(getattr(session, c) for c in cols),
+            "ON CONFLICT (id) DO NOTHING"
         )
+        values = _clean(tuple(getattr(session, c) for c in cols))
+        if limit <= 0:
+            await self._execute(insert, values)
+            return []
+        now = session.created_at
+
+        async def job(conn: Conn) -> list[str]:
+            async with conn.transaction():
+                # A row lock cannot serialize a user's first logins (there is
+                # no row yet): a lock on the user's id does, on every instance.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    _clean((f"silentauth-user-sessions:{session.user_id}",)),
+                )
+                cur = await conn.execute(
+                    "SELECT id FROM sessions WHERE user_id = %s AND revoked_at IS NULL "
+                    'AND idle_expires_at > %s AND expires_at > %s ORDER BY created_at, id COLLATE "C"',
+                    _clean((session.user_id, now, now)),
+                )
+                live = [str(r[0]) for r in await cur.fetchall()]
+                ended: list[str] = []
+                oldest = live[: max(0, len(live) - (limit - 1))]
+                if oldest:
+                    # Then the feed's lock, as every revocation takes it (always in this order).
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (REVOCATION_LOCK,))
+                    cur = await conn.execute(
+                        "WITH r AS (UPDATE sessions SET revoked_at = %s, revoked_reason = 'policy' "
+                        "WHERE id = ANY(%s) AND revoked_at IS NULL RETURNING id) "
+                        "INSERT INTO revocations (session_id, at) SELECT id, %s FROM r RETURNING session_id",
+                        (now, oldest, now),
+                    )
+                    ended = [str(r[0]) for r in await cur.fetchall()]
+                await conn.execute(insert, values)
+                return ended
+
+        return await self._run(job)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         rows = await self._execute(

@@ -79,12 +79,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN resources text NOT NULL DEFAULT '';
     """,
+    # 4: claims the application gave the session (issue 15)
+    """
+    ALTER TABLE sessions ADD COLUMN claims text NOT NULL DEFAULT '';
+    """,
 ]
 
 SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason, resources"
+    "revoked_at, revoked_reason, resources, claims"
 )
 
 

@@ -81,7 +81,7 @@ log = logging.getLogger("silentauth.stores.redis")
 _FIELDS = [
     "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
     "last_used_at", "rotated_at", "idle_expires_at", "expires_at", "user_agent", "ip",
-    "revoked_at", "revoked_reason", "resources",
+    "revoked_at", "revoked_reason", "resources", "claims",
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
 _PURGE_BATCH = 500
@@ -316,20 +316,45 @@ class RedisStore:
 
     # -- sessions ------------------------------------------------------------
 
-    async def create_session(self, session: SessionRecord) -> None:
-        now = session.last_used_at
+    async def create_session(self, session: SessionRecord, limit: int = 0) -> list[str]:
+        now = session.created_at
         ends = min(session.idle_expires_at, session.expires_at)
         L = self.layout
-        # The user's index first: a crash in between leaves an id without a
-        # session (skipped by readers), never a session its user cannot find.
-        await self._write(
-            "index_session", [L.user_sessions(session.user_id)], [session.id, self._ttl(session.expires_at - now)]
-        )
         group = L.group(session.id)
+        # The session first, then its admission (see the layout): an evicted
+        # racer's session always exists by the time it is revoked.
         await self._write(
             "create_session", [L.session(session.id), L.session_ends(group)],
             [session.id, self._ttl(ends - now), _num(ends), *_encode(session)],
         )  # fmt: skip
+        dead, live = await self._seen(session.user_id, now) if limit > 0 else ([], [])
+        ended = await self._write(
+            "admit_session", [L.user_sessions(session.user_id), L.user_live(session.user_id)],
+            [session.id, self._ttl(session.expires_at - now), _num(session.created_at), str(max(0, limit)),
+             str(len(dead)), *dead, *live],
+        )  # fmt: skip
+        ids = [str(i) for i in ended]
+        return await self._revoke(ids, "policy", now) if ids else []
+
+    async def _seen(self, user_id: str, now: float) -> tuple[list[str], list[str]]:
+        """The user's sessions read now: ids known ended, and (start time, id) of the live ones."""
+        ids = sorted(map(str, await self._do(self._r().smembers(self.layout.user_sessions(user_id)))))
+        if not ids:
+            return [], []
+        pipe = self._r().pipeline(transaction=False)
+        for sid in ids:
+            pipe.hgetall(self.layout.session(sid))
+        dead: list[str] = []
+        live: list[str] = []
+        for sid, row in zip(ids, await self._do(pipe.execute()), strict=True):
+            s = _session(row)
+            if s is None or not s.is_live(now):
+                # Missing: purged or expired out of Redis (a login writes the
+                # session before it indexes it, so never one just starting).
+                dead.append(sid)
+            else:
+                live += [_num(s.created_at), sid]
+        return dead, live
 
     def _ttl(self, seconds: float) -> int:
         return max(1, math.ceil(seconds + self._retention))
@@ -431,6 +456,7 @@ class RedisStore:
                 total += int(n)
                 for uid, sid in zip(pairs[::2], pairs[1::2], strict=True):
                     unindex.srem(L.user_sessions(str(uid)), str(sid))
+                    unindex.zrem(L.user_live(str(uid)), str(sid))
             await self._do(unindex.execute())
             groups = [g for g, (seen, *_) in zip(groups, replies, strict=True) if int(seen) >= _PURGE_BATCH]
         entries, at, _ = L.feed

@@ -27,6 +27,10 @@ key                                     type    contents, lifetime
                                                 group ``g``, beside its sessions
 ``P user-sessions:{u:<user_id>}``       set     the user's session ids; expires with the
                                                 longest possible session of the user
+``P user-live:{u:<user_id>}``           zset    id -> start time of the user's sessions
+                                                not known to have ended: what the
+                                                per-user session limit counts; expires
+                                                as ``user-sessions``
 ``P revocations:{feed}``                zset    session id -> sequence number (the feed)
 ``P revocations:at:{feed}``             zset    session id -> revocation time (purge)
 ``P revocations:seq:{feed}``            string  the feed cursor (INCR)
@@ -48,10 +52,17 @@ shard carries it easily. A revocation therefore takes two scripts on two
 slots: the feed entry first, then the mark on the session. A crash between
 the two leaves the session announced as revoked (every verifier refuses its
 access tokens) but still refreshable until the revocation is repeated (a
-client retries a logout that answered 503). The user's session index is
-written before the session itself, so an index never misses a live session
-("log out everywhere" cannot skip one); an entry whose session was never
-written is skipped by every reader and dropped by :meth:`purge`.
+client retries a logout that answered 503). A login writes the session
+first and then admits it to its user's index and ``user-live`` in one
+script, which also picks the oldest sessions beyond the per-user limit; the
+login then revokes those. So a session is indexed before its tokens are
+handed out ("log out everywhere" cannot skip one), and an evicted session,
+written before it was admitted, is always there to revoke. A crash after the
+write leaves an unindexed session whose tokens nobody received, which
+:meth:`purge` drops; a crash before the revocation of the evicted sessions
+leaves them live until they end (they have left ``user-live``, so they
+count no more). Logins and "log out everywhere" see ids whose session is
+missing and skip them.
 
 Users and their name set share ``{users}`` (one script adds both), clients
 and theirs ``{clients}``; keys are one hash. Users, clients, keys, the feed and the purge indexes carry no TTL: users and
@@ -116,6 +127,10 @@ class RedisLayout:
     def user_sessions(self, user_id: str) -> str:
         """A user's session index."""
         return f"{self.prefix}user-sessions:{{u:{user_id}}}"
+
+    def user_live(self, user_id: str) -> str:
+        """The user's sessions counted against the per-user limit, by start time."""
+        return f"{self.prefix}user-live:{{u:{user_id}}}"
 
     @property
     def feed(self) -> list[str]:

@@ -59,11 +59,39 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
 """
 
-# KEYS: user-sessions. ARGV: id, ttl (never shortened).
-_INDEX_SESSION = """
+# KEYS: user-sessions, user-live (one user's slot). ARGV: id, ttl (never
+# shortened), created_at, limit (0: none), count of dead ids, the dead ids,
+# then (created_at, id) of live sessions seen. Indexes the new session; a
+# session seen dead leaves user-live for good (death is final). The live ones
+# seen are added only when user-live does not exist yet (sessions from before
+# it): added later, one that a racing login just evicted would count again.
+# Then, with a limit, returns the oldest members beyond it (never the new
+# one), which leave user-live here and are revoked by the caller. Logins of
+# one user run this one after another, so racing logins never overfill.
+_ADMIT_SESSION = """
+local ttl = tonumber(ARGV[2])
+local ndead = tonumber(ARGV[5])
+local seed = redis.call('EXISTS', KEYS[2]) == 0
 redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 1
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+for i = 6, 5 + ndead do redis.call('ZREM', KEYS[2], ARGV[i]) end
+if seed then
+  for i = 6 + ndead, #ARGV - 1, 2 do redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if redis.call('TTL', KEYS[2]) < ttl then redis.call('EXPIRE', KEYS[2], ttl) end
+local limit = tonumber(ARGV[4])
+local ended = {}
+if limit > 0 then
+  local excess = redis.call('ZCARD', KEYS[2]) - limit
+  if excess > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess)) do
+      if id ~= ARGV[1] and #ended < excess then table.insert(ended, id) end
+    end
+    for _, id in ipairs(ended) do redis.call('ZREM', KEYS[2], id) end
+  end
+end
+return ended
 """
 
 # KEYS: session, session-ends. ARGV: counter, now, idle_expires_at, retention, id.
@@ -167,7 +195,7 @@ SCRIPTS = {
     "remove_client": _REMOVE_USER,
     "set_password": _UPDATE_USER_HASH,
     "create_session": _CREATE_SESSION,
-    "index_session": _INDEX_SESSION,
+    "admit_session": _ADMIT_SESSION,
     "rotate": _ROTATE,
     "feed": _FEED,
     "revoke": _REVOKE,

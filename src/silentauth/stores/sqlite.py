@@ -83,12 +83,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN resources TEXT NOT NULL DEFAULT '';
     """,
+    # 4: claims the application gave the session (issue 15)
+    """
+    ALTER TABLE sessions ADD COLUMN claims TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason, resources"
+    "revoked_at, revoked_reason, resources, claims"
 )
 
 
@@ -295,12 +299,32 @@ class SQLiteStore:
 
     # -- sessions ------------------------------------------------------------
 
-    async def create_session(self, session: SessionRecord) -> None:
-        with self._locked():
+    async def create_session(self, session: SessionRecord, limit: int = 0) -> list[str]:
+        # One write transaction (BEGIN IMMEDIATE takes the write lock at once):
+        # the count of live sessions and the insert cannot interleave with
+        # another login's, in this process or another one on the same file.
+        with self._transaction():
+            ended = self._make_room(session, limit) if limit > 0 else []
             self._run(
-                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 17)})",
+                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * len(_SESSION_COLS.split(',')))})",
                 tuple(getattr(session, c.strip()) for c in _SESSION_COLS.split(",")),
             )
+        return ended
+
+    def _make_room(self, session: SessionRecord, limit: int) -> list[str]:
+        now = session.created_at
+        live = self._run(
+            "SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL "
+            "AND idle_expires_at > ? AND expires_at > ? ORDER BY created_at, id",
+            (session.user_id, now, now),
+        ).fetchall()
+        ended = [str(r[0]) for r in live[: max(0, len(live) - (limit - 1))]]
+        for sid in ended:
+            self._run(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = 'policy' WHERE id = ?", (now, sid)
+            )
+            self._run("INSERT INTO revocations (session_id, at) VALUES (?, ?)", (sid, now))
+        return ended
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         with self._locked():
