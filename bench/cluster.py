@@ -145,25 +145,32 @@ async def _load(pipe: Connection, ports: dict[str, list[int]], sessions: int, co
         if command == "stop":
             break
         name, seconds = command
-        pool, done, errors = pools[name], [0], [0]
-        cpu0, end = time.process_time(), time.monotonic() + seconds
-
-        async def worker(c: _Conn) -> None:
-            while time.monotonic() < end:
-                token = pool.get_nowait()
-                status, body = await c.token({"grant_type": "refresh_token", "refresh_token": token})
-                if status == 200:
-                    pool.put_nowait(str(body["refresh_token"]))
-                    done[0] += 1
-                else:
-                    errors[0] += 1
-                    pool.put_nowait(token)
-
-        await asyncio.gather(*(worker(c) for c in conns[name]))
-        pipe.send({"refreshes": done[0], "errors": errors[0], "cpu_s": time.process_time() - cpu0})
+        cpu0 = time.process_time()
+        done, errors = await _drive(conns[name], pools[name], seconds)
+        pipe.send({"refreshes": done, "errors": errors, "cpu_s": time.process_time() - cpu0})
     for cs in conns.values():
         for c in cs:
             c.close()
+
+
+async def _drive(conns: list[_Conn], pool: asyncio.Queue[str], seconds: float) -> tuple[int, int]:
+    """Refresh over ``conns`` for ``seconds``, each with a token of ``pool``; (done, refused)."""
+    end, done, errors = time.monotonic() + seconds, 0, 0
+
+    async def worker(c: _Conn) -> None:
+        nonlocal done, errors
+        while time.monotonic() < end:
+            token = pool.get_nowait()
+            status, body = await c.token({"grant_type": "refresh_token", "refresh_token": token})
+            if status == 200:
+                pool.put_nowait(str(body["refresh_token"]))
+                done += 1
+            else:
+                errors += 1
+                pool.put_nowait(token)
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    return done, errors
 
 
 def _slice(setup: Setup, pipes: list[Connection], seconds: float) -> dict[str, Any]:
@@ -240,7 +247,7 @@ def run(
             "loader_cpu_us_per_refresh": _median(rows, "loader_cpu_us"),
             "busiest_master_util": round(statistics.median(r["busiest_master_util"] for r in rows), 3),
             "shard_bound_per_s": _median(rows, "shard_bound_per_s"),
-            "master_share": [round(statistics.median(s), 3) for s in zip(*(r["master_share"] for r in rows))]
+            "master_share": [round(statistics.median(s), 3) for s in zip(*(r["master_share"] for r in rows), strict=True)]
             if all(r["master_share"] for r in rows)
             else None,
         }
