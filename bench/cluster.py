@@ -18,8 +18,9 @@ pool of logged-in sessions (a token is never presented twice: every answer is a
 real rotation). One process could not load three shards: one Python client
 tops out well below what a shard serves.
 
-Per slice: refreshes/s, each master's CPU (``INFO cpu``), the service processes'
-CPU (``/proc``) and the load generators' CPU. Derived per setup:
+Per slice: refreshes/s, each master's CPU (``INFO cpu``, less what it burns
+idle, measured once before the rounds), the service processes' CPU (``/proc``)
+and the load generators' CPU. Derived per setup:
 
 - ``shard_bound_per_s``: the refresh rate at which the busiest master would use
   one whole core (rate ÷ its CPU share). This is what the shards carry when the
@@ -173,7 +174,15 @@ async def _drive(conns: list[_Conn], pool: asyncio.Queue[str], seconds: float) -
     return done, errors
 
 
-def _slice(setup: Setup, pipes: list[Connection], seconds: float) -> dict[str, Any]:
+def _idle(setups: list[Setup], seconds: float = 3.0) -> dict[str, list[float]]:
+    """Each master's CPU seconds per second with no load: the services' feed polls
+    and Redis's own timers, which a slice's CPU share must not count as rotations."""
+    before = {s.name: s.redis_cpu() for s in setups}
+    time.sleep(seconds)
+    return {s.name: [(b - a) / seconds for a, b in zip(before[s.name], s.redis_cpu(), strict=True)] for s in setups}
+
+
+def _slice(setup: Setup, pipes: list[Connection], seconds: float, idle: list[float]) -> dict[str, Any]:
     redis0, svc0, t0 = setup.redis_cpu(), setup.service_cpu(), time.monotonic()
     for p in pipes:
         p.send((setup.name, seconds))
@@ -181,7 +190,7 @@ def _slice(setup: Setup, pipes: list[Connection], seconds: float) -> dict[str, A
     wall = time.monotonic() - t0
     redis1, svc1 = setup.redis_cpu(), setup.service_cpu()
     n = sum(r["refreshes"] for r in replies)
-    per_master = [b - a for a, b in zip(redis0, redis1, strict=True)]
+    per_master = [max(0.0, b - a - i * wall) for a, b, i in zip(redis0, redis1, idle, strict=True)]
     busiest = max(per_master) / wall
     return {
         "refreshes_per_s": n / seconds,
@@ -228,10 +237,12 @@ def run(
             for p in pipes:
                 if p.recv() != "ready":
                     raise RuntimeError("a load generator failed to start")
+            idle = _idle(setups)
+            result["setup"]["idle_master_cpu_pct"] = {k: [round(100 * x, 2) for x in v] for k, v in idle.items()}
             slices: dict[str, list[dict[str, Any]]] = {s.name: [] for s in setups}
             for _ in range(rounds):
                 for setup in setups:
-                    slices[setup.name].append(_slice(setup, pipes, slice_s))
+                    slices[setup.name].append(_slice(setup, pipes, slice_s, idle[setup.name]))
         finally:
             for p in pipes:
                 p.send("stop")
