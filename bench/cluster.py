@@ -43,7 +43,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -220,7 +220,7 @@ def run(
         "setup": {
             "rounds": rounds, "slice_s": slice_s, "service_processes": services, "load_processes": loaders,
             "connections": loaders * concurrency, "sessions": loaders * sessions, "cpus": os.cpu_count(),
-            "redis": "no replicas, appendfsync no; rate limits off", "load_average_before": os.getloadavg()[0],
+            "redis": "no replicas, appendfsync no; rate limits off", "load_average_before": round(os.getloadavg()[0], 2),
         }
     }  # fmt: skip
     ctx = multiprocessing.get_context("spawn")
@@ -231,6 +231,7 @@ def run(
             mine, theirs = ctx.Pipe()
             proc = ctx.Process(target=_loader, args=(theirs, ports, sessions, concurrency), daemon=True)
             proc.start()
+            theirs.close()  # so that a loader that dies is an EOFError here, not a hang
             pipes.append(mine)
             procs.append(proc)
         try:
@@ -245,9 +246,12 @@ def run(
                     slices[setup.name].append(_slice(setup, pipes, slice_s, idle[setup.name]))
         finally:
             for p in pipes:
-                p.send("stop")
+                with suppress(OSError):  # a loader that died has no pipe to read "stop"
+                    p.send("stop")
             for proc in procs:
                 proc.join(timeout=10)
+                if proc.is_alive():
+                    proc.terminate()
     for name, rows in slices.items():
         result[name] = {
             "refreshes_per_s": _median(rows, "refreshes_per_s"),
@@ -273,7 +277,7 @@ def run(
         "cluster-1 / redis, measured rate (cost of the cluster client)": ratio("cluster-1", "redis", "refreshes_per_s"),
         "cluster-3 / redis, measured rate": ratio("cluster-3", "redis", "refreshes_per_s"),
     }  # fmt: skip
-    result["setup"]["load_average_after"] = os.getloadavg()[0]
+    result["setup"]["load_average_after"] = round(os.getloadavg()[0], 2)
     return result
 
 
