@@ -23,7 +23,7 @@ from bench.servers import available, running
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OURS = ("refresh", "login")
-OTHERS = ("resource", "client_overhead", "stores", "realtime", "workers")
+OTHERS = ("resource", "client_overhead", "stores", "cluster", "realtime", "workers")
 
 
 def _other(name: str) -> dict[str, Any]:

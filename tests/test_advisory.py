@@ -1604,3 +1604,34 @@ async def test_racing_logins_cannot_bypass_single_session(tmp_path: Path) -> Non
     finally:
         server.stop()
     assert len(live) == 1
+# --- rate-limit eviction ---
+
+
+async def test_a_spray_of_user_names_cannot_reset_the_count_of_the_account_being_guessed(
+    service_factory: ServiceFactory,
+) -> None:
+    # SQLite keeps login counts in a bounded in-process table (100,000 keys). It used
+    # to drop its oldest live counts when full, so ~100k distinct user names inside
+    # one window erased the guessed account's count: unlimited guesses.
+    svc = await service_factory(rate_limit_login=Rate(3, 60), client_ip=ATTACKER_IP)
+    await svc.add_user()
+    guesses = [
+        (
+            await svc.client.post(
+                "/auth/token", data={"grant_type": "password", "username": "alice", "password": f"guess-{i}"}
+            )
+        ).status_code
+        for i in range(5)
+    ]
+    assert guesses == [400, 400, 400, 429, 429]
+    # Each failed login for a new name from a new address counts one (name, address)
+    # key in the store, exactly these calls; 110,000 logins over HTTP would take minutes.
+    store = svc.runtime.store
+    for i in range(110_000):
+        await store.hit(f"login:user{i}:10.{i >> 16}.{(i >> 8) & 255}.{i & 255}", 60, svc.clock())
+    r = await svc.client.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "guess-5"})
+    assert r.status_code == 429, r.text
+    # The owner, from her own address, is not locked out by either.
+    async with client_from(svc, USER_IP) as owner:
+        r = await owner.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"})
+    assert r.status_code == 200, r.text

@@ -44,6 +44,26 @@ def test_memory_stays_bounded_under_a_spray_of_keys() -> None:
         assert len(counter._counts) <= 10
 
 
+def test_a_full_table_of_live_counts_drops_the_smallest_first() -> None:
+    counter = MemoryCounter(max_keys=10)
+    for _ in range(3):
+        counter.hit("victim", 60, 0.0)  # the oldest entry, and the most counted
+    for i in range(100):  # sprayed keys counted twice each: still below the victim
+        counter.hit(f"spray-{i}", 60, 1.0)
+        counter.hit(f"spray-{i}", 60, 1.0)
+    assert counter.peek("victim", 60, 1.0) == 3
+    assert len(counter._counts) <= 10
+
+
+def test_a_key_seen_after_an_eviction_starts_from_its_own_count() -> None:
+    # Inheriting the evicted count (Space-Saving) would let a flood lock new keys out.
+    counter = MemoryCounter(max_keys=10)
+    for i in range(10):
+        for _ in range(5):
+            counter.hit(f"busy-{i}", 60, 0.0)
+    assert counter.hit("newcomer", 60, 0.0) == 1
+
+
 async def test_retry_after_is_the_rest_of_the_window() -> None:
     limiter = RateLimiter(LocalCounters(), MINUTE)
     for now in (0.0, 0.5):

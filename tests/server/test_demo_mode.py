@@ -77,6 +77,7 @@ async def test_outside_demo_mode_no_replaced_refresh_token_is_kept(service_facto
     for path in ("/auth/demo/old-refresh-token", "/auth/demo/session-end"):
         r = await svc.client.get(path, headers=bearer(grant))
         assert r.status_code == 404 and r.json()["error"] == "not_found"
+        assert r.headers["cache-control"] == "no-store"
 
 
 async def test_in_demo_mode_the_replaced_token_is_kept_and_its_replay_is_reuse(

@@ -52,7 +52,9 @@ async def test_cannot_delete_another_users_session(service: Service) -> None:
     bob = await service.password_grant("bob", "pw")
     bob_sid = (await service.client.get("/api/me", headers=bearer(bob["access_token"]))).json()["session_id"]
     r = await service.client.delete(f"/auth/sessions/{bob_sid}", headers=bearer(alice["access_token"]))
-    assert r.status_code == 404
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    # Rendered by the one OAuth error renderer, so never cached (RFC 6749 §5.1).
+    assert r.headers["cache-control"] == "no-store"
     assert (await service.client.get("/api/me", headers=bearer(bob["access_token"]))).status_code == 200
 
 

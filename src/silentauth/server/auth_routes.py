@@ -19,6 +19,7 @@ from silentauth.errors import (
     InvalidGrant,
     InvalidRequest,
     InvalidToken,
+    NotFound,
     OAuthError,
 )
 from silentauth.resource.middleware import require_auth
@@ -196,9 +197,7 @@ async def delete_session(request: Request) -> Response:
     principal = require_auth(request)
     session_id = request.path_params["session_id"]
     if not await rt.service.revoke_owned(principal.subject, session_id, "device"):
-        return JSONResponse(
-            {"error": "not_found", "error_description": "No such session of yours."}, status_code=404
-        )
+        raise NotFound("No such session of yours.")
     return Response(status_code=204, headers=NO_STORE)
 
 

@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from silentauth.clock import Clock
 from silentauth.core.sessions import Grant
-from silentauth.errors import InvalidGrant
+from silentauth.errors import InvalidGrant, NotFound
 from silentauth.resource.middleware import require_auth
 from silentauth.server import cookies
 from silentauth.server.auth_routes import NO_STORE, runtime
@@ -39,7 +39,7 @@ from silentauth.server.parsing import read_json
 from silentauth.server.runtime import Runtime
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
-NOT_DEMO = {"error": "not_found", "error_description": "Only in demo mode (silentauth serve --demo)."}
+NOT_DEMO = "Only in demo mode (silentauth serve --demo)."
 
 
 class ReplayStash:
@@ -133,7 +133,7 @@ async def old_refresh_token(request: Request) -> Response:
     rt = runtime(request)
     stash = replay_stash(request)
     if stash is None:
-        return JSONResponse(NOT_DEMO, 404)
+        raise NotFound(NOT_DEMO)
     principal = require_auth(request)
     kept = stash.get(principal.session_id)
     if kept is None:
@@ -165,7 +165,7 @@ async def session_end(request: Request) -> Response:
     """``GET /auth/demo/session-end``: the state of the session in this browser's refresh cookie."""
     rt = runtime(request)
     if replay_stash(request) is None:
-        return JSONResponse(NOT_DEMO, 404)
+        raise NotFound(NOT_DEMO)
     token = cookies.refresh_cookie(request, rt.settings)
     state: dict[str, object] = {"state": "none"}
     try:
@@ -188,7 +188,7 @@ async def session_end(request: Request) -> Response:
 async def index(request: Request) -> Response:
     page = STATIC / "index.html"
     if not page.exists():
-        return JSONResponse({"error": "not_found", "error_description": "demo page not built"}, 404)
+        raise NotFound("demo page not built")
     return FileResponse(page, headers={"Cache-Control": "no-cache"})
 
 

@@ -1,0 +1,1 @@
+"""Pure logic: tokens, keys, rotation, sessions, policy. No HTTP, no SQL."""

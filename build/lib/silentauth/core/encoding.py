@@ -1,0 +1,104 @@
+"""base64url without padding (RFC 7515 §2), compact JSON out, strict JSON in.
+
+Both decoders accept exactly one spelling of each value. A lenient decoder
+lets anyone derive many strings from one token (padding, the ``+/``
+alphabet, non-zero spare bits, stray characters), which defeats an
+exact-string denylist and fills a per-string cache; a lenient JSON parser
+lets two parsers read one document differently (duplicate keys) or lets a
+claim be ``NaN``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from typing import Any
+
+# RFC 4648 §5 alphabet, nothing else: no "=", no "+/", no whitespace.
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_VALUE = {c: i for i, c in enumerate(_ALPHABET)}
+# Bits of the last character that carry no data, by length mod 4 (RFC 4648 §3.5).
+_SPARE_MASK = {2: 0b1111, 3: 0b11}
+
+
+def b64encode(data: bytes) -> str:
+    """base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str | bytes) -> bytes:
+    """Canonical base64url only: ``b64encode(b64decode(s)) == s`` or ValueError.
+
+    Refuses padding, whitespace, characters outside ``A-Z a-z 0-9 - _``,
+    a length of 1 mod 4 and non-zero spare bits in the last character.
+    The error texts are diagnostics (every caller turns them into its own
+    error), hence no mutation of them.
+    """
+    try:
+        s = text.decode("ascii") if isinstance(text, bytes) else text  # pragma: no mutate - codec names ignore case
+    except UnicodeDecodeError:
+        raise ValueError("not base64url") from None  # pragma: no mutate
+    if not _B64URL.fullmatch(s) or len(s) % 4 == 1:
+        raise ValueError("not base64url")  # pragma: no mutate
+    mask = _SPARE_MASK.get(len(s) % 4)
+    if mask is not None and _VALUE[s[-1]] & mask:
+        raise ValueError("not canonical base64url (spare bits set)")  # pragma: no mutate
+    try:
+        # Python's decoder ignores surplus padding, so only too little would show.
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))  # pragma: no mutate
+    except (binascii.Error, ValueError) as exc:  # pragma: no cover - excluded above
+        raise ValueError("not base64url") from exc  # pragma: no mutate
+
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON (RFC 7515 needs no canonical order), one shared encoder."""
+    return _compact(obj).encode()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # {"sub": "mallory", "sub": "alice"}: parsers disagree on which one wins.
+        raise ValueError("duplicate key")  # pragma: no mutate - diagnostic text; callers replace it
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # pragma: no mutate - diagnostic text; callers replace it
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        # 1e400 parses to inf: an "exp" that never comes.
+        raise ValueError(f"{text} is out of range")  # pragma: no mutate - diagnostic text; callers replace it
+    return value
+
+
+def loads(data: str | bytes) -> Any:
+    """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity (nor numbers that overflow to
+    them), no duplicate keys, no lone surrogates. Raises ValueError."""
+    try:
+        text = data.decode("utf-8", "strict") if isinstance(data, bytes) else data
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
+        if "\\u" in text:
+            # "\ud800" escapes decode to lone surrogates, which no UTF-8 output can
+            # carry; without any "\u" escape strict UTF-8 input cannot contain one.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # pragma: no mutate - codec case; None is False
+        elif isinstance(data, str):
+            text.encode("utf-8")  # pragma: no mutate - codec names ignore case
+    except (UnicodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"not strict JSON: {exc}") from None  # pragma: no mutate - diagnostic text; callers replace it
+    return value

@@ -1,0 +1,48 @@
+"""What the engines share: picking one from a URL, and batching by single swaps.
+
+The records and the :class:`~silentauth.core.ports.Store` protocol the engines
+implement belong to the core (:mod:`silentauth.core.ports`); this module only
+helps implement and choose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from silentauth.core.ports import RotateRequest, RotateResult, Store
+from silentauth.errors import ConfigError
+
+
+async def rotate_each(store: Store, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+    """:meth:`Store.rotate_many` for a store that swaps one row per round trip.
+
+    The swaps run concurrently, as separate refreshes would. Requests for the
+    same session still see each other: every swap is atomic in the store.
+    """
+    if len(requests) == 1:
+        r = requests[0]
+        return [await store.rotate(r.session_id, r.counter, now, r.idle_expires_at)]
+    return list(
+        await asyncio.gather(*(store.rotate(r.session_id, r.counter, now, r.idle_expires_at) for r in requests))
+    )
+
+
+def open_store(url: str) -> Store:
+    """Make (but do not open) the store named by a ``DATABASE_URL``."""
+    scheme = url.partition("://")[0]
+    if scheme == "sqlite":
+        from silentauth.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if scheme in ("postgresql", "postgres"):
+        from silentauth.stores.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+
+        store: Store = PostgresStore(url)
+        return store
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
+        from silentauth.stores.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
+
+        rstore: Store = RedisStore(url)
+        return rstore
+    raise ConfigError("DATABASE_URL", f"unsupported scheme {scheme!r}")
