@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from silentauth.clock import FakeClock
 from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.passwords import normalize_username
 from silentauth.core.rotation_rules import RETRY_WINDOW
@@ -1228,7 +1229,7 @@ def test_forged_refresh_tokens_from_an_address_never_refuse_a_genuine_token_from
 ) -> None:
     # 600 forged refresh tokens made the next *valid* refresh from the same address
     # get 429: the per-address failure count was checked before the MAC.
-    live = live_server_factory(rate_limit_refresh=Rate(5, 60))
+    live = live_server_factory(clock=FakeClock(), rate_limit_refresh=Rate(5, 60))
     victim = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
     codes = [
         _token_grant(live.url, grant_type="refresh_token", refresh_token=f"v1.{'a' * 22}.{i}.{'b' * 43}").status_code
@@ -1243,7 +1244,7 @@ def test_forged_refresh_tokens_from_an_address_never_refuse_a_genuine_token_from
 
 def test_replaying_a_dead_refresh_token_costs_its_session_not_the_address(live_server_factory: Any) -> None:
     # A revoked/reused token has a valid MAC: its failures count against its own session.
-    live = live_server_factory(rate_limit_refresh=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
+    live = live_server_factory(clock=FakeClock(), rate_limit_refresh=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
     victim = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
     own = _token_grant(live.url, grant_type="password", username="mallory", password="pw").json()
     httpx.post(f"{live.url}/auth/revoke", data={"token": own["refresh_token"]}, timeout=10)
@@ -1261,7 +1262,7 @@ def test_password_guessing_cannot_lock_the_owner_out_of_a_device_that_logged_in_
 ) -> None:
     # Ten bad passwords for an account locked it out for everyone at that address. A
     # device that logged in before presents its device token and is judged alone.
-    live = live_server_factory(rate_limit_login=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
+    live = live_server_factory(clock=FakeClock(), rate_limit_login=Rate(3, 60), users={"alice": "secret", "mallory": "pw"})
     first = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
     device = first["device_token"]
     # The attacker (same address) holds a device token too, but for his own account.
@@ -1301,7 +1302,7 @@ def test_password_guessing_cannot_lock_the_owner_out_of_a_device_that_logged_in_
 
 
 def test_browser_device_cookie_keeps_the_owner_logging_in_under_guessing(live_server_factory: Any) -> None:
-    live = live_server_factory(rate_limit_login=Rate(3, 60))
+    live = live_server_factory(clock=FakeClock(), rate_limit_login=Rate(3, 60))
     origin = {"Origin": live.url}
     with httpx.Client(base_url=live.url, headers=origin, timeout=10) as browser:
         r = browser.post("/auth/login", json={"username": "alice", "password": "secret"})
@@ -1322,7 +1323,7 @@ def test_browser_device_cookie_keeps_the_owner_logging_in_under_guessing(live_se
 def test_python_client_keeps_its_device_token_and_logs_in_under_guessing(live_server_factory: Any) -> None:
     from silentauth.client import LoginFailed, TokenAuth
 
-    live = live_server_factory(rate_limit_login=Rate(3, 60))
+    live = live_server_factory(clock=FakeClock(), rate_limit_login=Rate(3, 60))
     auth = TokenAuth(token_url=f"{live.url}/auth/token")
     auth.login("alice", "secret")
     assert auth.device_token and auth.device_token.startswith("d1.")
