@@ -3,9 +3,10 @@
 For each framework one server serves ``/open`` and ``/protected`` (the same
 JSON; :mod:`bench.protected`), with silentauth's adapter on the second:
 
-- ``starlette``: FastAPI with :class:`BearerAuthMiddleware` and the
-  ``CurrentPrincipal`` dependency, served by uvicorn (1 process), as
-  Starlette's and FastAPI's docs recommend;
+- ``starlette``: Starlette with :class:`BearerAuthMiddleware`, the route
+  calling :func:`require_auth`;
+- ``fastapi``: FastAPI with the same middleware and the ``CurrentPrincipal``
+  dependency; both served by uvicorn (1 process), as their docs recommend;
 - ``drf``: Django REST framework with ``SilentAuthAuthentication``;
 - ``flask``: the ``SilentAuth`` extension's ``required()`` decorator;
   both WSGI apps under granian ``--interface wsgi --workers 1``, as the peers
@@ -14,12 +15,13 @@ JSON; :mod:`bench.protected`), with silentauth's adapter on the second:
 Every adapter is built with ``from_issuer`` against a real token service
 (``silentauth serve``, SQLite): keys from its JWKS, its revocation feed
 followed, exactly as the README wires a third-party API. Each connection
-presents its own access token (one login each). Both routes get the same
-request bytes (the ``Authorization`` header too), so the difference is the
-adapter alone. Before the load, a probe checks that each protected route
+on the protected route presents its own access token (one login each); the
+open route gets no token, as a public route of the same API would, so the
+ratio charges the whole adapter (middleware verification included) to the
+protected route. Before the load, a probe checks that each protected route
 really refuses a missing, forged or revoked token.
 
-The load generator (:mod:`bench.loadgen`) drives all six targets in
+The load generator (:mod:`bench.loadgen`) drives all targets in
 interleaved rounds; servers are pinned to CPU 0, the generator to CPU 1.
 Two ratios per framework: by rate (requests/s protected over unprotected) and
 per core (CPU time per request, unprotected over protected, from ``/proc``:
@@ -50,14 +52,16 @@ from bench.protected import ISSUER_ENV
 from bench.servers import LOADGEN_CPU, ROOT, SERVER_CPU, _env, free_port, pin, running
 
 TARGET = 0.85
-FRAMEWORKS = ("starlette", "drf", "flask")
+FRAMEWORKS = ("starlette", "fastapi", "drf", "flask")
 SERVED_BY = {
-    "starlette": "FastAPI + BearerAuthMiddleware, uvicorn 1 process",
+    "starlette": "Starlette BearerAuthMiddleware + require_auth, uvicorn 1 process",
+    "fastapi": "FastAPI BearerAuthMiddleware + CurrentPrincipal, uvicorn 1 process",
     "drf": "DRF SilentAuthAuthentication, granian wsgi 1 worker",
     "flask": "Flask SilentAuth.required(), granian wsgi 1 worker",
 }
 NEEDS = {
-    "starlette": ("fastapi", "uvicorn"),
+    "starlette": ("starlette", "uvicorn"),
+    "fastapi": ("fastapi", "uvicorn"),
     "drf": ("django", "rest_framework", "granian"),
     "flask": ("flask", "granian"),
 }
@@ -66,8 +70,8 @@ REVOCATION_DEADLINE = 5.0  # seconds for a revoked session to reach each API (th
 
 def _serve_command(name: str, port: int) -> list[str]:
     where = ["--host", "127.0.0.1", "--port", str(port)]
-    if name == "starlette":
-        return [sys.executable, "-m", "uvicorn", "--factory", "bench.protected.fastapi_app:create_app",
+    if name in ("starlette", "fastapi"):
+        return [sys.executable, "-m", "uvicorn", "--factory", f"bench.protected.{name}_app:create_app",
                 *where, "--workers", "1", "--log-level", "warning", "--no-access-log"]
     module = {"drf": "bench.protected.drf_app:application", "flask": "bench.protected.flask_app:app"}[name]
     granian = shutil.which("granian") or "granian"
@@ -223,7 +227,7 @@ def run(
         for name, (port, pid) in apis.items():
             for route in ("open", "protected"):
                 targets.append({"stack": f"{name}/{route}", "port": port, "pid": pid, "mode": "get",
-                                "path": f"/{route}", "tokens": tokens})
+                                "path": f"/{route}", "tokens": tokens if route == "protected" else []})
         spec = {"targets": targets, "connections": connections, "rounds": rounds, "slice": seconds, "warmup": warmup}
         proc = subprocess.run([sys.executable, "-m", "bench.loadgen", json.dumps(spec)], env=_env({}), cwd=ROOT,
                               capture_output=True, check=False, preexec_fn=pin(LOADGEN_CPU))
