@@ -72,7 +72,9 @@ def _serve_command(name: str, port: int) -> list[str]:
     where = ["--host", "127.0.0.1", "--port", str(port)]
     if name in ("starlette", "fastapi"):
         return [sys.executable, "-m", "uvicorn", "--factory", f"bench.protected.{name}_app:create_app",
-                *where, "--workers", "1", "--log-level", "warning", "--no-access-log"]
+                *where, "--workers", "1", "--log-level", "warning", "--no-access-log",
+                # Connections idle while the other targets run: uvicorn's 5 s default would close them.
+                "--timeout-keep-alive", "600"]
     module = {"drf": "bench.protected.drf_app:application", "flask": "bench.protected.flask_app:app"}[name]
     granian = shutil.which("granian") or "granian"
     return [granian, "--interface", "wsgi", "--workers", "1", *where, "--no-access-log", "--log-level", "warning", module]
@@ -108,7 +110,15 @@ def _login(issuer: str) -> dict[str, Any]:
     if status != 200:
         raise RuntimeError(f"bench login failed with {status}: {body[:200]!r}")
     grant: dict[str, Any] = json.loads(body)
-    return grant
+    # A first token's lifetime is spread (FIRST_TOKEN_SPREAD) down to a tenth of the
+    # TTL, shorter than a run; a refreshed one gets the whole TTL (less 10 % jitter).
+    form = {"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}
+    status, body = _http("POST", f"{issuer}/auth/token", {"Content-Type": "application/x-www-form-urlencoded"},
+                         urllib.parse.urlencode(form).encode())
+    if status != 200:
+        raise RuntimeError(f"bench refresh failed with {status}: {body[:200]!r}")
+    renewed: dict[str, Any] = json.loads(body)
+    return renewed
 
 
 def _revoke(issuer: str, refresh_token: str) -> None:
@@ -198,6 +208,7 @@ def _summary(open_t: dict[str, Any], prot_t: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": {"unprotected": open_t["p50_ms"], "protected": prot_t["p50_ms"]},
         "errors": {"unprotected": open_t["errors"], "protected": prot_t["errors"]},
         "samples": {"unprotected": open_t["rps"], "protected": prot_t["rps"]},
+        "cpu_samples": {"unprotected": open_t["cpu_us_per_request"], "protected": prot_t["cpu_us_per_request"]},
     }
 
 
