@@ -214,9 +214,13 @@ def _summary(open_t: dict[str, Any], prot_t: dict[str, Any]) -> dict[str, Any]:
 
 def run(
     seconds: float = 2.0, rounds: int = 5, connections: int = 32, warmup: float = 1.0,
-    frameworks: tuple[str, ...] = FRAMEWORKS,
+    frameworks: tuple[str, ...] = FRAMEWORKS, anonymous_load: bool = False,
 ) -> dict[str, Any]:
-    """Measure every installed framework; returns per-framework rates, CPU, ratios and probes."""
+    """Measure every installed framework; returns per-framework rates, CPU, ratios and probes.
+
+    ``anonymous_load`` adds, per framework, a target loading the protected route
+    without a token (its requests must all be refused: the smoke test checks it).
+    """
     names, notes = available(frameworks)
     result: dict[str, Any] = {"name": "resource", "target": TARGET, "connections": connections,
                               "seconds": seconds, "rounds": rounds, "skipped": notes or None}
@@ -239,6 +243,9 @@ def run(
             for route in ("open", "protected"):
                 targets.append({"stack": f"{name}/{route}", "port": port, "pid": pid, "mode": "get",
                                 "path": f"/{route}", "tokens": tokens if route == "protected" else []})
+            if anonymous_load:
+                targets.append({"stack": f"{name}/anonymous", "port": port, "pid": pid, "mode": "get",
+                                "path": "/protected", "tokens": []})
         spec = {"targets": targets, "connections": connections, "rounds": rounds, "slice": seconds, "warmup": warmup}
         proc = subprocess.run([sys.executable, "-m", "bench.loadgen", json.dumps(spec)], env=_env({}), cwd=ROOT,
                               capture_output=True, check=False, preexec_fn=pin(LOADGEN_CPU))
@@ -249,6 +256,9 @@ def run(
     for name in names:
         summary = _summary(by_stack[f"{name}/open"], by_stack[f"{name}/protected"])
         out[name] = {"served_by": SERVED_BY[name], "probe": probes[name], **summary}
+        if anonymous_load:
+            anonymous = by_stack[f"{name}/anonymous"]
+            out[name]["anonymous"] = {"ok_rps": anonymous["rps"], "errors": anonymous["errors"]}
     result["frameworks"] = out
     result["ok"] = all(f["ratio"] >= TARGET for f in out.values())
     result["ok_per_core"] = all((f["ratio_per_core"] or 0) >= TARGET for f in out.values())
