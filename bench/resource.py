@@ -25,7 +25,10 @@ The load generator (:mod:`bench.loadgen`) drives all targets in
 interleaved rounds; servers are pinned to CPU 0, the generator to CPU 1.
 Two ratios per framework: by rate (requests/s protected over unprotected) and
 per core (CPU time per request, unprotected over protected, from ``/proc``:
-steadier on a shared machine). The goal is ``>= 0.85``.
+steadier on a shared machine). The goal is ``>= 0.85``. Before the load,
+:mod:`bench.app_cost` gives a third, steadiest view: the apps' own CPU time
+per request called in-process (no HTTP server), whose difference is the
+adapter's cost in microseconds.
 
 ``run()`` returns a dict and prints nothing.
 """
@@ -189,6 +192,17 @@ def _probe(port: int, good: str, revoked: str) -> dict[str, int | None]:
     return seen
 
 
+def _app_cost(names: tuple[str, ...], issuer: str, token: str, requests: int, rounds: int) -> dict[str, Any]:
+    """:mod:`bench.app_cost` in a subprocess on the servers' CPU (idle meanwhile)."""
+    spec = {"issuer": issuer, "token": token, "frameworks": list(names), "requests": requests, "rounds": rounds}
+    proc = subprocess.run([sys.executable, "-m", "bench.app_cost", json.dumps(spec)], env=_env({}), cwd=ROOT,
+                          capture_output=True, check=False, preexec_fn=pin(SERVER_CPU))
+    if proc.returncode != 0:
+        raise RuntimeError(f"in-process measurement failed:\n{proc.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -213,8 +227,9 @@ def _summary(open_t: dict[str, Any], prot_t: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    seconds: float = 2.0, rounds: int = 5, connections: int = 32, warmup: float = 1.0,
+    seconds: float = 2.0, rounds: int = 8, connections: int = 32, warmup: float = 1.0,
     frameworks: tuple[str, ...] = FRAMEWORKS, anonymous_load: bool = False,
+    app_requests: int = 2000, app_rounds: int = 7,
 ) -> dict[str, Any]:
     """Measure every installed framework; returns per-framework rates, CPU, ratios and probes.
 
@@ -238,6 +253,7 @@ def run(
         tmp = Path(es.enter_context(tempfile.TemporaryDirectory(prefix="silentauth-bench-resource-")))
         apis = es.enter_context(_apis(names, issuer, tmp))
         probes = {name: _probe(port, tokens[0], doomed["access_token"]) for name, (port, _) in apis.items()}
+        in_process = _app_cost(names, issuer, tokens[0], app_requests, app_rounds)
         targets = []
         for name, (port, pid) in apis.items():
             for route in ("open", "protected"):
@@ -255,7 +271,7 @@ def run(
     out: dict[str, Any] = {}
     for name in names:
         summary = _summary(by_stack[f"{name}/open"], by_stack[f"{name}/protected"])
-        out[name] = {"served_by": SERVED_BY[name], "probe": probes[name], **summary}
+        out[name] = {"served_by": SERVED_BY[name], "probe": probes[name], **summary, "in_process": in_process[name]}
         if anonymous_load:
             anonymous = by_stack[f"{name}/anonymous"]
             out[name]["anonymous"] = {"ok_rps": anonymous["rps"], "errors": anonymous["errors"]}

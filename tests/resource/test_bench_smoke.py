@@ -23,7 +23,8 @@ PROBE = {"open": 200, "valid": 200, "no_token": 401, "empty_bearer": 400, "forge
 def test_a_tiny_run_refuses_and_accepts_what_it_should_and_reports_its_own_medians() -> None:
     names, missing = resource.available()
     assert names, f"no framework installed: {missing}"
-    result = resource.run(seconds=0.25, rounds=2, connections=2, warmup=0.1, anonymous_load=True)
+    result = resource.run(seconds=0.25, rounds=2, connections=2, warmup=0.1, anonymous_load=True,
+                          app_requests=20, app_rounds=1)
     assert set(result["frameworks"]) == set(names)
     for name, f in result["frameworks"].items():
         assert f["probe"] == PROBE, name
@@ -32,6 +33,7 @@ def test_a_tiny_run_refuses_and_accepts_what_it_should_and_reports_its_own_media
         assert len(samples["unprotected"]) == len(samples["protected"]) == 2
         assert all(rate > 0 for rate in samples["unprotected"] + samples["protected"]), name
         assert f["ratio"] == round(statistics.median(samples["protected"]) / statistics.median(samples["unprotected"]), 3)
+        assert 0 < f["in_process"]["open_us"] and 0 < f["in_process"]["protected_us"], name
         assert f["anonymous"]["ok_rps"] == [0.0, 0.0], name  # not one anonymous request got through
         assert set(f["anonymous"]["errors"]) == {"401"} and f["anonymous"]["errors"]["401"] > 0, name
     assert result["ok"] is all(f["ratio"] >= resource.TARGET for f in result["frameworks"].values())
