@@ -134,3 +134,33 @@ async def test_registry_refuses_builtin_or_malformed_ids(service: Service) -> No
     with pytest.raises(ValueError):
         await clients.remove("native")
     assert [c.client_id for c in await clients.all()] == ["browser", "native"]
+
+
+async def test_any_confidential_is_cached_when_false_and_kept_once_true(service: Service) -> None:
+    """The refresh path's shortcut: a negative answer may be 5 s stale, a positive one never lapses."""
+    from silentauth.core.clients import CACHE_SECONDS, ClientRegistry
+
+    ticks = [0.0]
+    here = ClientRegistry(service.runtime.store, service.clock, monotonic=lambda: ticks[0])
+    elsewhere = ClientRegistry(service.runtime.store, service.clock)  # another instance
+    assert await here.any_confidential() is False
+    await elsewhere.register("late-gateway")
+    assert await here.any_confidential() is False  # cached
+    ticks[0] += CACHE_SECONDS
+    assert await here.any_confidential() is True
+    await elsewhere.remove("late-gateway")
+    ticks[0] += 10 * CACHE_SECONDS
+    assert await here.any_confidential() is True
+
+
+async def test_a_client_registered_elsewhere_moments_ago_is_still_refused_without_its_secret(service: Service) -> None:
+    """The backstop after rotation, for the 5 s this instance may not know the client yet: 401, no revocation."""
+    from silentauth.core.clients import ClientRegistry
+
+    assert await service.runtime.clients.any_confidential() is False  # now cached for 5 s
+    await ClientRegistry(service.runtime.store, service.clock).register("late-gateway")
+    grant = await service.runtime.service.login("alice", "secret", client_id="late-gateway")
+    r = await service.client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": grant.refresh_token})
+    assert_invalid_client(r, basic_challenge=False)
+    me = await service.client.get("/api/me", headers={"Authorization": f"Bearer {grant.access_token}"})
+    assert me.status_code == 200  # the session lives on
