@@ -11,7 +11,9 @@ alone for one short slice. Per slice we record the completed requests and the
 server's CPU time (``/proc/<pid>/stat`` of the server and its children), so a
 target yields one rate and one CPU-per-request figure per round.
 
-Modes: ``noop`` (the stack's no-op route), ``login`` (one password login per
+Modes: ``noop`` (the stack's no-op route), ``get`` (``GET`` of the target's
+``path``, each connection presenting its own bearer token from ``tokens``, or
+none when the list is empty), ``login`` (one password login per
 request) and ``refresh`` (each connection logs in once, then refreshes its
 own session over and over, always presenting the token it got last, as a
 rotating client must: the pool of distinct refresh tokens is one per connection).
@@ -160,7 +162,10 @@ class Target:
 
     def __init__(self, spec: dict[str, Any], connections: int) -> None:
         self.stack, self.port, self.mode = str(spec["stack"]), int(spec["port"]), str(spec["mode"])
-        self.dialect = DIALECTS[str(spec.get("dialect", self.stack))]
+        self.path = str(spec.get("path", "/"))
+        self.tokens = [str(t) for t in spec.get("tokens", [])]
+        # A ``get`` target needs no dialect: it names its own path.
+        self.dialect = DIALECTS[str(spec.get("dialect", self.stack if self.mode != "get" else "silentauth"))]
         self.pids = process_tree(int(spec["pid"])) if spec.get("pid") else []
         self.connections = connections
         self.conns: list[tuple[Connection, list[str]]] = []
@@ -170,9 +175,9 @@ class Target:
         self.errors: dict[int, int] = {}
 
     async def open(self) -> None:
-        async def one() -> tuple[Connection, list[str]]:
+        async def one(i: int) -> tuple[Connection, list[str]]:
             c = Connection(*await asyncio.open_connection("127.0.0.1", self.port))
-            token = [""]
+            token = [self.tokens[i % len(self.tokens)] if self.tokens else ""]
             if self.mode == "refresh":  # the pool: one fresh session per connection
                 status, body = await c.exchange(_request("POST", *_login(self.dialect, self.port)))
                 if status != 200:
@@ -180,11 +185,14 @@ class Target:
                 token[0] = self.dialect.token_from_login(json.loads(body))
             return c, token
 
-        self.conns = list(await asyncio.gather(*(one() for _ in range(self.connections))))
+        self.conns = list(await asyncio.gather(*(one(i) for i in range(self.connections))))
 
     def request(self, token: str) -> bytes:
         if self.mode == "noop":
             return _request("GET", self.dialect.noop, self.port, {}, b"")
+        if self.mode == "get":
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return _request("GET", self.path, self.port, headers, b"")
         if self.mode == "login":
             return _request("POST", *_login(self.dialect, self.port))
         path, headers, body = self.dialect.refresh(token)

@@ -75,6 +75,34 @@ def _login(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _resource(r: dict[str, Any]) -> str:
+    if "frameworks" not in r:
+        return f"RESOURCE: skipped ({r.get('skipped')})"
+    rows = []
+    for name, f in r["frameworks"].items():
+        s = f["samples"]
+        probe = "ok" if f["probe"] == {"open": 200, "valid": 200, "no_token": 401, "empty_bearer": 400,
+                                        "forged": 401, "revoked": 401} else str(f["probe"])
+        rows.append([
+            name, f["served_by"],
+            f"{_f(f['unprotected_rps'])} ({_f(min(s['unprotected']))}-{_f(max(s['unprotected']))})",
+            f"{_f(f['protected_rps'])} ({_f(min(s['protected']))}-{_f(max(s['protected']))})",
+            _f(f["ratio"], 2), _f(f["unprotected_cpu_us"]), _f(f["protected_cpu_us"]), _f(f["ratio_per_core"], 2),
+            f"{_f(f['in_process']['open_us'], 1)} / {_f(f['in_process']['protected_us'], 1)} (+{_f(f['in_process']['adapter_us'], 1)})",
+            probe,
+        ])
+    head = ["framework", "served by", "open req/s med (min-max)", "protected req/s med (min-max)", "ratio",
+            "CPU us open", "CPU us protected", "ratio per core", "in-app CPU us open / protected (adapter)", "refusals"]
+    verdict = "met" if r["ok"] else "NOT met"
+    per_core = "met" if r["ok_per_core"] else "NOT met"
+    return "\n".join([
+        f"RESOURCE (the same route open and protected on one server; {r['connections']} connections, "
+        f"{r['rounds']} interleaved rounds x {r['seconds']} s; server on CPU 0, load generator on CPU 1)",
+        _table(head, rows),
+        f"  goal: every ratio >= {r['target']:g}: by rate {verdict}, per core {per_core}",
+    ])
+
+
 def _flat(prefix: str, value: Any, out: list[str]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -104,6 +132,8 @@ def render(doc: dict[str, Any]) -> str:
             parts.append(_refresh(r))
         elif name == "login":
             parts.append(_login(r))
+        elif name == "resource":
+            parts.append(_resource(r))
         else:
             parts.append(_other(name, r))
     return "\n\n".join(parts)

@@ -1,196 +1,281 @@
 """What the resource kit costs: a protected route vs the same route unprotected.
 
-One uvicorn worker serves both routes on loopback from a subprocess (its own
-core); one load generator in this process drives both, alternating in rounds
-so drift (thermal, noisy neighbours) hits both alike. The protected route
-sits behind :class:`BearerAuthMiddleware` and calls :func:`require_auth`; each
-connection presents its own valid ES256 access token, as real clients do.
+For each framework one server serves ``/open`` and ``/protected`` (the same
+JSON; :mod:`bench.protected`), with silentauth's adapter on the second:
 
-``run()`` returns a dict and prints nothing; the target is ``ratio >= 0.85``.
+- ``starlette``: Starlette with :class:`BearerAuthMiddleware`, the route
+  calling :func:`require_auth`;
+- ``fastapi``: FastAPI with the same middleware and the ``CurrentPrincipal``
+  dependency; both served by uvicorn (1 process), as their docs recommend;
+- ``drf``: Django REST framework with ``SilentAuthAuthentication``;
+- ``flask``: the ``SilentAuth`` extension's ``required()`` decorator;
+  both WSGI apps under granian ``--interface wsgi --workers 1``, as the peers
+  of ``bench/peers`` are.
+
+Every adapter is built with ``from_issuer`` against a real token service
+(``silentauth serve``, SQLite): keys from its JWKS, its revocation feed
+followed, exactly as the README wires a third-party API. Each connection
+on the protected route presents its own access token (one login each); the
+open route gets no token, as a public route of the same API would, so the
+ratio charges the whole adapter (middleware verification included) to the
+protected route. Before the load, a probe checks that each protected route
+really refuses a missing, forged or revoked token.
+
+The load generator (:mod:`bench.loadgen`) drives all targets in
+interleaved rounds; servers are pinned to CPU 0, the generator to CPU 1.
+Two ratios per framework: by rate (requests/s protected over unprotected) and
+per core (CPU time per request, unprotected over protected, from ``/proc``:
+steadier on a shared machine). The goal is ``>= 0.85``. Before the load,
+:mod:`bench.app_cost` gives a third, steadiest view: the apps' own CPU time
+per request called in-process (no HTTP server), whose difference is the
+adapter's cost in microseconds.
+
+``run()`` returns a dict and prints nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
-import secrets
-import socket
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, Router
+from bench.loadgen import PASSWORD, USERNAME
+from bench.protected import ISSUER_ENV
+from bench.servers import LOADGEN_CPU, ROOT, SERVER_CPU, _env, free_port, pin, running
 
-from silentauth.core.keys import SigningKey
-from silentauth.core.tokens import AccessTokenVerifier, mint
-from silentauth.resource import BearerAuthMiddleware, TokenAuthenticator, require_auth
-
-ISSUER = "http://bench.invalid"
-AUDIENCE = "bench"
 TARGET = 0.85
-_JWK_ENV = "SILENTAUTH_BENCH_JWK"
-_ROOT = Path(__file__).resolve().parent.parent
+FRAMEWORKS = ("starlette", "fastapi", "drf", "flask")
+SERVED_BY = {
+    "starlette": "Starlette BearerAuthMiddleware + require_auth, uvicorn 1 process",
+    "fastapi": "FastAPI BearerAuthMiddleware + CurrentPrincipal, uvicorn 1 process",
+    "drf": "DRF SilentAuthAuthentication, granian wsgi 1 worker",
+    "flask": "Flask SilentAuth.required(), granian wsgi 1 worker",
+}
+NEEDS = {
+    "starlette": ("starlette", "uvicorn"),
+    "fastapi": ("fastapi", "uvicorn"),
+    "drf": ("django", "rest_framework", "granian"),
+    "flask": ("flask", "granian"),
+}
+REVOCATION_DEADLINE = 5.0  # seconds for a revoked session to reach each API (the feed polls every 1 s)
 
 
-async def _payload(request: Request) -> Response:
-    return JSONResponse({"ok": True, "items": [1, 2, 3]})
+def _serve_command(name: str, port: int) -> list[str]:
+    where = ["--host", "127.0.0.1", "--port", str(port)]
+    if name in ("starlette", "fastapi"):
+        return [sys.executable, "-m", "uvicorn", "--factory", f"bench.protected.{name}_app:create_app",
+                *where, "--workers", "1", "--log-level", "warning", "--no-access-log",
+                # Connections idle while the other targets run: uvicorn's 5 s default would close them.
+                "--timeout-keep-alive", "600"]
+    module = {"drf": "bench.protected.drf_app:application", "flask": "bench.protected.flask_app:app"}[name]
+    granian = shutil.which("granian") or "granian"
+    return [granian, "--interface", "wsgi", "--workers", "1", *where, "--no-access-log", "--log-level", "warning", module]
 
 
-async def _protected(request: Request) -> Response:
-    require_auth(request)
-    return await _payload(request)
+def available(names: tuple[str, ...] = FRAMEWORKS) -> tuple[tuple[str, ...], list[str]]:
+    """The frameworks whose packages are installed, and a note for each missing one."""
+    import importlib.util
+
+    ok, notes = [], []
+    for name in names:
+        missing = [m for m in NEEDS[name] if importlib.util.find_spec(m) is None]
+        if missing:
+            notes.append(f"{name} skipped: pip install {' '.join(missing)}")
+        else:
+            ok.append(name)
+    return tuple(ok), notes
 
 
-def create_app() -> Starlette:
-    """The server side (uvicorn ``--factory``): ``/open/`` and ``/protected/``."""
-    key = SigningKey.from_jwk(json.loads(os.environ[_JWK_ENV]))
-    verifier = AccessTokenVerifier(
-        lambda kid, now: key if kid == key.kid else None, ISSUER, AUDIENCE
-    )
-    revoked: set[str] = {"some-revoked-session"}
-    auth = TokenAuthenticator(verifier, revoked.__contains__)
-    protected = BearerAuthMiddleware(Router([Route("/", _protected)]), auth)
-    return Starlette(
-        routes=[
-            Mount("/open", app=Router([Route("/", _payload)])),
-            Mount("/protected", app=protected),
-        ]
-    )
+def _http(method: str, url: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status), r.read()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read()
 
 
-def _token(key: SigningKey, now: float) -> str:
-    claims = {
-        "iss": ISSUER,
-        "sub": secrets.token_hex(8),
-        "aud": AUDIENCE,
-        "exp": int(now + 3600),
-        "iat": int(now),
-        "jti": secrets.token_urlsafe(12),
-        "sid": secrets.token_urlsafe(16),
-        "scope": "openid api",
-        "auth_time": int(now),
-        "client_id": "bench",
-    }
-    return mint(key, claims)
+def _login(issuer: str) -> dict[str, Any]:
+    form = {"grant_type": "password", "username": USERNAME, "password": PASSWORD}
+    status, body = _http("POST", f"{issuer}/auth/token", {"Content-Type": "application/x-www-form-urlencoded"},
+                         urllib.parse.urlencode(form).encode())
+    if status != 200:
+        raise RuntimeError(f"bench login failed with {status}: {body[:200]!r}")
+    grant: dict[str, Any] = json.loads(body)
+    # A first token's lifetime is spread (FIRST_TOKEN_SPREAD) down to a tenth of the
+    # TTL, shorter than a run; a refreshed one gets the whole TTL (less 10 % jitter).
+    form = {"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}
+    status, body = _http("POST", f"{issuer}/auth/token", {"Content-Type": "application/x-www-form-urlencoded"},
+                         urllib.parse.urlencode(form).encode())
+    if status != 200:
+        raise RuntimeError(f"bench refresh failed with {status}: {body[:200]!r}")
+    renewed: dict[str, Any] = json.loads(body)
+    return renewed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _revoke(issuer: str, refresh_token: str) -> None:
+    form = urllib.parse.urlencode({"token": refresh_token, "token_type_hint": "refresh_token"}).encode()
+    status, body = _http("POST", f"{issuer}/auth/revoke", {"Content-Type": "application/x-www-form-urlencoded"}, form)
+    if status != 200:
+        raise RuntimeError(f"bench revoke failed with {status}: {body[:200]!r}")
 
 
 @contextlib.contextmanager
-def _server(jwk: dict[str, Any], port: int) -> Iterator[None]:
-    env = {**os.environ, _JWK_ENV: json.dumps(jwk)}
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(_ROOT), env.get("PYTHONPATH")])
-    )
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench.resource:create_app"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    cmd += ["--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, stdout=subprocess.DEVNULL)
+def _apis(names: tuple[str, ...], issuer: str, tmp: Path) -> Iterator[dict[str, tuple[int, int]]]:
+    """Start one server per framework; yields name -> (port, pid)."""
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
+        out: dict[str, tuple[int, int]] = {}
+        for name in names:
+            port = free_port()
+            log = tmp / f"resource-{name}.log"
+            with log.open("wb") as sink:
+                proc = subprocess.Popen(_serve_command(name, port), env=_env({ISSUER_ENV: issuer}), cwd=ROOT,
+                                        stdout=sink, stderr=subprocess.STDOUT, preexec_fn=pin(SERVER_CPU))
+            procs.append(proc)
+            deadline = time.monotonic() + 60
+            while _probe_status(port, "/open") != 200:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("bench server did not start") from None
-                time.sleep(0.05)
-        yield
+                    raise RuntimeError(f"{name} did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.1)
+            out[name] = (port, proc.pid)
+        yield out
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-async def _connection(port: int, request: bytes, until: float) -> int:
-    """Send ``request`` over one keep-alive connection until ``until``; count 200s."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    done = 0
+def _probe_status(port: int, path: str, token: str | None = None) -> int | None:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     try:
-        while time.monotonic() < until:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"bench request failed: {head[:40]!r}")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            done += 1
-    finally:
-        writer.close()
-    return done
+        return _http("GET", f"http://127.0.0.1:{port}{path}", headers)[0]
+    except OSError:
+        return None
 
 
-async def _load(port: int, requests: list[bytes], seconds: float) -> float:
-    until = time.monotonic() + seconds
-    start = time.monotonic()
-    counts = await asyncio.gather(*(_connection(port, r, until) for r in requests))
-    return sum(counts) / (time.monotonic() - start)
+def _forged(token: str) -> str:
+    """``token`` with one signature character changed (still base64url)."""
+    head, _, sig = token.rpartition(".")
+    return f"{head}.{sig[:10]}{'A' if sig[10] != 'A' else 'B'}{sig[11:]}"
+
+
+def _probe(port: int, good: str, revoked: str) -> dict[str, int | None]:
+    """What the protected route answers to each kind of caller (before any load)."""
+    seen: dict[str, int | None] = {
+        "open": _probe_status(port, "/open"),
+        "valid": _probe_status(port, "/protected", good),
+        "no_token": _probe_status(port, "/protected"),
+        "empty_bearer": _probe_status(port, "/protected", ""),
+        "forged": _probe_status(port, "/protected", _forged(good)),
+    }
+    deadline = time.monotonic() + REVOCATION_DEADLINE
+    while (status := _probe_status(port, "/protected", revoked)) == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    seen["revoked"] = status
+    return seen
+
+
+def _app_cost(names: tuple[str, ...], issuer: str, token: str, requests: int, rounds: int) -> dict[str, Any]:
+    """:mod:`bench.app_cost` in a subprocess on the servers' CPU (idle meanwhile)."""
+    spec = {"issuer": issuer, "token": token, "frameworks": list(names), "requests": requests, "rounds": rounds}
+    proc = subprocess.run([sys.executable, "-m", "bench.app_cost", json.dumps(spec)], env=_env({}), cwd=ROOT,
+                          capture_output=True, check=False, preexec_fn=pin(SERVER_CPU))
+    if proc.returncode != 0:
+        raise RuntimeError(f"in-process measurement failed:\n{proc.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _summary(open_t: dict[str, Any], prot_t: dict[str, Any]) -> dict[str, Any]:
+    o_rps, p_rps = _median(open_t["rps"]), _median(prot_t["rps"])
+    o_cpu, p_cpu = _median(open_t["cpu_us_per_request"]), _median(prot_t["cpu_us_per_request"])
+    ratio = p_rps / o_rps if o_rps and p_rps is not None else 0.0
+    per_core = o_cpu / p_cpu if o_cpu and p_cpu else None
+    return {
+        "unprotected_rps": round(o_rps or 0.0, 1),
+        "protected_rps": round(p_rps or 0.0, 1),
+        "ratio": round(ratio, 3),
+        "unprotected_cpu_us": round(o_cpu, 1) if o_cpu is not None else None,
+        "protected_cpu_us": round(p_cpu, 1) if p_cpu is not None else None,
+        "ratio_per_core": round(per_core, 3) if per_core is not None else None,
+        "p50_ms": {"unprotected": open_t["p50_ms"], "protected": prot_t["p50_ms"]},
+        "errors": {"unprotected": open_t["errors"], "protected": prot_t["errors"]},
+        "samples": {"unprotected": open_t["rps"], "protected": prot_t["rps"]},
+        "cpu_samples": {"unprotected": open_t["cpu_us_per_request"], "protected": prot_t["cpu_us_per_request"]},
+    }
 
 
 def run(
-    seconds: float = 2.0, rounds: int = 3, connections: int = 32, warmup: float = 0.5
+    seconds: float = 2.0, rounds: int = 8, connections: int = 32, warmup: float = 1.0,
+    frameworks: tuple[str, ...] = FRAMEWORKS, anonymous_load: bool = False,
+    app_requests: int = 2000, app_rounds: int = 7,
 ) -> dict[str, Any]:
-    """Measure both routes; returns requests/s, their ratio and whether it meets TARGET."""
-    now = time.time()
-    private = ec.generate_private_key(ec.SECP256R1())
-    key = SigningKey("bench-key", private.public_key(), private, now, now + 86400)
-    host = b"Host: 127.0.0.1\r\n"
-    open_req = b"GET /open/ HTTP/1.1\r\n" + host + b"\r\n"
-    protected_reqs = [
-        b"GET /protected/ HTTP/1.1\r\n"
-        + host
-        + b"Authorization: Bearer "
-        + _token(key, now).encode()
-        + b"\r\n\r\n"
-        for _ in range(connections)
-    ]
-    open_reqs = [open_req] * connections
-    port = _free_port()
-    unprotected: list[float] = []
-    protected: list[float] = []
-    with _server(key.jwk(), port):
+    """Measure every installed framework; returns per-framework rates, CPU, ratios and probes.
 
-        async def measure() -> None:
-            await _load(port, open_reqs, warmup)
-            await _load(port, protected_reqs, warmup)  # first use verifies each token
-            for _ in range(rounds):
-                unprotected.append(await _load(port, open_reqs, seconds))
-                protected.append(await _load(port, protected_reqs, seconds))
-
-        asyncio.run(measure())
-    open_rps = statistics.median(unprotected)
-    protected_rps = statistics.median(protected)
-    ratio = protected_rps / open_rps if open_rps else 0.0
-    return {
-        "name": "resource",
-        "unprotected_rps": round(open_rps, 1),
-        "protected_rps": round(protected_rps, 1),
-        "ratio": round(ratio, 3),
-        "target": TARGET,
-        "ok": ratio >= TARGET,
-        "connections": connections,
-        "seconds": seconds,
-        "rounds": rounds,
-        "samples": {"unprotected": unprotected, "protected": protected},
-    }
+    ``anonymous_load`` adds, per framework, a target loading the protected route
+    without a token (its requests must all be refused: the smoke test checks it).
+    """
+    names, notes = available(frameworks)
+    result: dict[str, Any] = {"name": "resource", "target": TARGET, "connections": connections,
+                              "seconds": seconds, "rounds": rounds, "skipped": notes or None}
+    if not result["skipped"]:
+        del result["skipped"]
+    if not names:
+        result["skipped"] = "; ".join(notes)
+        return result
+    with running(("silentauth",)) as stacks, contextlib.ExitStack() as es:
+        issuer = f"http://127.0.0.1:{stacks['silentauth'].port}"
+        grants = [_login(issuer) for _ in range(connections + 1)]
+        doomed = grants.pop()  # its session is revoked: every API must refuse its token
+        _revoke(issuer, doomed["refresh_token"])
+        tokens = [g["access_token"] for g in grants]
+        tmp = Path(es.enter_context(tempfile.TemporaryDirectory(prefix="silentauth-bench-resource-")))
+        apis = es.enter_context(_apis(names, issuer, tmp))
+        probes = {name: _probe(port, tokens[0], doomed["access_token"]) for name, (port, _) in apis.items()}
+        in_process = _app_cost(names, issuer, tokens[0], app_requests, app_rounds)
+        targets = []
+        for name, (port, pid) in apis.items():
+            for route in ("open", "protected"):
+                targets.append({"stack": f"{name}/{route}", "port": port, "pid": pid, "mode": "get",
+                                "path": f"/{route}", "tokens": tokens if route == "protected" else []})
+            if anonymous_load:
+                targets.append({"stack": f"{name}/anonymous", "port": port, "pid": pid, "mode": "get",
+                                "path": "/protected", "tokens": []})
+        spec = {"targets": targets, "connections": connections, "rounds": rounds, "slice": seconds, "warmup": warmup}
+        proc = subprocess.run([sys.executable, "-m", "bench.loadgen", json.dumps(spec)], env=_env({}), cwd=ROOT,
+                              capture_output=True, check=False, preexec_fn=pin(LOADGEN_CPU))
+        if proc.returncode != 0:
+            raise RuntimeError(f"load generator failed:\n{proc.stderr.decode()[-2000:]}")
+        by_stack = {t["stack"]: t for t in json.loads(proc.stdout)["targets"]}
+    out: dict[str, Any] = {}
+    for name in names:
+        summary = _summary(by_stack[f"{name}/open"], by_stack[f"{name}/protected"])
+        out[name] = {"served_by": SERVED_BY[name], "probe": probes[name], **summary, "in_process": in_process[name]}
+        if anonymous_load:
+            anonymous = by_stack[f"{name}/anonymous"]
+            out[name]["anonymous"] = {"ok_rps": anonymous["rps"], "errors": anonymous["errors"]}
+    result["frameworks"] = out
+    result["ok"] = all(f["ratio"] >= TARGET for f in out.values())
+    result["ok_per_core"] = all((f["ratio_per_core"] or 0) >= TARGET for f in out.values())
+    return result

@@ -1636,3 +1636,42 @@ async def test_a_spray_of_user_names_cannot_reset_the_count_of_the_account_being
     async with client_from(svc, USER_IP) as owner:
         r = await owner.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": "secret"})
     assert r.status_code == 200, r.text
+# --- a confidential client's refresh token without (or with a wrong) secret ---
+
+
+async def _gateway_grant(service: Service) -> tuple[str, dict[str, Any]]:
+    _, secret = await service.runtime.clients.register("gateway")
+    assert secret is not None
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await service.client.post("/auth/token", data=login, headers=_basic("gateway", secret))
+    assert r.status_code == 200, r.text
+    return secret, r.json()
+
+
+async def _session_still_works(service: Service, secret: str, grant: dict[str, Any]) -> None:
+    me = await service.client.get("/api/me", headers={"Authorization": f"Bearer {grant['access_token']}"})
+    assert me.status_code == 200, "the session was revoked"
+    # The very same refresh token still rotates: it was not burned either.
+    again = {"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}
+    r = await service.client.post("/auth/token", data=again, headers=_basic("gateway", secret))
+    assert r.status_code == 200, r.text
+
+
+async def test_a_confidential_refresh_without_its_secret_is_401_and_logs_nobody_out(service: Service) -> None:
+    """It used to revoke the session: a misconfigured client logged its user out (RFC 6749 §5.2)."""
+    secret, grant = await _gateway_grant(service)
+    bare = {"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}
+    r = await service.client.post("/auth/token", data=bare)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
+    assert (await service.client.post("/auth/token", data={**bare, "client_id": "gateway"})).status_code == 401
+    await _session_still_works(service, secret, grant)
+
+
+async def test_a_confidential_refresh_with_a_wrong_secret_is_401_and_logs_nobody_out(service: Service) -> None:
+    secret, grant = await _gateway_grant(service)
+    bad = {"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}
+    r = await service.client.post("/auth/token", data=bad, headers=_basic("gateway", secret + "x"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
+    r = await service.client.post("/auth/token", data={**bad, "client_id": "gateway", "client_secret": "guess"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
+    await _session_still_works(service, secret, grant)

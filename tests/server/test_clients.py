@@ -85,11 +85,12 @@ async def test_refresh_must_come_from_the_client_the_token_was_issued_to(service
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     r = await service.client.post("/auth/token", data=refresh, headers=basic("gateway", secret))
     assert r.status_code == 200 and claims(r.json())["client_id"] == "gateway"
-    # Without the secret the token is taken as stolen: refused, session revoked.
-    stolen = {"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]}
-    assert_invalid_client(await service.client.post("/auth/token", data=stolen), basic_challenge=False)
+    # Without the secret: invalid_client, and the session and token are untouched.
+    bare = {"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]}
+    assert_invalid_client(await service.client.post("/auth/token", data=bare), basic_challenge=False)
     me = await service.client.get("/api/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
-    assert me.status_code == 401
+    assert me.status_code == 200
+    assert (await service.client.post("/auth/token", data=bare, headers=basic("gateway", secret))).status_code == 200
 
 
 async def test_public_refresh_without_client_id_still_works(service: Service) -> None:
@@ -133,3 +134,33 @@ async def test_registry_refuses_builtin_or_malformed_ids(service: Service) -> No
     with pytest.raises(ValueError):
         await clients.remove("native")
     assert [c.client_id for c in await clients.all()] == ["browser", "native"]
+
+
+async def test_any_confidential_is_cached_when_false_and_kept_once_true(service: Service) -> None:
+    """The refresh path's shortcut: a negative answer may be 5 s stale, a positive one never lapses."""
+    from silentauth.core.clients import CACHE_SECONDS, ClientRegistry
+
+    ticks = [0.0]
+    here = ClientRegistry(service.runtime.store, service.clock, monotonic=lambda: ticks[0])
+    elsewhere = ClientRegistry(service.runtime.store, service.clock)  # another instance
+    assert await here.any_confidential() is False
+    await elsewhere.register("late-gateway")
+    assert await here.any_confidential() is False  # cached
+    ticks[0] += CACHE_SECONDS
+    assert await here.any_confidential() is True
+    await elsewhere.remove("late-gateway")
+    ticks[0] += 10 * CACHE_SECONDS
+    assert await here.any_confidential() is True
+
+
+async def test_a_client_registered_elsewhere_moments_ago_is_still_refused_without_its_secret(service: Service) -> None:
+    """The backstop after rotation, for the 5 s this instance may not know the client yet: 401, no revocation."""
+    from silentauth.core.clients import ClientRegistry
+
+    assert await service.runtime.clients.any_confidential() is False  # now cached for 5 s
+    await ClientRegistry(service.runtime.store, service.clock).register("late-gateway")
+    grant = await service.runtime.service.login("alice", "secret", client_id="late-gateway")
+    r = await service.client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": grant.refresh_token})
+    assert_invalid_client(r, basic_challenge=False)
+    me = await service.client.get("/api/me", headers={"Authorization": f"Bearer {grant.access_token}"})
+    assert me.status_code == 200  # the session lives on

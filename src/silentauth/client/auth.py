@@ -16,7 +16,7 @@ import itertools
 import logging
 import os
 import ssl
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -56,6 +56,11 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
         on_session_expired: called once when the session cannot be renewed.
         client_id, client_secret: optional client authentication (HTTP Basic
             with a secret, ``client_id`` in the form without).
+        resource: the API (or APIs) the access tokens are for (RFC 8707
+            resource indicators, e.g. ``"https://billing.example"``): sent with
+            the login and every refresh, so the token's ``aud`` names exactly
+            them. The server must list them in ``RESOURCES``; an unknown one
+            fails the login with ``LoginFailed`` (``error == "invalid_target"``).
         clock: epoch seconds; injectable for tests.
         timeout: seconds for each token-endpoint request.
         transport, async_transport: transports for token-endpoint requests
@@ -78,6 +83,7 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
         on_session_expired: Callable[[], object] | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
+        resource: str | Sequence[str] | None = None,
         clock: Clock = system_clock,
         jitter: float = 0.1,
         timeout: float = 10.0,
@@ -94,6 +100,7 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
             token_url,
             client_id=client_id,
             client_secret=client_secret,
+            resources=_resources(resource),
             timeout=timeout,
             verify=verify,
             transport=transport,
@@ -305,6 +312,14 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
             self._coord.after_fork()
             self.endpoint.after_fork()
             self._background = None  # threads do not survive fork()
+
+
+def _resources(resource: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``resource=`` as a tuple of URIs; a bare string is one URI, not its characters."""
+    names = (resource,) if isinstance(resource, str) else tuple(resource or ())
+    if not all(isinstance(n, str) and n and n.split() == [n] for n in names):
+        raise ValueError("resource must be a URI or a sequence of URIs (no spaces)")
+    return names
 
 
 def _origin(response: httpx.Response, request: httpx.Request) -> httpx.URL:

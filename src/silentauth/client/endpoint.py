@@ -35,6 +35,7 @@ class TokenEndpointClient:
         *,
         client_id: str | None,
         client_secret: str | None,
+        resources: tuple[str, ...] = (),
         timeout: float,
         verify: ssl.SSLContext | str | bool,
         transport: httpx.BaseTransport | None,
@@ -43,6 +44,7 @@ class TokenEndpointClient:
         self.url = url
         self.client_id = client_id
         self.client_secret = client_secret
+        self.resources = resources
         self.timeout = httpx.Timeout(timeout)
         self._verify = verify
         self._user_transport = transport
@@ -59,10 +61,13 @@ class TokenEndpointClient:
             self._own_transport.close()
             self._own_transport = None
 
-    def request(self, form: dict[str, str]) -> httpx.Request:
-        """A token request with client authentication per RFC 6749 §2.3.1."""
+    def request(self, fields: dict[str, str]) -> httpx.Request:
+        """A token request with client authentication per RFC 6749 §2.3.1 and the RFC 8707 resources."""
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        form = dict(form)
+        form: dict[str, str | list[str]] = dict(fields)
+        if self.resources:
+            # RFC 8707 §2: one resource per parameter, repeated.
+            form["resource"] = list(self.resources)
         if self.client_id and self.client_secret is not None:
             pair = f"{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()

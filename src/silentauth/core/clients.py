@@ -80,6 +80,10 @@ class ClientRegistry:
         self.clock = clock
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
+        # (checked at, any confidential client registered). True is kept for good:
+        # forgetting it could let a secret-less refresh through; keeping it costs
+        # only a session read per such refresh.
+        self._any_confidential: tuple[float, bool] | None = None
 
     async def get(self, client_id: str) -> ClientRecord | None:
         """The client registered as ``client_id``, or None."""
@@ -95,7 +99,23 @@ class ClientRegistry:
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: unknown ids cannot grow it without limit
         self._cache[client_id] = (now, record)
+        if record is not None and record.confidential:
+            self._any_confidential = (now, True)
         return record
+
+    async def any_confidential(self) -> bool:
+        """Whether any confidential client is registered (a negative answer is cached).
+
+        Lets the refresh path skip a session read when no refresh token can
+        belong to a client that must authenticate, the common deployment.
+        """
+        now = self._monotonic()
+        known = self._any_confidential
+        if known is not None and (known[1] or now - known[0] < CACHE_SECONDS):
+            return known[1]
+        found = any(record.confidential for record in await self.store.list_clients())
+        self._any_confidential = (now, found)
+        return found
 
     async def is_confidential(self, client_id: str) -> bool:
         """Whether ``client_id`` names a client that must authenticate."""
@@ -135,6 +155,8 @@ class ClientRegistry:
         record = ClientRecord(client_id, hash_secret(secret) if secret else "", name[:200], self.clock())
         await self.store.add_client(record)
         self._cache.pop(client_id, None)
+        if confidential:
+            self._any_confidential = (self._monotonic(), True)
         return record, secret
 
     async def all(self) -> list[ClientRecord]:

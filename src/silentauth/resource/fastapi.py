@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from starlette.responses import Response
 
 from silentauth.clock import Clock, system_clock
@@ -30,13 +31,6 @@ from silentauth.resource.responses import error_response
 from silentauth.resource.verify import Principal
 
 Dependency = Callable[..., Awaitable[Principal]]
-
-# Declared only so OpenAPI shows the bearer scheme (Swagger's "Authorize");
-# the middleware has already done the real work.
-bearer_scheme = HTTPBearer(
-    auto_error=False, description="silentauth access token (RFC 9068 JWT)"
-)
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
 
 __all__ = [
     "CurrentPrincipal",
@@ -49,11 +43,28 @@ __all__ = [
 ]
 
 
-async def current_principal(request: Request, _: Credentials = None) -> Principal:
-    """``Depends(current_principal)``: the caller, or 401."""
-    # async def: FastAPI would run a plain def in a thread pool, on every request.
-    return current(request)
+class PrincipalDependency(SecurityBase):
+    """A dependency that is its own OpenAPI bearer scheme (Swagger's "Authorize").
 
+    The middleware has already verified the token; this only reads its
+    verdict and applies ``check``. Being a :class:`SecurityBase` itself, it
+    is one dependency for FastAPI to solve per request, not a dependency with
+    an ``HTTPBearer`` sub-dependency re-parsing the header: the nesting cost
+    ~6 µs a request (a sixth of a small FastAPI route's own time).
+    """
+
+    def __init__(self, check: Callable[[Principal], Principal] | None = None) -> None:
+        self.model = HTTPBearerModel(description="silentauth access token (RFC 9068 JWT)")
+        self.scheme_name = "HTTPBearer"  # the name FastAPI's own HTTPBearer() registers
+        self.check = check
+
+    async def __call__(self, request: Request) -> Principal:
+        principal = current(request)
+        return principal if self.check is None else self.check(principal)
+
+
+current_principal = PrincipalDependency()
+"""``Depends(current_principal)``: the caller, or 401."""
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 """Type a parameter ``p: CurrentPrincipal`` instead of ``Depends(current_principal)``."""
@@ -61,11 +72,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 def require_scope(*scopes: str) -> Dependency:
     """``Depends(require_scope("payments"))``: 401 without a token, 403 without the scopes."""
-
-    async def dependency(request: Request, _: Credentials = None) -> Principal:
-        return current(request).require(*scopes)
-
-    return dependency
+    return PrincipalDependency(lambda p: p.require(*scopes))
 
 
 def require_claim(name: str, *values: Any) -> Dependency:
@@ -75,20 +82,12 @@ def require_claim(name: str, *values: Any) -> Dependency:
     refresh, so a role removed from a user stops opening the route at the
     next refresh. See :meth:`Principal.require_claim` for the matching rule.
     """
-
-    async def dependency(request: Request, _: Credentials = None) -> Principal:
-        return current(request).require_claim(name, *values)
-
-    return dependency
+    return PrincipalDependency(lambda p: p.require_claim(name, *values))
 
 
 def require_recent_login(max_age: int, clock: Clock = system_clock) -> Dependency:
     """``Depends(require_recent_login(300))``: RFC 9470 step-up when the login is older."""
-
-    async def dependency(request: Request, _: Credentials = None) -> Principal:
-        return current(request).require(max_age=max_age, now=clock())
-
-    return dependency
+    return PrincipalDependency(lambda p: p.require(max_age=max_age, now=clock()))
 
 
 async def bearer_error_handler(request: Request, exc: Exception) -> Response:

@@ -59,6 +59,13 @@ class BearerAuthMiddleware:
             # New-Access-Token header, which a client reads as "tok, tok".
             await self.app(scope, receive, send)
             return
+        if header is None:
+            # Anonymous: nothing to verify. Recorded as "no credentials" rather than as a
+            # MissingToken built per request (an exception object on every public request);
+            # current() raises it only for a route that demands a token.
+            state[ERROR_KEY] = None
+            await self.app(scope, receive, send)
+            return
         principal: Principal | None = None
         try:
             principal = await self.authenticator.aauthenticate(header)
@@ -117,8 +124,8 @@ def current(conn: HTTPConnection) -> Principal:
     error = state.get(ERROR_KEY)
     if isinstance(error, BearerError):
         raise error
-    if "user" in conn.scope:
-        # AuthenticationMiddleware ran and found no credentials.
+    if ERROR_KEY in state or "user" in conn.scope:
+        # BearerAuthMiddleware or AuthenticationMiddleware ran and found no credentials.
         raise MissingToken()
     # A wiring mistake, not a client error: fail loudly (500) rather than let anyone in.
     raise RuntimeError(

@@ -9,6 +9,8 @@ revokes a token. ``POST /auth/token`` itself is
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -90,10 +92,22 @@ def _check_no_simple_body(request: Request) -> None:
 
     ``text/plain``, form and multipart bodies need no CORS preflight, so a
     foreign page can send them; only ``application/json`` forces one. The
-    refresh and logout routes read no body, so only a declared type is checked.
+    refresh route reads an optional JSON body, the logout routes none, so only a
+    declared type is checked.
     """
     if "content-type" in request.headers:
         require_json_type(request.headers["content-type"])
+
+
+def _resources(body: dict[str, Any]) -> str | None:
+    """RFC 8707 ``resource`` of a JSON body: one URI or a list of them, space-separated as forms keep it."""
+    value = body.get("resource")
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n and n.split() == [n] for n in names):
+        raise InvalidRequest("'resource' must be a URI or a non-empty list of URIs.")
+    return " ".join(names)
 
 
 async def login(request: Request) -> Response:
@@ -107,6 +121,7 @@ async def login(request: Request) -> Response:
         require(body, "password"),
         scope=body.get("scope") if isinstance(body.get("scope"), str) else None,
         client_id="browser",
+        resource=_resources(body),
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
         remember=remember_flag(body.get("remember")),
@@ -139,7 +154,10 @@ async def refresh(request: Request) -> Response:
     # A failed refresh does not clear the cookies: the jar may already hold a
     # newer login's cookie (another tab), which a late 400 would wipe out.
     refresh_token, session_id = _cookie_session(request, rt)
-    grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
+    # An optional JSON body may narrow the resources (RFC 8707); none keeps the session's.
+    has_body = "content-type" in request.headers and request.headers.get("content-length") != "0"
+    body = await read_json_object(request) if has_body else {}
+    grant = await rt.service.refresh(refresh_token, ip=client_ip(request), resource=_resources(body))
     for observe in rt.browser_refresh_observers:
         observe(session_id, refresh_token, grant)
     return _browser_response(rt, grant, request.scope.get("root_path", ""))

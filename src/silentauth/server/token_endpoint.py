@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from silentauth.errors import (
     InvalidClient,
+    InvalidGrant,
     MethodNotAllowed,
     OAuthError,
     StoreUnavailable,
@@ -50,6 +51,9 @@ async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
+_MUST_AUTHENTICATE = "This refresh token was issued to a confidential client: authenticate as it."
+
+
 class TokenEndpoint:
     """The token endpoint: password and refresh_token grants."""
 
@@ -76,6 +80,24 @@ class TokenEndpoint:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def _refuse_unauthenticated(self, refresh_token: str) -> None:
+        """401 ``invalid_client`` for a confidential client's refresh token sent without its secret.
+
+        Checked before anything rotates, and nothing is revoked (RFC 6749 §5.2,
+        §6): a misconfigured client must not log its user out, and a thief
+        without the secret gains nothing from the token alone.
+        """
+        service, clients = self._runtime.service, self._runtime.clients
+        if not await clients.any_confidential():
+            return
+        try:
+            session_id = service.session_of(refresh_token)
+        except InvalidGrant:
+            return  # service.refresh refuses it, with its failure accounting
+        session = await service.store.get_session(session_id)
+        if session is not None and await clients.is_confidential(session.client_id):
+            raise InvalidClient(_MUST_AUTHENTICATE)
+
     async def _grant(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         if scope["method"] != "POST":
             raise MethodNotAllowed()
@@ -100,17 +122,20 @@ class TokenEndpoint:
         creds, clients = client_credentials(authorization, form), self._runtime.clients
         if grant_type == "refresh_token":
             client = await authenticate(clients, creds)
+            refresh_token = require(form, "refresh_token")
+            if client is None:
+                await self._refuse_unauthenticated(refresh_token)
             grant = await service.refresh(
-                require(form, "refresh_token"),
+                refresh_token,
                 scope=form.get("scope"),
                 ip=ip,
                 client_id=client.client_id if client else None,
                 resource=form.get("resource"),
             )
             if client is None and await clients.is_confidential(grant.session.client_id):
-                # A confidential client's refresh token without its secret: stolen.
-                await service.revoke(grant.session.id, "reuse")
-                raise InvalidClient("This refresh token's client must authenticate; the session is revoked.")
+                # Only when this instance learnt of the client after the check above
+                # (another instance registered it moments ago): refuse, still revoke nothing.
+                raise InvalidClient(_MUST_AUTHENTICATE)
         elif grant_type == "password":
             client = await authenticate(clients, creds, default="native")
             grant = await service.login(

@@ -165,6 +165,13 @@ export type AuthClientOptions = {
      */
     apiOrigins?: string[] | undefined;
     /**
+     * The APIs the access tokens are for (RFC 8707 resource
+     * indicators, e.g. `["https://billing.example"]`), sent with the login and every refresh so
+     * the token's `aud` names exactly them; the server must list them in RESOURCES (an unknown
+     * one fails the login with a LoginError whose code is "invalid_target").
+     */
+    resources?: string[] | undefined;
+    /**
      * Seconds before expiry for the proactive refresh (default 60),
      * never more than half the token's lifetime; as `refresh_margin` in the Python client.
      */

@@ -48,6 +48,10 @@ const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks
  * @property {string} [baseUrl] Where the token service lives; "" (the default) is this page's origin.
  * @property {string[]} [apiOrigins] Origins besides the issuer's that get the access token,
  *   e.g. `["https://api.example.com"]`.
+ * @property {string[]} [resources] The APIs the access tokens are for (RFC 8707 resource
+ *   indicators, e.g. `["https://billing.example"]`), sent with the login and every refresh so
+ *   the token's `aud` names exactly them; the server must list them in RESOURCES (an unknown
+ *   one fails the login with a LoginError whose code is "invalid_target").
  * @property {number} [refreshMargin] Seconds before expiry for the proactive refresh (default 60),
  *   never more than half the token's lifetime; as `refresh_margin` in the Python client.
  * @property {number} [jitter] Up to this fraction of the margin is added at random per token
@@ -276,6 +280,7 @@ export class AuthClient {
     this.#o = {
       baseUrl: "",
       apiOrigins: [],
+      resources: [],
       refreshMargin: 60,
       jitter: 0.1,
       peerTimeout: 150,
@@ -287,9 +292,12 @@ export class AuthClient {
       // An option given as undefined keeps its default (as if it were left out).
       ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     };
-    const { refreshMargin, jitter } = this.#o;
+    const { refreshMargin, jitter, resources } = this.#o;
     if (!(refreshMargin >= 0) || !(jitter >= 0 && jitter <= 1)) {
       throw new RangeError("refreshMargin must be >= 0 and jitter within [0, 1].");
+    }
+    if (!Array.isArray(resources) || !resources.every((r) => typeof r === "string" && /^\S+$/.test(r))) {
+      throw new TypeError("resources must be an array of URIs (no spaces).");
     }
     const g = globalThis;
     this.#io = {
@@ -429,9 +437,10 @@ export class AuthClient {
    */
   async login(username, password, options = {}) {
     const previous = this.claims;
-    /** @type {{ username: string, password: string, remember?: boolean }} */
+    /** @type {{ username: string, password: string, remember?: boolean, resource?: string[] }} */
     const credentials = { username, password };
     if (typeof options.remember === "boolean") credentials.remember = options.remember;
+    if (this.#o.resources.length) credentials.resource = this.#o.resources;
     const res = await this.#post("/auth/login", { "Content-Type": "application/json" },
       JSON.stringify(credentials));
     const body = await res.json().catch(() => ({}));
@@ -633,7 +642,11 @@ export class AuthClient {
    */
   async #postRefresh(reason, csrf) {
     try {
-      return await this.#post("/auth/refresh", { "X-CSRF-Token": csrf });
+      const { resources } = this.#o;
+      if (!resources.length) return await this.#post("/auth/refresh", { "X-CSRF-Token": csrf });
+      // Named again at each refresh (RFC 8707 §2), as the login named them.
+      return await this.#post("/auth/refresh", { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
+        JSON.stringify({ resource: resources }));
     } catch (cause) {
       throw this.#transient(reason, new RefreshFailedError("The refresh call failed.", { cause }));
     }
