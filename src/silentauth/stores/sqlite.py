@@ -83,12 +83,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN resources TEXT NOT NULL DEFAULT '';
     """,
+    # 4: hash of the Idempotency-Key of the last rotation (issue 17)
+    """
+    ALTER TABLE sessions ADD COLUMN rotation_key TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason, resources"
+    "revoked_at, revoked_reason, resources, rotation_key"
 )
 
 
@@ -298,7 +302,7 @@ class SQLiteStore:
     async def create_session(self, session: SessionRecord) -> None:
         with self._locked():
             self._run(
-                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * 17)})",
+                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * len(_SESSION_COLS.split(',')))})",
                 tuple(getattr(session, c.strip()) for c in _SESSION_COLS.split(",")),
             )
 
@@ -310,10 +314,10 @@ class SQLiteStore:
         return _session(row) if row else None
 
     async def rotate(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> RotateResult:
         with self._locked():
-            return self._rotate_one(session_id, counter, now, idle_expires_at)
+            return self._rotate_one(session_id, counter, now, idle_expires_at, key_hash)
 
     async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
         # One transaction for the batch (group commit): one write lock, one
@@ -322,20 +326,20 @@ class SQLiteStore:
         # database lost.
         if len(requests) == 1:
             r = requests[0]
-            return [await self.rotate(r.session_id, r.counter, now, r.idle_expires_at)]
+            return [await self.rotate(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash)]
         with self._transaction():
-            return [self._rotate_one(r.session_id, r.counter, now, r.idle_expires_at) for r in requests]
+            return [self._rotate_one(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash) for r in requests]
 
     def _rotate_one(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> RotateResult:
         row = self._run(
             "UPDATE sessions SET counter = counter + 1, rotated_at = ?, last_used_at = ?, "
-            "idle_expires_at = min(?, expires_at) "
+            "idle_expires_at = min(?, expires_at), rotation_key = ? "
             "WHERE id = ? AND counter = ? AND revoked_at IS NULL "
             "AND idle_expires_at > ? AND expires_at > ? "
             f"RETURNING {_SESSION_COLS}",
-            (now, now, idle_expires_at, session_id, counter, now, now),
+            (now, now, idle_expires_at, key_hash, session_id, counter, now, now),
         ).fetchone()
         if row is not None:
             return RotateResult(True, _session(row))
