@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from silentauth.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from silentauth.core.idempotency import parse_key
 from silentauth.core.sessions import Grant
 from silentauth.errors import (
     CSRFError,
@@ -137,8 +139,9 @@ async def refresh(request: Request) -> Response:
     rt = runtime(request)
     # A failed refresh does not clear the cookies: the jar may already hold a
     # newer login's cookie (another tab), which a late 400 would wipe out.
+    key = parse_key(request.headers.get(IDEMPOTENCY_HEADER))
     refresh_token, session_id = _cookie_session(request, rt)
-    grant = await rt.service.refresh(refresh_token, ip=client_ip(request))
+    grant = await rt.service.refresh(refresh_token, ip=client_ip(request), idempotency_key=key)
     for observe in rt.browser_refresh_observers:
         observe(session_id, refresh_token, grant)
     return _browser_response(rt, grant, request.scope.get("root_path", ""))
