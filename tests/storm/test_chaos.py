@@ -12,15 +12,37 @@ from silentauth.storm.chaos_report import run
 SMALL = ChaosConfig(clients=400, thieves=40, hours=8.0, seed=3)
 
 
-def test_the_default_rule_logs_nobody_out_and_catches_every_catchable_thief() -> None:
-    r = run_rule(SMALL, "late_once")
+def test_late_once_without_keys_logs_nobody_out_and_catches_every_catchable_thief() -> None:
+    from dataclasses import replace
+
+    r = run_rule(replace(SMALL, keys=False), "late_once")
     assert r.false_logouts == 0, r.false_by_kind
     assert r.detectable > 0 and r.detected == r.detectable
     assert r.outcomes.get("refresh:grace", 0) > 0  # the faults were really injected
 
 
+def test_the_default_rule_with_keyed_retries_logs_nobody_out_and_catches_every_catchable_thief() -> None:
+    from dataclasses import replace
+
+    keyed, keyless = run_rule(SMALL, "burst"), run_rule(replace(SMALL, keys=False), "burst")
+    assert keyed.keys and not keyless.keys
+    assert keyed.false_logouts == 0, keyed.false_by_kind
+    assert keyed.detectable > 0 and keyed.detected == keyed.detectable
+    assert keyed.outcomes.get("refresh:retried", 0) > 0  # the lost answers were really retried
+    # The same faults without keys: the lost answers retried after the grace window are "thefts".
+    assert keyless.false_logouts > 0 and keyless.outcomes.get("refresh:retried", 0) == 0
+
+
+def test_the_command_runs_each_rule_with_and_without_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--clients", "60", "--thieves", "5", "--hours", "2", "--rule", "burst", "--keys", "both", "--json"]) == 0
+    rules = json.loads(capsys.readouterr().out)["rules"]
+    assert [(r["rule"], r["keys"], r["label"]) for r in rules] == [("burst", True, "burst+keys"), ("burst", False, "burst")]
+
+
 def test_the_grace_rule_logs_out_clients_whose_answers_were_lost() -> None:
-    r = run_rule(SMALL, "grace")
+    from dataclasses import replace
+
+    r = run_rule(replace(SMALL, keys=False), "grace")
     assert r.false_logouts > 0 and r.false_by_kind.get("mobile", 0) > 0
 
 
