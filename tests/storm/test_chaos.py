@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
 from silentauth.storm.chaos import ChaosConfig, run_rule
 from silentauth.storm.chaos_report import run
+from tests.conftest import LiveServer
 
 SMALL = ChaosConfig(clients=400, thieves=40, hours=8.0, seed=3)
 
@@ -62,3 +64,20 @@ def test_the_command_prints_json_for_every_rule(capsys: pytest.CaptureFixture[st
 def test_bad_sizes_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--clients", "5", "--thieves", "9"]) == 2
     assert "thieves" in capsys.readouterr().err
+
+
+def test_chaos_live_over_http_keyed_clients_survive_lost_answers_and_thieves_are_caught(
+    live_server_factory: Callable[..., LiveServer], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real server with a 1 s REUSE_GRACE, so a 1.5 s "sleep" after a lost answer is past it.
+    live = live_server_factory(reuse_grace=1.0)
+    monkeypatch.setenv("SILENTAUTH_STORM_USERNAME", "alice")
+    monkeypatch.setenv("SILENTAUTH_STORM_PASSWORD", "secret")
+    argv = ["--live", live.url, "--clients", "12", "--thieves", "2", "--sleep", "1.5", "--drop", "0.5"]
+    assert run([*argv, "--keys", "both", "--json"]) == 0
+    keyed, keyless = json.loads(capsys.readouterr().out)["live"]
+    assert keyed["keys"] and keyed["answers_lost"] > 0 and keyed["false_logouts"] == 0
+    assert keyed["thefts"] == 2 and keyed["thefts_detected"] == 2
+    assert live.metric("silentauth_refresh_total", outcome="retried") > 0  # the retries were proven by key
+    # Stock clients without keys, the same faults: logged out as thieves.
+    assert keyless["answers_lost"] > 0 and keyless["false_logouts"] > 0

@@ -18,8 +18,8 @@ COLORS = {"grace": "#d62728", "burst": "#9467bd", "until_used": "#ff7f0e", "late
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``chaos``, added to ``p``."""
-    p.add_argument("--clients", type=int, default=10_000)
-    p.add_argument("--thieves", type=int, default=100)
+    p.add_argument("--clients", type=int, help="10000 (--live: 50)")
+    p.add_argument("--thieves", type=int, help="100 (--live: 5)")
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--drop", type=float, help="share of refresh answers lost after commit (0.02)")
@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE.png")
+    p.add_argument("--live", metavar="URL", help="drive a running server over HTTP instead (small sizes, real time)")
+    p.add_argument("--rounds", type=int, default=3, help="--live: refreshes per client (3)")
+    p.add_argument("--sleep", type=float, default=12.0, help="--live: seconds asleep after a lost answer (12)")
 
 
 def summary(r: RuleResult) -> dict[str, Any]:
@@ -107,11 +110,24 @@ def plot(results: list[RuleResult], path: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run every rule with the same seed, then print and plot."""
+    """Run every rule with the same seed, then print and plot (or drive ``--live``)."""
+    if args.live:
+        from silentauth.storm import chaos_live
+
+        # Real time: the in-process defaults (10,000 clients) are far beyond it.
+        live = argparse.Namespace(
+            **{**vars(args), "url": args.live, "clients": args.clients or 50, "thieves": args.thieves or 5}
+        )
+        return chaos_live.main(live)
     values = {"drop": args.drop, "kill": args.kill}
     try:
         config = replace(
-            ChaosConfig(clients=args.clients, thieves=args.thieves, hours=args.hours, seed=args.seed),
+            ChaosConfig(
+                clients=10_000 if args.clients is None else args.clients,
+                thieves=100 if args.thieves is None else args.thieves,
+                hours=args.hours,
+                seed=args.seed,
+            ),
             **{k: v for k, v in values.items() if v is not None},
         )
     except ValueError as exc:
