@@ -224,12 +224,9 @@ class Coordinator:
         """
         keyed = tokens.with_pending_key()
         if keyed is not tokens:
-            try:
-                self.store.save(keyed)
-            except OSError as exc:
-                # Without the key on disk a retry after a restart would be taken for
-                # a replay: better not to refresh now than to risk the session.
-                raise RefreshFailed(f"cannot write the token store: {exc}") from exc
+            # As after a refresh (_persist): a store that cannot be written keeps the key
+            # in memory; retries in this process still carry it, a restart would not.
+            self._persist(keyed)
             self._set(keyed)
         return keyed
 
