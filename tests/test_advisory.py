@@ -1675,3 +1675,38 @@ async def test_a_confidential_refresh_with_a_wrong_secret_is_401_and_logs_nobody
     r = await service.client.post("/auth/token", data={**bad, "client_id": "gateway", "client_secret": "guess"})
     assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
     await _session_still_works(service, secret, grant)
+# --- idempotent refresh retries (Idempotency-Key) ---
+
+
+async def test_a_replay_without_the_key_after_the_window_still_revokes_a_keyed_session(service: Service) -> None:
+    # The key proves "I made this rotation"; a thief who copied only the refresh token
+    # has none, so after REUSE_GRACE the old token is theft exactly as before.
+    first = (await service.password_grant())["refresh_token"]
+    key = "k" * 32
+    headers = {"Idempotency-Key": key}
+    form = {"grant_type": "refresh_token", "refresh_token": first}
+    lost = await service.client.post("/auth/token", data=form, headers=headers)
+    assert lost.status_code == 200
+    service.clock.advance(service.runtime.settings.reuse_grace + 1)
+    thief = await service.refresh(first)  # no key
+    assert thief.status_code == 400 and thief.json()["error"] == "invalid_grant"
+    assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 1
+    # The owner's keyed retry and the successor are dead with the session.
+    owner = await service.client.post("/auth/token", data=form, headers=headers)
+    assert owner.status_code == 400
+    assert (await service.refresh(lost.json()["refresh_token"])).status_code == 400
+
+
+async def test_an_idempotency_key_never_lets_a_token_skip_generations(service: Service) -> None:
+    # The key is honoured only for the rotation it was sent with (c -> c + 1, successor
+    # unused): replaying an older token with a key from a later rotation is reuse.
+    t0 = (await service.password_grant())["refresh_token"]
+    key = "q" * 32
+    t1 = (await service.refresh(t0)).json()["refresh_token"]
+    form1 = {"grant_type": "refresh_token", "refresh_token": t1}
+    assert (await service.client.post("/auth/token", data=form1, headers={"Idempotency-Key": key})).status_code == 200
+    service.clock.advance(service.runtime.settings.reuse_grace + 1)
+    form0 = {"grant_type": "refresh_token", "refresh_token": t0}
+    old = await service.client.post("/auth/token", data=form0, headers={"Idempotency-Key": key})
+    assert old.status_code == 400 and old.json()["error"] == "invalid_grant"
+    assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 1

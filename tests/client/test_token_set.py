@@ -58,3 +58,13 @@ def test_refresh_response_without_refresh_token_keeps_the_previous_one() -> None
     old = TokenSet("a", "r1", 0, 60, scope="api")
     new = TokenSet.from_response({"access_token": "b", "expires_in": 60}, 10, previous=old)
     assert new.refresh_token == "r1" and new.scope == "api"
+
+
+def test_a_pending_key_survives_the_file_and_a_pushed_access_token_but_not_a_new_grant() -> None:
+    tokens = TokenSet.from_response({"access_token": "a", "refresh_token": "r", "expires_in": 60}, 1000.0)
+    assert tokens.pending_key is None
+    keyed = tokens.with_pending_key()
+    assert keyed.pending_key and len(keyed.pending_key) >= 22 and keyed.with_pending_key() is keyed
+    assert TokenSet.from_dict(keyed.to_dict()) == keyed  # persisted with the grant
+    assert keyed.with_access_token("b", 1010.0).pending_key == keyed.pending_key  # same refresh token
+    assert TokenSet.from_response({"access_token": "c", "refresh_token": "r2"}, 1020.0, keyed).pending_key is None

@@ -200,6 +200,20 @@ async def test_rotate_with_a_used_counter_does_not_swap_and_returns_current_row(
     assert not ahead.swapped and ahead.session == first.session
 
 
+async def test_rotate_records_the_key_hash_of_the_swap_and_a_failed_swap_keeps_it(store: Store) -> None:
+    s = await new_session(store)
+    assert (await store.get_session(s.id)) == s and s.rotation_key == ""
+    first = await store.rotate(s.id, 0, T0 + 1, T0 + 1 + IDLE, "h-first")
+    assert first.swapped and first.session is not None and first.session.rotation_key == "h-first"
+    late = await store.rotate(s.id, 0, T0 + 2, T0 + 2 + IDLE, "h-other")
+    assert not late.swapped and late.session == first.session
+    (batched,) = await store.rotate_many([RotateRequest(s.id, 1, T0 + 3 + IDLE, "h-batch")], T0 + 3)
+    assert batched.session is not None and batched.session.rotation_key == "h-batch"
+    keyless = await store.rotate(s.id, 2, T0 + 4, T0 + 4 + IDLE)
+    assert keyless.session is not None and keyless.session.rotation_key == ""
+    assert await store.get_session(s.id) == keyless.session
+
+
 async def test_rotate_unknown_session_returns_none(store: Store) -> None:
     result = await store.rotate("no-such-session", 0, T0, T0 + IDLE)
     assert not result.swapped and result.session is None

@@ -292,3 +292,32 @@ async def test_sqlite_database_from_before_session_claims_migrates(tmp_path: Pat
         assert (await store.get_session(fresh.id)) == fresh
     finally:
         await store.close()
+
+
+async def test_sqlite_database_of_schema_3_gains_rotation_key_and_keeps_its_sessions(tmp_path: Path) -> None:
+    from silentauth.stores.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
+    from silentauth.stores.sqlite import SQLiteStore
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, script in enumerate(SQLITE_MIGRATIONS[:3], start=1):
+        for statement in filter(str.strip, script.split(";")):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    db.execute(
+        "INSERT INTO sessions VALUES ('old-session', 'u', 'alice', 4, 'api', 'native', 1.0, 1.0, 1.0, 1.0,"
+        " 4e9, 4e9, 'ua', '127.0.0.1', NULL, NULL, '')"
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        old = await store.get_session("old-session")
+        assert old is not None and old.counter == 4 and old.rotation_key == ""
+        swapped = await store.rotate("old-session", 4, 2.0, 3e9, "h")
+        assert swapped.swapped and swapped.session is not None and swapped.session.rotation_key == "h"
+        assert store.schema_version == len(SQLITE_MIGRATIONS)
+    finally:
+        await store.close()

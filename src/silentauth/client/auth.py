@@ -25,7 +25,7 @@ import httpx
 from silentauth.client.background import BackgroundRefresh
 from silentauth.client.challenges import parse_challenge
 from silentauth.client.coordination import Coordinator
-from silentauth.client.endpoint import TokenEndpointClient
+from silentauth.client.endpoint import LOST_ANSWER_DELAYS, TokenEndpointClient
 from silentauth.client.origins import OriginPolicy, format_origin, origin_of
 from silentauth.client.requests_support import RequestsAuthMixin
 from silentauth.client.stores import MemoryTokenStore, TokenStore
@@ -112,10 +112,11 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
         # yourself (pass it back as ``device_token=``) to keep it across runs.
         self.device_token = device_token
         self.clock = clock
-        # Waiting for a refresh must outlast the refresh itself, never forever.
-        self._coord = Coordinator(
-            self.store, clock, refresh_margin, jitter, 2 * timeout + 5, on_session_expired
-        )
+        # Waiting for a refresh must outlast the refresh itself (with its retries of
+        # a lost answer), never forever.
+        attempts = len(LOST_ANSWER_DELAYS) + 1
+        wait = attempts * timeout + sum(LOST_ANSWER_DELAYS) + timeout + 5
+        self._coord = Coordinator(self.store, clock, refresh_margin, jitter, wait, on_session_expired)
         self._blocking_store = not isinstance(self.store, MemoryTokenStore)
         self._pid = os.getpid()
         self._background: BackgroundRefresh | None = None
@@ -272,7 +273,7 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
                 if not must_refresh:
                     return tokens
                 try:
-                    response = self.endpoint.send(self.endpoint.refresh_request(tokens))
+                    response = self.endpoint.send_refresh(tokens)
                 except httpx.TransportError as exc:
                     return coord.failed(exc, tokens, force)
                 return coord.accept(response, tokens, force)
@@ -293,7 +294,7 @@ class TokenAuth(RequestsAuthMixin, httpx.Auth):
                 if not must_refresh:
                     return tokens
                 try:
-                    response = await self.endpoint.asend(self.endpoint.refresh_request(tokens))
+                    response = await self.endpoint.asend_refresh(tokens)
                 except httpx.TransportError as exc:
                     return await self._io(coord.failed, exc, tokens, force)
                 return await self._io(coord.accept, response, tokens, force)

@@ -214,7 +214,21 @@ class Coordinator:
             if usable:
                 return current, False
             self._expire("the access token expired and there is no refresh token")
-        return current, True
+        return self._keyed(current), True
+
+    def _keyed(self, tokens: TokenSet) -> TokenSet:
+        """``tokens`` with an Idempotency-Key for their refresh, stored before it is sent.
+
+        Stored first so that a process killed while the request is in flight
+        (and any other holder of the store) retries with the same key.
+        """
+        keyed = tokens.with_pending_key()
+        if keyed is not tokens:
+            # As after a refresh (_persist): a store that cannot be written keeps the key
+            # in memory; retries in this process still carry it, a restart would not.
+            self._persist(keyed)
+            self._set(keyed)
+        return keyed
 
     def _reconcile(self) -> TokenSet | None:
         """Merge what the store holds (maybe written by another process) with ours."""
@@ -232,6 +246,8 @@ class Coordinator:
             current is None
             or stored.refresh_token != current.refresh_token
             or stored.issued_at > current.issued_at
+            # Another holder started this refresh: retry it with its key, not a new one.
+            or (stored.pending_key and stored.pending_key != current.pending_key)
         ):
             self._set(stored)
             return stored

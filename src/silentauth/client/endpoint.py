@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import ssl
+import time
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
 
 from silentauth.client.challenges import oauth_error
@@ -20,6 +22,16 @@ from silentauth.client.token_set import TokenSet
 from silentauth.errors import LoginFailed
 
 USER_AGENT = "silentauth-client/0.1"
+# A keyed refresh whose answer was lost is sent again after these pauses (seconds),
+# then the coordinator's cooldown takes over: bounded, never a loop.
+LOST_ANSWER_DELAYS = (0.25, 1.0)
+# Errors raised before the request could reach the server: no answer was lost.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def answer_lost(exc: httpx.TransportError) -> bool:
+    """Whether the server may have acted on a request that failed with ``exc``."""
+    return not isinstance(exc, _NOT_SENT)
 
 
 class TokenEndpointClient:
@@ -78,7 +90,12 @@ class TokenEndpointClient:
         )
 
     def refresh_request(self, tokens: TokenSet) -> httpx.Request:
-        return self.request({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token or ""})
+        """The refresh of ``tokens``, with its Idempotency-Key if one is pending."""
+        request = self.request({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token or ""})
+        if tokens.pending_key:
+            # A Structured Field string, as the IETF httpapi draft spells the header.
+            request.headers["Idempotency-Key"] = f'"{tokens.pending_key}"'
+        return request
 
     def password_request(
         self, username: str, password: str, scope: str | None, device_token: str | None = None
@@ -99,6 +116,32 @@ class TokenEndpointClient:
             return None
         token = body.get("device_token") if isinstance(body, dict) else None
         return token if isinstance(token, str) and token else None
+
+    def send_refresh(self, tokens: TokenSet) -> httpx.Response:
+        """Send the refresh of ``tokens``; retry it (same token, same key) if the answer is lost.
+
+        Only a keyed refresh is retried: the server gives the same successor to
+        the same key, whereas an unkeyed retry after its grace window is reuse.
+        """
+        for delay in (*LOST_ANSWER_DELAYS, None):
+            try:
+                return self.send(self.refresh_request(tokens))
+            except httpx.TransportError as exc:
+                if delay is None or not tokens.pending_key or not answer_lost(exc):
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def asend_refresh(self, tokens: TokenSet) -> httpx.Response:
+        """:meth:`send_refresh` on the running event loop."""
+        for delay in (*LOST_ANSWER_DELAYS, None):
+            try:
+                return await self.asend(self.refresh_request(tokens))
+            except httpx.TransportError as exc:
+                if delay is None or not tokens.pending_key or not answer_lost(exc):
+                    raise
+                await anyio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
         # Building a context loads the CA bundle (milliseconds): do it once.

@@ -15,7 +15,8 @@ import base64
 import binascii
 import json
 import math
-from dataclasses import asdict, dataclass
+import secrets
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 # A token that says nothing about its lifetime is refreshed only on a 401.
@@ -70,6 +71,11 @@ class TokenSet:
     expires_at: float
     token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
     scope: str | None = None
+    # The Idempotency-Key of a refresh of ``refresh_token`` that was started but
+    # never answered: every retry of that refresh sends it, so the server hands
+    # the same successor out again instead of taking the retry for a replay.
+    # Persisted with the grant before the request leaves; a new grant has none.
+    pending_key: str | None = None
 
     @classmethod
     def from_response(
@@ -103,9 +109,14 @@ class TokenSet:
         lifetime = token_lifetime(access_token, None, now)
         if lifetime == UNKNOWN_EXPIRY and math.isfinite(previous_lifetime):
             lifetime = previous_lifetime
-        return TokenSet(
-            access_token, self.refresh_token, now, now + lifetime, self.token_type, self.scope
-        )
+        return replace(self, access_token=access_token, issued_at=now, expires_at=now + lifetime)
+
+    def with_pending_key(self) -> TokenSet:
+        """This grant with an Idempotency-Key for its refresh (the existing one, if any).
+
+        192 random bits, base64url: the server asks for at least 128.
+        """
+        return self if self.pending_key else replace(self, pending_key=secrets.token_urlsafe(24))
 
     def due(self, now: float, margin: float) -> bool:
         """True once fewer than ``margin`` seconds remain.
@@ -135,4 +146,5 @@ class TokenSet:
             expires_at=UNKNOWN_EXPIRY if expires_at is None else float(expires_at),
             token_type=str(data.get("token_type") or "Bearer"),
             scope=data.get("scope"),
+            pending_key=data.get("pending_key") or None,
         )

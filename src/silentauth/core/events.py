@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Literal, Protocol, get_args
 
 LoginOutcome = Literal["ok", "bad_credentials", "rate_limited", "unavailable"]
-RefreshOutcome = Literal["rotated", "grace", "reuse_detected", "expired", "invalid"]
+# ``retried``: a late token whose request carried the Idempotency-Key of the rotation
+# it made (core/idempotency.py) got the same successor again.
+RefreshOutcome = Literal["rotated", "grace", "reuse_detected", "expired", "invalid", "retried"]
 RevokeReason = Literal["logout", "logout_all", "device", "reuse", "admin", "policy", "password_change"]
 
 LOGIN_OUTCOMES: tuple[LoginOutcome, ...] = get_args(LoginOutcome)

@@ -84,6 +84,10 @@ class SessionRecord:
     # Claims the application gave the session when it started it, as compact
     # JSON text ("" for none); every access token of the session carries them.
     claims: str = ""
+    # Hash of the Idempotency-Key sent with the refresh that made the last
+    # rotation ('' without one): a retry of that refresh carrying the same key
+    # gets the same successor again (core/idempotency.py). Never the raw key.
+    rotation_key: str = ""
 
     def with_(self, **changes: object) -> SessionRecord:
         """A copy with ``changes`` applied (the record itself is frozen)."""
@@ -116,6 +120,8 @@ class RotateRequest(NamedTuple):
     session_id: str
     counter: int
     idle_expires_at: float
+    # Recorded as the session's ``rotation_key`` if the swap succeeds.
+    key_hash: str = ""
 
 
 class Store(Protocol):
@@ -158,12 +164,13 @@ class Store(Protocol):
         """
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
     async def rotate(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> RotateResult:
         """Atomically move the counter from ``counter`` to ``counter + 1``.
 
         Succeeds only if the session is live (:meth:`SessionRecord.is_live` at
-        ``now``) and its counter is still ``counter``. Either way, returns the
+        ``now``) and its counter is still ``counter``; a successful swap also
+        sets ``rotation_key`` to ``key_hash``. Either way, returns the
         row as it stands after the attempt (``None`` if it does not exist).
         """
 

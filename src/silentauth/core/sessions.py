@@ -4,6 +4,10 @@ Refresh is one compare-and-swap in the store (:meth:`Store.rotate`), and its
 outcome is decided from the row the swap leaves behind:
 
 - swapped                                    -> ``rotated``
+- counter is one ahead, successor unused, and
+  the request's Idempotency-Key is the one the
+  rotation was made with                     -> ``retried`` (the same successor again,
+  at any time: :mod:`silentauth.core.idempotency`)
 - counter is ahead                           -> the rotation rule decides
   (:mod:`silentauth.core.rotation_rules`): ``grace`` (a token of the live
   lineage again) or ``reuse_detected`` (revoke all)
@@ -36,6 +40,7 @@ from silentauth.core.batch import Batcher
 from silentauth.core.devices import KnownDevices
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
 from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks, check_claims
+from silentauth.core.idempotency import key_hash, same_key
 from silentauth.core.identity import (
     GuardedIdentity,
     Identity,
@@ -65,7 +70,7 @@ from silentauth.errors import (
 from silentauth.settings import Settings
 
 # What a grant was handed out after: a login, a rotation, or a grace-window repeat.
-GrantOutcome = Literal["ok", "rotated", "grace"]
+GrantOutcome = Literal["ok", "rotated", "grace", "retried"]
 
 
 def encode_claims(claims: Mapping[str, Any] | None, max_bytes: int) -> str:
@@ -106,6 +111,7 @@ class _Refresh(NamedTuple):
     extra: Mapping[str, Any] | None = None
     access_cap: int | None = None
     resource: str | None = None
+    key_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -385,12 +391,16 @@ class SessionService:
         ip: str = "",
         client_id: str | None = None,
         resource: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Grant:
         """Rotate ``refresh_token``: a new access and refresh token, or InvalidGrant.
 
         ``client_id`` (an authenticated or named client) must be the one the
         session was issued to (RFC 6749 §6), checked before anything rotates;
         so is ``resource``, which may narrow the session's resources (RFC 8707).
+        ``idempotency_key`` (already parsed by
+        :func:`~silentauth.core.idempotency.parse_key`) lets a retry of this
+        very refresh get the same successor if the answer is lost.
 
         Checks that need no store happen here, per call; the rotation itself
         joins the calls made in the same event-loop turn (:mod:`silentauth.core.batch`).
@@ -405,7 +415,7 @@ class SessionService:
             await self._refresh_fail_ip.record(ip_key, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
-        request = _Refresh(session_id, counter, scope, ip, resource=resource)
+        request = _Refresh(session_id, counter, scope, ip, resource=resource, key_hash=key_hash(idempotency_key))
         wants_scope = scope is not None and bool(scope.strip())
         if wants_scope or self.hooks.active or client_id is not None or resource is not None:
             # A refused scope, client or resource, or a failing hook, must not burn the
@@ -437,7 +447,7 @@ class SessionService:
     async def _rotate_batch(self, batch: list[_Refresh]) -> list[Grant | BaseException]:
         now = self.clock()
         results = await self.store.rotate_many(
-            [RotateRequest(r.session_id, r.counter, self.policy.idle_deadline(now)) for r in batch], now
+            [RotateRequest(r.session_id, r.counter, self.policy.idle_deadline(now), r.key_hash) for r in batch], now
         )
         outcomes: list[Grant | BaseException] = []
         for request, result in zip(batch, results, strict=True):
@@ -459,6 +469,10 @@ class SessionService:
         if s.is_expired(now):
             await self._fail("expired", r.session_id, now)
             raise InvalidGrant("The session has expired; log in again.")
+        if s.counter == r.counter + 1 and same_key(s.rotation_key, r.key_hash):
+            # This request's own rotation, whose answer never arrived: its successor
+            # is still unused, so handing it out again forks nothing.
+            return self._finish(s, r, now, "retried")
         if s.counter > r.counter:
             rule = cast(RuleName, self.settings.rotation_rule)
             verdict = judge(rule, r.counter, s, now, self.settings.reuse_grace)
@@ -485,7 +499,12 @@ class SessionService:
         raise InvalidGrant("The refresh token is invalid.")
 
     def _finish(
-        self, s: SessionRecord, r: _Refresh, now: float, outcome: Literal["rotated", "grace"], counter: int | None = None
+        self,
+        s: SessionRecord,
+        r: _Refresh,
+        now: float,
+        outcome: Literal["rotated", "grace", "retried"],
+        counter: int | None = None,
     ) -> Grant:
         """The grant for refresh ``r``: the token for ``counter`` (default: ``r``'s successor)."""
         try:

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from silentauth.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from silentauth.core.idempotency import parse_key
 from silentauth.core.sessions import Grant
 from silentauth.errors import (
     CSRFError,
@@ -153,11 +155,14 @@ async def refresh(request: Request) -> Response:
     rt = runtime(request)
     # A failed refresh does not clear the cookies: the jar may already hold a
     # newer login's cookie (another tab), which a late 400 would wipe out.
+    key = parse_key(request.headers.get(IDEMPOTENCY_HEADER))
     refresh_token, session_id = _cookie_session(request, rt)
     # An optional JSON body may narrow the resources (RFC 8707); none keeps the session's.
     has_body = "content-type" in request.headers and request.headers.get("content-length") != "0"
     body = await read_json_object(request) if has_body else {}
-    grant = await rt.service.refresh(refresh_token, ip=client_ip(request), resource=_resources(body))
+    grant = await rt.service.refresh(
+        refresh_token, ip=client_ip(request), resource=_resources(body), idempotency_key=key
+    )
     for observe in rt.browser_refresh_observers:
         observe(session_id, refresh_token, grant)
     return _browser_response(rt, grant, request.scope.get("root_path", ""))

@@ -29,7 +29,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_METHODS = "GET, POST, DELETE"
-ALLOW_HEADERS = "Authorization, Content-Type, X-CSRF-Token"
+ALLOW_HEADERS = "Authorization, Content-Type, X-CSRF-Token, Idempotency-Key"
 EXPOSE_HEADERS = "New-Access-Token, WWW-Authenticate, Retry-After"
 
 _REFUSED = json.dumps(

@@ -155,6 +155,17 @@ _CSRF_HEADER = {
     "description": "The csrf_token of the login/refresh answer (double submit, bound to the session).",
     "schema": _STR,
 }
+_IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Refresh only: 22-128 base64url characters (>= 128 random bits), optionally quoted "
+        "(IETF httpapi Idempotency-Key draft). A retry of the same refresh token with the same "
+        "key gets the same successor while that successor is unused."
+    ),
+    "schema": _STR,
+}
 _REFRESH_COOKIE = {
     "name": "silentauth-refresh",
     "in": "cookie",
@@ -179,6 +190,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "RFC 6749 token endpoint: password and refresh_token grants.",
             "operationId": "token",
+            "parameters": [_IDEMPOTENCY_HEADER],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -241,7 +253,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Browser refresh: refresh cookie plus CSRF proof; the cookie rotates.",
             "operationId": "refresh",
-            "parameters": [_CSRF_HEADER, _REFRESH_COOKIE, _ORIGIN_HEADER],
+            "parameters": [_CSRF_HEADER, _IDEMPOTENCY_HEADER, _REFRESH_COOKIE, _ORIGIN_HEADER],
             "responses": {
                 "200": _json(_ref("BrowserTokenResponse"), "Refreshed; cookie rotated."),
                 **_errors(400, 403, 415, 429, 503),

@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from silentauth.core.idempotency import parse_key
 from silentauth.errors import (
     InvalidClient,
     InvalidGrant,
@@ -101,7 +102,7 @@ class TokenEndpoint:
     async def _grant(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         if scope["method"] != "POST":
             raise MethodNotAllowed()
-        content_type = length = user_agent = authorization = None
+        content_type = length = user_agent = authorization = idempotency = None
         # Codec names ignore case, and a missing type is refused whatever it
         # defaults to: those mutants are equivalent (hence no mutate).
         for name, value in scope["headers"]:
@@ -113,6 +114,8 @@ class TokenEndpoint:
                 user_agent = value.decode("latin-1")  # pragma: no mutate
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
+            elif name == b"idempotency-key":
+                idempotency = value.decode("latin-1")
         form_type = content_type or ""  # pragma: no mutate
         form = parse_form(form_type, await receive_body(receive, length))
         client = scope.get("client")
@@ -121,6 +124,8 @@ class TokenEndpoint:
         grant_type = require(form, "grant_type")
         creds, clients = client_credentials(authorization, form), self._runtime.clients
         if grant_type == "refresh_token":
+            # Parsed first: a malformed key is a 400 before anything rotates.
+            key = parse_key(idempotency)
             client = await authenticate(clients, creds)
             refresh_token = require(form, "refresh_token")
             if client is None:
@@ -131,6 +136,7 @@ class TokenEndpoint:
                 ip=ip,
                 client_id=client.client_id if client else None,
                 resource=form.get("resource"),
+                idempotency_key=key,
             )
             if client is None and await clients.is_confidential(grant.session.client_id):
                 # Only when this instance learnt of the client after the check above

@@ -22,9 +22,11 @@ async def rotate_each(store: Store, requests: Sequence[RotateRequest], now: floa
     """
     if len(requests) == 1:
         r = requests[0]
-        return [await store.rotate(r.session_id, r.counter, now, r.idle_expires_at)]
+        return [await store.rotate(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash)]
     return list(
-        await asyncio.gather(*(store.rotate(r.session_id, r.counter, now, r.idle_expires_at) for r in requests))
+        await asyncio.gather(
+            *(store.rotate(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash) for r in requests)
+        )
     )
 
 

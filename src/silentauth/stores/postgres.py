@@ -75,7 +75,7 @@ def _session(row: Sequence[Any]) -> SessionRecord:
 
 _ROTATE = (
     "UPDATE sessions SET counter = counter + 1, rotated_at = %s, last_used_at = %s, "
-    "idle_expires_at = least(%s, expires_at) "
+    "idle_expires_at = least(%s, expires_at), rotation_key = %s "
     "WHERE id = %s AND counter = %s AND revoked_at IS NULL "
     "AND idle_expires_at > %s AND expires_at > %s "
     f"RETURNING {SESSION_COLS}"
@@ -83,8 +83,10 @@ _ROTATE = (
 _CURRENT = f"SELECT {SESSION_COLS} FROM sessions WHERE id = %s"
 
 
-def _rotate_args(session_id: str, counter: int, now: float, idle_expires_at: float) -> tuple[Any, ...]:
-    return _clean((now, now, idle_expires_at, session_id, counter, now, now))
+def _rotate_args(
+    session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
+) -> tuple[Any, ...]:
+    return _clean((now, now, idle_expires_at, key_hash, session_id, counter, now, now))
 
 
 class PostgresStore:
@@ -315,10 +317,10 @@ class PostgresStore:
         return _session(rows[0]) if rows else None
 
     async def rotate(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> RotateResult:
         async def job(conn: Conn) -> RotateResult:
-            cur = await conn.execute(_ROTATE, _rotate_args(session_id, counter, now, idle_expires_at))
+            cur = await conn.execute(_ROTATE, _rotate_args(session_id, counter, now, idle_expires_at, key_hash))
             row = await cur.fetchone()
             if row is not None:
                 return RotateResult(True, _session(row))
@@ -346,7 +348,7 @@ class PostgresStore:
                 await conn.execute("BEGIN")
                 for i in order:
                     r = requests[i]
-                    swap = await conn.execute(_ROTATE, _rotate_args(r.session_id, r.counter, now, r.idle_expires_at))
+                    swap = await conn.execute(_ROTATE, _rotate_args(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash))
                     cursors[i] = (swap, await conn.execute(_CURRENT, _clean((r.session_id,))))
                 await conn.execute("COMMIT")
             results = []

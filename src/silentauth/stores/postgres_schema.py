@@ -83,12 +83,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN claims text NOT NULL DEFAULT '';
     """,
+    # 5: hash of the Idempotency-Key of the last rotation (issue 17)
+    """
+    ALTER TABLE sessions ADD COLUMN rotation_key text NOT NULL DEFAULT '';
+    """,
 ]
 
 SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason, resources, claims"
+    "revoked_at, revoked_reason, resources, claims, rotation_key"
 )
 
 

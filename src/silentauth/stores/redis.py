@@ -81,7 +81,7 @@ log = logging.getLogger("silentauth.stores.redis")
 _FIELDS = [
     "id", "user_id", "username", "counter", "scope", "client_id", "auth_time", "created_at",
     "last_used_at", "rotated_at", "idle_expires_at", "expires_at", "user_agent", "ip",
-    "revoked_at", "revoked_reason", "resources", "claims",
+    "revoked_at", "revoked_reason", "resources", "claims", "rotation_key",
 ]  # fmt: skip
 _FLOATS = {"auth_time", "created_at", "last_used_at", "rotated_at", "idle_expires_at", "expires_at"}
 _PURGE_BATCH = 500
@@ -363,17 +363,17 @@ class RedisStore:
         return _session(await self._do(self._r().hgetall(self.layout.session(session_id))))
 
     def _rotate_call(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> tuple[list[str], list[Any]]:
         L = self.layout
         keys = [L.session(session_id), L.session_ends(L.group(session_id))]
-        args = [str(counter), _num(now), _num(idle_expires_at), _num(self._retention), session_id]
+        args = [str(counter), _num(now), _num(idle_expires_at), _num(self._retention), session_id, key_hash]
         return keys, args
 
     async def rotate(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> RotateResult:
-        keys, args = self._rotate_call(session_id, counter, now, idle_expires_at)
+        keys, args = self._rotate_call(session_id, counter, now, idle_expires_at, key_hash)
         swapped, row = await self._write("rotate", keys, args)
         return RotateResult(bool(swapped), _session(row))
 
@@ -383,7 +383,7 @@ class RedisStore:
             return await rotate_each(self, requests, now)
         # One round trip for the batch (per node on a cluster): the scripts run
         # one after another on one connection, each as atomic as a lone rotate().
-        calls = [self._rotate_call(r.session_id, r.counter, now, r.idle_expires_at) for r in requests]
+        calls = [self._rotate_call(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash) for r in requests]
         sha = self._scripts["rotate"].sha
         pipe = self._r().pipeline(transaction=False)
         for keys, args in calls:

@@ -94,7 +94,8 @@ end
 return ended
 """
 
-# KEYS: session, session-ends. ARGV: counter, now, idle_expires_at, retention, id.
+# KEYS: session, session-ends. ARGV: counter, now, idle_expires_at, retention, id,
+# rotation key hash (recorded with a successful swap).
 _ROTATE = """
 local s = redis.call('HMGET', KEYS[1], 'counter', 'revoked_at', 'idle_expires_at', 'expires_at')
 if not s[1] then return {0, {}} end
@@ -103,7 +104,8 @@ if s[1] == ARGV[1] and s[2] == '' and tonumber(s[3]) > now and tonumber(s[4]) > 
   local idle = ARGV[3]
   if tonumber(s[4]) < tonumber(idle) then idle = s[4] end
   redis.call('HSET', KEYS[1], 'counter', tostring(tonumber(s[1]) + 1),
-             'rotated_at', ARGV[2], 'last_used_at', ARGV[2], 'idle_expires_at', idle)
+             'rotated_at', ARGV[2], 'last_used_at', ARGV[2], 'idle_expires_at', idle,
+             'rotation_key', ARGV[6])
   redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(idle) - now + tonumber(ARGV[4]))))
   redis.call('ZADD', KEYS[2], idle, ARGV[5])
   return {1, redis.call('HGETALL', KEYS[1])}

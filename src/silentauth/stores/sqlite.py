@@ -87,12 +87,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN claims TEXT NOT NULL DEFAULT '';
     """,
+    # 5: hash of the Idempotency-Key of the last rotation (issue 17)
+    """
+    ALTER TABLE sessions ADD COLUMN rotation_key TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _SESSION_COLS = (
     "id, user_id, username, counter, scope, client_id, auth_time, created_at, "
     "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip, "
-    "revoked_at, revoked_reason, resources, claims"
+    "revoked_at, revoked_reason, resources, claims, rotation_key"
 )
 
 
@@ -334,10 +338,10 @@ class SQLiteStore:
         return _session(row) if row else None
 
     async def rotate(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> RotateResult:
         with self._locked():
-            return self._rotate_one(session_id, counter, now, idle_expires_at)
+            return self._rotate_one(session_id, counter, now, idle_expires_at, key_hash)
 
     async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
         # One transaction for the batch (group commit): one write lock, one
@@ -346,20 +350,20 @@ class SQLiteStore:
         # database lost.
         if len(requests) == 1:
             r = requests[0]
-            return [await self.rotate(r.session_id, r.counter, now, r.idle_expires_at)]
+            return [await self.rotate(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash)]
         with self._transaction():
-            return [self._rotate_one(r.session_id, r.counter, now, r.idle_expires_at) for r in requests]
+            return [self._rotate_one(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash) for r in requests]
 
     def _rotate_one(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
     ) -> RotateResult:
         row = self._run(
             "UPDATE sessions SET counter = counter + 1, rotated_at = ?, last_used_at = ?, "
-            "idle_expires_at = min(?, expires_at) "
+            "idle_expires_at = min(?, expires_at), rotation_key = ? "
             "WHERE id = ? AND counter = ? AND revoked_at IS NULL "
             "AND idle_expires_at > ? AND expires_at > ? "
             f"RETURNING {_SESSION_COLS}",
-            (now, now, idle_expires_at, session_id, counter, now, now),
+            (now, now, idle_expires_at, key_hash, session_id, counter, now, now),
         ).fetchone()
         if row is not None:
             return RotateResult(True, _session(row))

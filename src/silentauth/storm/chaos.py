@@ -17,7 +17,14 @@ Clients (shares in :class:`ChaosConfig`):
 - for everyone: a share of refresh answers lost on the network (retry after a
   30 s timeout with the same token) and clock skew up to +-10 min.
 
-Thieves copy a victim's refresh token at a random moment and replay it later,
+Our clients (browsers, mobile apps) send an ``Idempotency-Key`` with each refresh
+when ``keys`` is on (:mod:`silentauth.core.idempotency`): the key is stored with
+the token before the request leaves, survives kills and sleeps, is shared by
+the tabs through storage and is dropped when an answer arrives. Stock clients
+(Authlib-like) send none.
+
+Thieves copy a victim's refresh token at a random moment (and its pending key,
+if they copy the storage while a refresh is unanswered) and replay it later,
 then keep the session alive for as long as it lets them.
 """
 
@@ -63,6 +70,7 @@ class ChaosConfig:
     authlib: float = 0.001
     authlib_threads: int = 20
     authlib_leeway: float = 60.0
+    keys: bool = True  # our clients send an Idempotency-Key with each refresh
 
     def __post_init__(self) -> None:
         if self.clients < 1 or self.thieves < 0 or self.thieves > self.clients:
@@ -90,6 +98,7 @@ class Client:
     out: str = ""  # why it was logged out, "" while logged in
     gen: int = 0  # timer generation: a timer of an older generation is stale
     busy: bool = False  # a locked refresh is in flight
+    key: str | None = None  # the pending Idempotency-Key, persisted with the token
 
 
 @dataclass
@@ -100,6 +109,7 @@ class Theft:
     copied_at: float
     replay_at: float
     token: str = ""
+    key: str | None = None  # copied too when a refresh of the victim was unanswered
     first_use: float | None = None  # first successful replay
     refused_at: float | None = None  # the thief's first refusal
     detected_at: float | None = None  # the session revoked as reuse
@@ -114,6 +124,7 @@ class RuleResult:
     """The figures of one rotation rule."""
 
     rule: str
+    keys: bool
     clients: int
     thieves: int
     refreshes: int
@@ -127,6 +138,11 @@ class RuleResult:
     thief_seconds: list[float]
     wall_seconds: float
     outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The rule and whether our clients sent Idempotency-Keys: ``burst+keys``."""
+        return f"{self.rule}+keys" if self.keys else self.rule
 
     @property
     def detected_pct(self) -> float:
@@ -204,13 +220,13 @@ class Chaos:
 
     # -- the server side ---------------------------------------------------------
 
-    async def serve(self, token: str) -> tuple[str, int, int] | str:
+    async def serve(self, token: str, key: str | None = None) -> tuple[str, int, int] | str:
         """Refresh at the current virtual time: (token, counter, expires_in) or why not."""
         service = self.service
         self.refreshes += 1
         sid = service.session_of(token)
         try:
-            grant = await service.refresh(token)
+            grant = await service.refresh(token, idempotency_key=key)
         except InvalidGrant:
             s = await service.store.get_session(sid)
             now = self.clock()
@@ -283,15 +299,25 @@ class Chaos:
         if c.awake and not c.out and c.expires_at - self.clock() <= 60 + c.skew + 1:
             self.send(c, c.token, self.clock())
 
+    def pending_key(self, c: Client) -> str | None:
+        """The key this refresh carries: the pending one, or a new one stored first."""
+        if not self.config.keys or c.kind == "authlib":
+            return None
+        if c.key is None:
+            # 192 bits as hex: base64url characters, drawn from the seeded generator.
+            c.key = f"{self.rng.getrandbits(192):048x}"
+        return c.key
+
     def send(self, c: Client, token: str, now: float, *, lose: bool = False) -> None:
         lost = lose or self.rng.random() < self.config.drop
-        self.at(now + self.latency(), lambda: self.arrive(c, token, lost))
+        key = self.pending_key(c)
+        self.at(now + self.latency(), lambda: self.arrive(c, token, lost, key))
 
-    async def arrive(self, c: Client, token: str, lost: bool) -> None:
+    async def arrive(self, c: Client, token: str, lost: bool, key: str | None = None) -> None:
         theft = self.thefts.get(c.session)
         if theft is not None and theft.first_use is not None:
             theft.victim_back = True
-        answer = await self.serve(token)
+        answer = await self.serve(token, key)
         if lost:
             # The server committed; the client hears nothing and retries after its timeout.
             if c.kind != "mobile" or c.awake:
@@ -316,7 +342,8 @@ class Chaos:
         token, counter, expires_in = answer
         # Authlib stores whatever answer came last, even an older one (no lock).
         if counter > c.counter or c.kind == "authlib":
-            c.token, c.counter, c.expires_at = token, counter, self.clock() + expires_in
+            # A new token set is stored: no refresh of the old one is pending any more.
+            c.token, c.counter, c.expires_at, c.key = token, counter, self.clock() + expires_in, None
         if c.awake and c.kind != "authlib":
             self.plan_refresh(c)
 
@@ -351,12 +378,14 @@ class Chaos:
         if victim.out or not victim.token:
             return
         theft.token = victim.token
+        # Storage copied while a refresh was unanswered carries its pending key.
+        theft.key = victim.key
         self.thefts[victim.session] = theft
         self.at(theft.replay_at, lambda: self.replay(victim, theft))
 
     async def replay(self, victim: Client, theft: Theft) -> None:
         thief = Client(id=-1, kind="thief", session=victim.session, token=theft.token)
-        answer = await self.serve(theft.token)
+        answer = await self.serve(theft.token, theft.key)
         self.thief_heard(thief, theft, answer)
 
     def thief_heard(self, thief: Client, theft: Theft, answer: tuple[str, int, int] | str) -> None:
@@ -425,6 +454,7 @@ class Chaos:
         ]
         return RuleResult(
             rule=self.rule,
+            keys=self.config.keys,
             clients=self.config.clients,
             thieves=len(self.thefts),
             refreshes=self.refreshes,
@@ -446,13 +476,24 @@ def run_rule(config: ChaosConfig, rule: str) -> RuleResult:
     return asyncio.run(Chaos(config, rule).run())
 
 
-def chaos(config: ChaosConfig, rules: tuple[str, ...] = RULES, processes: int = 1) -> list[RuleResult]:
-    """Run every rule with the same seed (in ``processes`` processes if > 1)."""
+def chaos(
+    config: ChaosConfig, rules: tuple[str, ...] = RULES, processes: int = 1, keys: tuple[bool, ...] | None = None
+) -> list[RuleResult]:
+    """Run every rule with the same seed (in ``processes`` processes if > 1).
+
+    ``keys``: the variants to run per rule (with and/or without Idempotency-Keys);
+    default: only ``config.keys``.
+    """
+    from dataclasses import replace
+
+    variants = (config.keys,) if keys is None else keys
+    configs = [replace(config, keys=k) for rule in rules for k in variants]
+    names = [rule for rule in rules for _ in variants]
     if processes <= 1:
-        return [run_rule(config, rule) for rule in rules]
+        return [run_rule(c, rule) for c, rule in zip(configs, names, strict=True)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-        return list(pool.map(run_rule, [config] * len(rules), rules))
+        return list(pool.map(run_rule, configs, names))

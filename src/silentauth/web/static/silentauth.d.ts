@@ -241,6 +241,11 @@ export type AuthEnvironment = {
      * For `auth.websocket`.
      */
     WebSocket?: import("./silentauth-realtime.js").WebSocketConstructor | null | undefined;
+    /**
+     * Keeps a refresh's Idempotency-Key until its answer
+     * arrives, across tabs and reloads (default `localStorage`); null: this tab's memory only.
+     */
+    storage?: StorageLike | null | undefined;
 };
 export type LockManagerLike = {
     request: (name: string, options: {
@@ -259,6 +264,11 @@ export type WindowLike = Listenable & {
     location?: {
         origin: string;
     };
+};
+export type StorageLike = {
+    getItem(key: string): string | null;
+    setItem(key: string, value: string): void;
+    removeItem(key: string): void;
 };
 export type ChannelLike = {
     onmessage: ((event: MessageEvent) => void) | null;

@@ -41,7 +41,9 @@ const DEV_CSRF_COOKIE = "silentauth-csrf";
 const MAX_DELAY = 2 ** 31 - 1;
 // The environment's members, never options: a test hook passed as an option is a mistake.
 const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks", "document", "window",
-  "BroadcastChannel", "WebSocket"];
+  "BroadcastChannel", "WebSocket", "storage"];
+// Where a refresh's Idempotency-Key waits for its answer, shared by the tabs of the origin.
+const PENDING_KEY = "silentauth-refresh-key";
 
 /**
  * @typedef {object} AuthClientOptions
@@ -80,6 +82,8 @@ const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks
  * @property {WindowLike | null} [window]
  * @property {ChannelConstructor | null} [BroadcastChannel]
  * @property {import("./silentauth-realtime.js").WebSocketConstructor | null} [WebSocket] For `auth.websocket`.
+ * @property {StorageLike | null} [storage] Keeps a refresh's Idempotency-Key until its answer
+ *   arrives, across tabs and reloads (default `localStorage`); null: this tab's memory only.
  */
 
 /**
@@ -88,6 +92,8 @@ const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks
  *   removeEventListener?: (type: string, fn: () => void) => void }} Listenable
  * @typedef {Listenable & { cookie?: string, visibilityState?: string }} DocumentLike
  * @typedef {Listenable & { location?: { origin: string } }} WindowLike
+ * @typedef {{ getItem(key: string): string | null, setItem(key: string, value: string): void,
+ *   removeItem(key: string): void }} StorageLike
  * @typedef {{ onmessage: ((event: MessageEvent) => void) | null, postMessage(data: unknown): void,
  *   close(): void }} ChannelLike
  * @typedef {new (name: string) => ChannelLike} ChannelConstructor
@@ -265,6 +271,8 @@ export class AuthClient {
   #origins = null;
   #ignoredRenewals = 0;
   #paused = false; // pauseProactive(): no renewal ahead of expiry in this tab
+  /** @type {string | null} the pending Idempotency-Key when there is no storage */
+  #memoryKey = null;
 
   /**
    * Use {@link createAuthClient}.
@@ -311,6 +319,7 @@ export class AuthClient {
       window: "window" in env ? env.window ?? null : (g.window ?? null),
       BroadcastChannel: "BroadcastChannel" in env ? env.BroadcastChannel ?? null : (g.BroadcastChannel ?? null),
       WebSocket: "WebSocket" in env ? env.WebSocket ?? null : (g.WebSocket ?? null),
+      storage: "storage" in env ? env.storage ?? null : defaultStorage(),
     };
     const Channel = this.#io.BroadcastChannel;
     if (Channel) {
@@ -449,6 +458,7 @@ export class AuthClient {
     }
     this.#epoch++;
     this.#notified = false;
+    this.#clearPendingKey(); // a new session cookie: no refresh of the old one is pending
     this.#csrf = body.csrf_token ?? this.#csrfCookie();
     this.#adopt(body.access_token, this.#io.now() + body.expires_in * 1000, body.expires_in * 1000,
       { source: "login" });
@@ -471,6 +481,7 @@ export class AuthClient {
     const token = this.#token;
     const csrf = this.#csrf ?? this.#csrfCookie();
     this.#expire("logout", { notify: false, broadcast: true });
+    this.#clearPendingKey();
     try {
       let res = csrf ? await this.#post("/auth/logout", { "X-CSRF-Token": csrf }) : null;
       if ((!res || !res.ok) && token) {
@@ -616,6 +627,8 @@ export class AuthClient {
       res = await this.#postRefresh(reason, csrf);
     }
     if (res.ok) {
+      // The cookie has rotated: the pending refresh is answered.
+      this.#clearPendingKey();
       const body = await res.json();
       if (epoch !== this.#epoch) {
         // Logged in or out meanwhile: this answer belongs to a session we left.
@@ -630,6 +643,7 @@ export class AuthClient {
       return body.access_token;
     }
     if (res.status === 400 || res.status === 401 || res.status === 403) {
+      this.#clearPendingKey();
       throw this.#expire(reason, { notify: reason !== "restore", broadcast: reason !== "restore" });
     }
     throw this.#transient(reason, new RefreshFailedError(`The refresh call answered ${res.status}.`));
@@ -643,12 +657,49 @@ export class AuthClient {
   async #postRefresh(reason, csrf) {
     try {
       const { resources } = this.#o;
-      if (!resources.length) return await this.#post("/auth/refresh", { "X-CSRF-Token": csrf });
+      const headers = { "X-CSRF-Token": csrf, "Idempotency-Key": this.#pendingKey() };
+      if (!resources.length) return await this.#post("/auth/refresh", headers);
       // Named again at each refresh (RFC 8707 §2), as the login named them.
-      return await this.#post("/auth/refresh", { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
+      return await this.#post("/auth/refresh", { ...headers, "Content-Type": "application/json" },
         JSON.stringify({ resource: resources }));
     } catch (cause) {
+      // The answer may be lost after the server rotated the cookie: the key stays
+      // pending, so the next try (any tab, after a reload) gets the same successor.
       throw this.#transient(reason, new RefreshFailedError("The refresh call failed.", { cause }));
+    }
+  }
+
+  /**
+   * The Idempotency-Key of the refresh of the current cookie: the pending one, or a new
+   * one stored before the request leaves. Not a credential: without the HttpOnly
+   * refresh cookie it grants nothing.
+   * @returns {string}
+   */
+  #pendingKey() {
+    const storage = this.#io.storage;
+    let key = this.#memoryKey;
+    try {
+      key = storage?.getItem(PENDING_KEY) ?? key;
+    } catch {
+      // Storage refused (privacy mode, quota): this tab's memory only.
+    }
+    if (key && /^[A-Za-z0-9_-]{22,128}$/.test(key)) return key;
+    key = randomKey();
+    this.#memoryKey = key;
+    try {
+      storage?.setItem(PENDING_KEY, key);
+    } catch {
+      // As above: the key still protects retries within this tab.
+    }
+    return key;
+  }
+
+  #clearPendingKey() {
+    this.#memoryKey = null;
+    try {
+      this.#io.storage?.removeItem(PENDING_KEY);
+    } catch {
+      // Nothing to clear where nothing could be stored.
     }
   }
 
@@ -1028,6 +1079,21 @@ class SingleFlight {
 
 /** The sentinel of an answered flight. */
 const SETTLED = () => {};
+
+/** `localStorage` where the page may use it, else null (sandboxed frames throw on access). */
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** 192 random bits, base64url: an Idempotency-Key (the server asks for 128 or more). */
+function randomKey() {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(24));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 /**
  * A token's lifetime in ms, from its claims (0 if they do not say).
