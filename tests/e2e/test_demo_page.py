@@ -293,3 +293,56 @@ def test_the_device_list_follows_a_step_up_login_and_an_early_replay_is_explaine
     )
     d.shot(page, "10-after-step-up")
     d.assert_clean(page)
+
+
+LIVE = "() => ({ ...demo.live.stats, open: demo.live.socket?.readyState === 1, refreshes: demo.refreshes })"
+
+
+@pytest.mark.slow
+def test_the_live_panel_streams_through_five_refreshes_and_stops_within_a_second_of_logout_all(
+    demo: Callable[..., Demo],
+) -> None:
+    d = demo(renew_within=0)  # every new token from a refresh: the count below is of refreshes
+    d.expect("/auth/refresh", 400)  # the revoked session's refresh token, met once the socket closes
+    first = d.tab()
+    d.login(first)
+    first.wait_for_function("() => demo.live.stats.ticks > 0 && demo.live.socket.readyState === 1", timeout=5_000)
+    start = first.evaluate(LIVE)
+    # ~2.5 s a refresh with 4 s tokens: five of them take about 13 s.
+    # The panel notices a re-authentication at the next tick, up to 0.2 s after the refresh.
+    first.wait_for_function(
+        f"() => demo.refreshes >= {start['refreshes'] + 5} && demo.live.stats.reauths >= 5",
+        timeout=(ACCESS_TTL + 1) * 6_000,
+    )
+    state = first.evaluate(LIVE)
+    assert state["open"] and state["gaps"] == 0 and state["reconnects"] == 0
+    assert state["ticks"] > 40  # a tick every 0.2 s for over 10 s, and the panel shows them
+    assert first.text_content("#live-gaps") == "0"
+    assert first.text_content("#live-state") == "streaming"
+    assert int(first.text_content("#live-seq") or -1) == state["lastSeq"] >= 40
+    assert first.locator("#live-lines li.refresh").count() >= 5
+    d.shot(first, "11-live-panel-streaming")
+
+    second = d.tab()
+    second.wait_for_function("() => demo.auth.isAuthenticated", timeout=5_000)
+    sent_at = second.evaluate(
+        "async () => { const t = Date.now(); await demo.auth.fetch('/auth/logout-all', {method: 'POST'}); return t; }"
+    )
+    # The server's reason reaches the tab whose socket heard it first, and the panels of
+    # the other tabs adopt it. But the page's once-a-second /auth/sessions read may meet
+    # the revoked token before any socket hears the server: then the refused refresh ends
+    # the session and every socket stops on the client's word ("session expired").
+    first.wait_for_function(
+        "() => ['session revoked', 'session expired'].includes(demo.live.stats.stopped)", timeout=3_000
+    )
+    first.wait_for_timeout(100)  # a tab that heard the server has told this one by now
+    state = first.evaluate(LIVE)
+    assert state["stoppedAt"] - sent_at < 1000
+    assert state["gaps"] == 0 and state["reconnects"] == 0
+    assert first.text_content("#live-state") == f"stopped: {state['stopped']}"
+    first.wait_for_selector("#login-view:not([hidden])", timeout=5_000)
+    assert first.is_visible("#live-state"), "the stopped panel stays in view beside the login form"
+    first.wait_for_timeout(500)  # nothing reopens it: the session is over
+    assert first.evaluate("demo.live.socket.closed && demo.live.stats.stopped") == state["stopped"]
+    d.shot(first, "12-live-panel-stopped")
+    d.assert_clean(first, second)
