@@ -245,6 +245,7 @@ export class AuthClient {
   #refreshing = new SingleFlight();
   /** @type {unknown} */
   #timer = null;
+  #timerAt = 0; // local clock, ms: when #timer fires
   #failures = 0;
   #notified = false;
   /** @type {Set<string | undefined>} session ids known to be over: late broadcasts for them are ignored */
@@ -528,6 +529,8 @@ export class AuthClient {
       current: () => (this.#state === "authenticated" ? this.#token : null),
       expiresAt: () => this.#expiresAt,
       refreshAfterRejection: (token) => this.#refreshAfterRejection(token),
+      renewBeforeDeadline: (token) => this.#renewBeforeDeadline(token),
+      paused: () => this.#paused,
       subscribe: (listener) => this.subscribe(listener),
       sendsTokenTo: (url) => this.#sendsTokenTo(url),
       io: this.#io,
@@ -543,6 +546,22 @@ export class AuthClient {
     if (this.#state !== "authenticated") throw new SessionExpiredError();
     if (this.#token !== token && this.#usable() && this.#token) return this.#token;
     return this.#refresh("reactive", token);
+  }
+
+  /**
+   * A live connection holds `token` and its deadline is near: refresh through the one
+   * path every refresh takes (single flight in the tab, Web Locks across tabs), unless
+   * that is not wanted or someone else is on it. Paused: the token is meant to run out.
+   * Replaced: the connection gets the newer one by the "token" event. Visible with the
+   * proactive timer due before the deadline: that timer refreshes, once for every
+   * connection. What is left is a hidden tab (no proactive timer, throttled timers).
+   * @param {string} token
+   * @returns {Promise<void>}
+   */
+  async #renewBeforeDeadline(token) {
+    if (this.#state !== "authenticated" || this.#paused || this.#token !== token) return;
+    if (this.#timer !== null && !this.#hidden() && this.#timerAt < this.#expiresAt) return;
+    await this.#refresh("realtime", token).catch(() => {});
   }
 
   /**
@@ -804,6 +823,7 @@ export class AuthClient {
   #setTimer(delay, fn) {
     this.#clearTimer();
     const ms = Math.min(MAX_DELAY, Math.max(0, delay));
+    this.#timerAt = this.#io.now() + ms;
     this.#timer = this.#io.setTimeout(() => { this.#timer = null; fn(); }, ms);
   }
 
