@@ -5,9 +5,26 @@
 
 const MAX_LINES = 8; // the panel's own log: a few lines, newest first
 
-// The client's own word when it learns from another tab that the session is over; the
-// server's reason ("session revoked") then reached only that tab's socket.
-const CLIENT_GUESS = "session expired";
+// Why a connection stopped, in words, by the server's close reason (the socket's close
+// event carries the server's code and reason; "session expired" is the client's own word
+// when the server said nothing within a second).
+const WORDS = {
+  "session revoked": "the session was revoked (logged out everywhere, from another device, or by an administrator)",
+  "token expired": "the access token expired and no newer one came",
+  "session expired": "the token service refused to renew the session",
+  "logged out": "you logged out",
+};
+
+/**
+ * @param {number} code
+ * @param {string} reason
+ */
+export function stopWords(code, reason) {
+  if (WORDS[reason]) return WORDS[reason];
+  if (code === 4403) return `the server refused the token: ${reason || "another user or session"}`;
+  if (code === 1000) return reason || "closed";
+  return `closed by the server (${code}${reason ? ` ${reason}` : ""})`;
+}
 
 /** Live ticks from `/api/ws`, opened after login, stopped for good when the session ends. */
 export class LivePanel {
@@ -17,48 +34,53 @@ export class LivePanel {
    */
   constructor(auth, $) {
     this.auth = auth;
-    /** @type {{ sid: string, reason: string } | null} the server's reason, heard by another tab */
-    this.heard = null;
-    // Tabs tell each other why the server ended a session's sockets: whichever tab heard it
-    // first, every panel then shows the server's reason rather than the client's guess.
-    this.tabs = new BroadcastChannel("silentauth-demo-live");
-    this.tabs.onmessage = ({ data }) => this.#onHeard(data);
     this.$ = $;
     this.socket = null;
-    this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
+    this.stats = LivePanel.#fresh();
     this.next = 0; // the sequence number the current connection should send next
     this.lastSent = null; // the token the server last got from the socket
     auth.subscribe((e) => this.#onAuth(e));
   }
 
+  static #fresh() {
+    return { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null, code: 0, words: "", stoppedAt: 0 };
+  }
+
   /** Open the socket if signed in and none is open: after login, or on a page load. */
   start() {
-    if (!this.auth.isAuthenticated || this.auth.proactivePaused || (this.socket && !this.socket.closed)) return;
-    this.stats = { ticks: 0, gaps: 0, reauths: 0, reconnects: 0, lastSeq: -1, stopped: null };
+    if (!this.auth.isAuthenticated || (this.socket && !this.socket.closed)) return;
+    this.stats = LivePanel.#fresh();
     this.next = 0;
     this.$("live-lines").replaceChildren();
     this.$("live").hidden = false; // and it stays, stopped, after the session ends
-    const sid = this.auth.sessionId;
     const ws = this.auth.websocket("/api/ws", undefined, { maxDelay: 5000 });
     this.socket = ws;
-    this.sid = sid;
     ws.onopen = () => {
       // A reconnection is a new connection: the server numbers it from 0 again.
       this.next = 0;
       this.stats.reconnects = ws.reconnects;
       this.lastSent = ws.sentToken;
       this.line(ws.reconnects ? "reconnected, token sent in-band again" : "connected, token sent as the first message");
+      this.show();
     };
     ws.onmessage = (event) => this.#onMessage(JSON.parse(event.data));
-    ws.addEventListener("reconnecting", (e) => this.line(`connection dropped (${e.code} ${e.reason}), reconnecting`, "bad"));
-    ws.onclose = (event) => {
-      const heard = this.heard?.sid === sid ? this.heard.reason : null;
-      const reason = event.reason === CLIENT_GUESS && heard ? heard : event.reason;
-      this.stats.stopped = reason || `code ${event.code}`;
-      this.stats.stoppedAt = Date.now();
-      this.line(`stopped: ${this.stats.stopped} (${event.code} ${event.reason})`, "ended");
+    ws.addEventListener("reconnecting", (e) => {
+      if (e.delay === Infinity) {
+        // Proactive refresh is paused: the socket lets its token run out and waits.
+        this.line(`the server closed at the token's deadline (${e.code} ${e.reason}); paused, so the socket `
+          + "waits for the next token, which the next request's refresh brings");
+      } else if (e.reason !== "new token") {
+        this.line(`connection dropped (${e.code} ${e.reason}), reconnecting`, "bad");
+      }
       this.show();
-      if (event.code === 4401 && event.reason !== CLIENT_GUESS) this.tabs.postMessage({ type: "stopped", sid, reason: event.reason });
+    });
+    ws.onclose = (event) => {
+      this.stats.stopped = event.reason || `code ${event.code}`;
+      this.stats.code = event.code;
+      this.stats.words = stopWords(event.code, event.reason);
+      this.stats.stoppedAt = Date.now();
+      this.line(`stopped: ${this.stats.words} (the server said ${event.code} ${event.reason})`, "ended");
+      this.show();
     };
     this.show();
   }
@@ -74,24 +96,14 @@ export class LivePanel {
   }
 
   /**
-   * Close while proactive refresh is paused, open again when it resumes: an open socket
-   * renews its token before the server's deadline, so the token would never run out.
+   * Proactive refresh paused or resumed: the socket stays open and follows the client
+   * (paused, it lets its token run out and reconnects with the next one).
    * @param {boolean} paused
    */
   pause(paused) {
-    if (!paused) this.start();
-    else if (this.socket && !this.socket.closed) this.socket.close(1000, "paused with proactive refresh");
-  }
-
-  /** @param {{ type: string, sid: string, reason: string }} data */
-  #onHeard(data) {
-    if (data?.type !== "stopped") return;
-    this.heard = { sid: data.sid, reason: data.reason };
-    if (this.stats.stopped !== CLIENT_GUESS || this.sid !== data.sid) return;
-    this.stats.stopped = data.reason;
-    this.stats.stoppedAt = Date.now();
-    this.line(`another tab heard the server's reason: ${data.reason}`, "ended");
-    this.show();
+    if (!this.socket || this.socket.closed) return;
+    this.line(paused ? "paused: the socket will not renew its token ahead of expiry either"
+      : "resumed: the next token goes to the socket in-band");
   }
 
   /** @param {{ type: string }} event */
@@ -131,7 +143,9 @@ export class LivePanel {
     this.$("live-reauths").textContent = String(s.reauths);
     this.$("live-reconnects").textContent = String(s.reconnects);
     const state = this.$("live-state");
-    state.textContent = s.stopped ? `stopped: ${s.stopped}` : this.socket?.readyState === 1 ? "streaming" : "connecting…";
+    const ws = this.socket;
+    state.textContent = s.stopped ? `stopped: ${s.words}`
+      : ws?.readyState === 1 ? "streaming" : ws?.waiting ? "waiting for a new token" : "connecting…";
     state.className = s.stopped ? "live-state stopped" : "live-state";
     this.$("live-gaps").parentElement?.classList.toggle("alarm", s.gaps > 0);
   }

@@ -30,6 +30,7 @@ const REASONS = {
   pageshow: "refresh (page shown again)",
   restore: "refresh (page load: session restored from the cookie)",
   retry: "refresh (retry after a failure)",
+  realtime: "refresh (a live connection's deadline was near and no proactive refresh came)",
 };
 
 function log(text, kind = "") {
