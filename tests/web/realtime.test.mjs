@@ -27,6 +27,7 @@ function socketHub(env) {
       let message = {};
       try { message = JSON.parse(data); } catch { return; } // an application's text
       if (message.type !== "auth" && message.type !== "reauth") return;
+      if (hub.deaf && message.type === "reauth") return; // still on its way when the server closes
       const ok = valid(message.token);
       setImmediate(() => (ok
         ? this.onmessage?.({ data: JSON.stringify({ type: "auth-ok", exp: decodeClaims(message.token).exp }) })
@@ -239,6 +240,22 @@ test("paused, but the token is refused before its deadline (revoked): refresh, t
   await env.time.advance(1_000);
   assert.deepEqual(seen.closes, [{ code: 4401, reason: "session revoked" }]);
   assert.equal(tab.expired.length, 1);
+});
+
+test("a 4401 for the old token's deadline that crossed the reauth with the new one: no second refresh", async () => {
+  const { tab, hub, seen } = await connected();
+  hub.deaf = true;
+  await env.time.advance(31_000); // the proactive refresh; its reauth has not reached the server
+  const fresh = await tab.auth.getAccessToken();
+  assert.equal(hub.sockets[0].tokens.at(-1), fresh);
+  const calls = env.server.refreshCalls;
+  hub.sockets[0].drop(4401, "token expired"); // the server's sweep, for the first token
+  await env.time.advance(1);
+  assert.equal(env.server.refreshCalls, calls, "the refused token was not the client's any more");
+  assert.equal(hub.sockets.length, 2);
+  assert.equal(hub.sockets[1].tokens[0], fresh);
+  assert.equal(seen.open, 2);
+  assert.deepEqual(seen.closes, []);
 });
 
 /** Tabs of one origin without Web Locks, each with its own randomness and an open socket. */

@@ -274,6 +274,12 @@ declare class Renewing extends EventTarget {
     waiting: boolean;
     /** @type {string | null} the token the server holds now */
     sentToken: string | null;
+    /**
+     * @type {string | null} the newest token the server has acknowledged on this transport.
+     * A 4401 refuses this one, or the token a fresh connection opened with: a newer token
+     * sent meanwhile may have crossed the close and was never judged.
+     */
+    heldToken: string | null;
     /** @type {{ code: number, reason: string } | null} the server's last 4401, reported if the session is over */
     lastRefusal: {
         code: number;
@@ -285,8 +291,11 @@ declare class Renewing extends EventTarget {
      * @param {Event} event
      */
     fire(event: Event): void;
-    /** The server accepted a token: open (again), and renew before this token's deadline. */
-    accepted(): void;
+    /**
+     * The server accepted `token`: open (again), and renew before this token's deadline.
+     * @param {string | null} token
+     */
+    accepted(token: string | null): void;
     /**
      * The transport ended with `code`: reconnect, refresh and reconnect, or end for good.
      * @param {number} code

@@ -152,6 +152,12 @@ class Renewing extends EventTarget {
   waiting = false;
   /** @type {string | null} the token the server holds now */
   sentToken = null;
+  /**
+   * @type {string | null} the newest token the server has acknowledged on this transport.
+   * A 4401 refuses this one, or the token a fresh connection opened with: a newer token
+   * sent meanwhile may have crossed the close and was never judged.
+   */
+  heldToken = null;
   /** @type {{ code: number, reason: string } | null} the server's last 4401, reported if the session is over */
   lastRefusal = null;
   #failures = 0;
@@ -189,9 +195,13 @@ class Renewing extends EventTarget {
     this.dispatchEvent(event);
   }
 
-  /** The server accepted a token: open (again), and renew before this token's deadline. */
-  accepted() {
+  /**
+   * The server accepted `token`: open (again), and renew before this token's deadline.
+   * @param {string | null} token
+   */
+  accepted(token) {
     if (this.readyState === CLOSING) return; // the session is over: only the end is awaited
+    if (token) this.heldToken = token;
     this.#failures = 0;
     this.lastRefusal = null;
     this.#armGuard();
@@ -227,7 +237,11 @@ class Renewing extends EventTarget {
         this.fire(new RealtimeReconnectEvent(Infinity, code, reason));
         return;
       }
-      this.hooks.refreshAfterRejection(this.sentToken ?? "").then(
+      // Refresh only if the refused token is still the client's: a 4401 for the deadline of
+      // an older token that crossed our reauth with a newer one needs no new refresh.
+      const refused = this.heldToken ?? this.sentToken ?? "";
+      this.heldToken = null;
+      this.hooks.refreshAfterRejection(refused).then(
         () => this.retry(code, reason),
         (error) => this.tokenFailed(error),
       );
@@ -385,6 +399,8 @@ export class AuthWebSocket extends Renewing {
   #queue = [];
   /** @type {string | string[] | undefined} */
   #protocols;
+  /** @type {string[]} tokens sent (auth, reauth) and not yet acknowledged: the server answers in order */
+  #unacknowledged = [];
 
   /**
    * @param {RealtimeHooks} hooks
@@ -442,11 +458,13 @@ export class AuthWebSocket extends Renewing {
     this.#socket = socket;
     socket.onopen = () => {
       this.sentToken = token;
+      this.heldToken = null;
+      this.#unacknowledged = [token];
       socket.send(JSON.stringify({ type: "auth", token }));
     };
     socket.onmessage = (event) => {
       if (socket !== this.#socket) return;
-      if (isAuthOk(event.data)) this.accepted();
+      if (isAuthOk(event.data)) this.accepted(this.#unacknowledged.shift() ?? null);
       else if (this.readyState === OPEN) this.fire(new MessageEvent("message", { data: event.data }));
     };
     socket.onerror = () => {}; // a close event follows; it decides what happens
@@ -461,6 +479,7 @@ export class AuthWebSocket extends Renewing {
   renew(token) {
     if (!this.#socket) return;
     this.sentToken = token;
+    this.#unacknowledged.push(token);
     this.#socket.send(JSON.stringify({ type: "reauth", token }));
   }
 
@@ -524,6 +543,7 @@ export class AuthEventSource extends Renewing {
     const abort = new AbortController();
     this.#abort = abort;
     this.sentToken = token;
+    this.heldToken = null;
     /** @type {{ code: number, reason: string } | null} */
     let ending = null;
     try {
@@ -602,7 +622,7 @@ export class AuthEventSource extends Renewing {
       try { body = JSON.parse(data); } catch { return null; }
       if (event === "silentauth-end") return { code: Number(body.code), reason: String(body.reason ?? "") };
       this.#stream = String(body.stream);
-      this.accepted();
+      this.accepted(this.sentToken);
       return null;
     }
     if (this.readyState === OPEN) this.fire(new MessageEvent(event, { data }));
@@ -619,7 +639,7 @@ export class AuthEventSource extends Renewing {
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ stream }),
       cache: "no-store",
-    }).then((response) => { if (response.ok) this.accepted(); }, () => {});
+    }).then((response) => { if (response.ok) this.accepted(token); }, () => {});
   }
 
   shutdown() {
