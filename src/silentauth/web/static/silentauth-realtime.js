@@ -120,7 +120,8 @@ export class RealtimeCloseEvent extends Event {
 
 /**
  * Announces a reconnection attempt in `delay` ms, after a drop with `code` and `reason`;
- * `delay` is Infinity when the connection waits for the client's next token (paused).
+ * `delay` is Infinity when the connection waits for the client's next token (paused);
+ * when that token comes, a second event (`delay` 0, reason "new token") announces the reconnection.
  */
 export class RealtimeReconnectEvent extends Event {
   /** @param {number} delay @param {number} code @param {string} [reason] */
