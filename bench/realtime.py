@@ -265,6 +265,7 @@ def run(
                 "reauth_per_s": round(reauths / spent, 1),
                 "reauth_cpu_us": round(per_reauth * 1e6, 1),
                 "busy_cpu_percent": round(100 * busy_cpu, 2),
+                "reauth_p50_ms": round(1000 * statistics.median(fleet.latencies), 2) if fleet.latencies else None,
                 "reauth_p99_ms": round(1000 * statistics.quantiles(fleet.latencies, n=100)[98], 2)
                 if len(fleet.latencies) >= 100 else None,
                 "closed_by_server": dict(fleet.closed),
