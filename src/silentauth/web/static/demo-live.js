@@ -106,9 +106,15 @@ export class LivePanel {
       : "resumed: the next token goes to the socket in-band");
   }
 
-  /** @param {{ type: string }} event */
+  /**
+   * A new session (a login here, or one adopted from another tab after this one ended)
+   * opens the panel again; a socket closed on purpose (code 1000) stays closed.
+   * @param {{ type: string, source?: string }} event
+   */
   #onAuth(event) {
-    if (event.type === "token" && (!this.socket || this.socket.closed)) this.start(); // a (new) login
+    if (event.type !== "token" || (this.socket && !this.socket.closed)) return;
+    const ended = this.stats.stopped !== null && this.stats.code !== 1000;
+    if (!this.socket || event.source === "login" || (event.source === "other-tab" && ended)) this.start();
   }
 
   // The socket hands every new token to the server itself (a "reauth" message; a refusal
