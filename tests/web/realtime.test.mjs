@@ -94,7 +94,7 @@ test("every new token is sent as reauth: proactive, pushed, from another tab", a
   assert.equal(hub.sockets.length, 1, "no reconnection");
 });
 
-test("a hidden tab still renews before the deadline: the guard refreshes by itself", async () => {
+test("a hidden tab still renews before the deadline: the guard asks the client to refresh", async () => {
   const { tab, hub } = await connected();
   tab.document.setVisible(false); // the client's own proactive timer stops
   const first = await tab.auth.getAccessToken();
