@@ -258,6 +258,30 @@ test("a 4401 for the old token's deadline that crossed the reauth with the new o
   assert.deepEqual(seen.closes, []);
 });
 
+test("the client's expired event carries the server's word, in this tab and the others", async () => {
+  const { tab, hub } = await connected();
+  const other = env.tab({}, { WebSocket: hub.Socket });
+  await other.auth.ready;
+  env.server.alive = false;
+  hub.sockets[0].drop(4401, "session revoked");
+  await env.time.advance(1_000);
+  const server = { code: 4401, reason: "session revoked" };
+  assert.deepEqual(tab.events.filter((e) => e.type === "expired").map((e) => e.server), [server]);
+  assert.deepEqual(other.events.filter((e) => e.type === "expired").map((e) => [e.reason, e.server]), [["other-tab", server]]);
+});
+
+test("a 4401 whose refresh succeeded is forgotten: a later end carries no stale word", async () => {
+  const { tab, hub } = await connected();
+  hub.sockets[0].drop(4401, "token expired");
+  await env.time.advance(100); // refreshed, reconnected
+  assert.equal(hub.sockets.length, 2);
+  env.server.alive = false; // then revoked, and a request finds out
+  await env.time.until(tab.auth.fetch(API).catch(() => {}));
+  const expired = tab.events.filter((e) => e.type === "expired");
+  assert.equal(expired.length, 1);
+  assert.equal(expired[0].server, undefined);
+});
+
 /** Tabs of one origin without Web Locks, each with its own randomness and an open socket. */
 async function backgroundTabs(count) {
   env = origin({ ttl: 60, locks: false });

@@ -62,6 +62,8 @@ export const CloseCodes: Readonly<{
  * @property {(token: string) => Promise<void>} renewBeforeDeadline The deadline of `token` is near:
  *   refresh through the client's own path, unless paused, already replaced, or due anyway.
  * @property {() => boolean} paused Whether proactive refresh is paused in this tab.
+ * @property {(code: number, reason: string) => void} refused The server closed with 4401 and
+ *   `reason`: if the refresh that follows finds the session over, the "expired" event says so.
  * @property {(listener: (event: { type: string }) => void) => () => void} subscribe
  * @property {(url: string) => boolean} sendsTokenTo
  * @property {RealtimeEnvironment} io
@@ -190,6 +192,11 @@ export type RealtimeHooks = {
      * Whether proactive refresh is paused in this tab.
      */
     paused: () => boolean;
+    /**
+     * The server closed with 4401 and
+     * `reason`: if the refresh that follows finds the session over, the "expired" event says so.
+     */
+    refused: (code: number, reason: string) => void;
     subscribe: (listener: (event: {
         type: string;
     }) => void) => () => void;

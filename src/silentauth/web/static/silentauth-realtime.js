@@ -72,6 +72,8 @@ const SESSION_EXPIRED = "session expired";
  * @property {(token: string) => Promise<void>} renewBeforeDeadline The deadline of `token` is near:
  *   refresh through the client's own path, unless paused, already replaced, or due anyway.
  * @property {() => boolean} paused Whether proactive refresh is paused in this tab.
+ * @property {(code: number, reason: string) => void} refused The server closed with 4401 and
+ *   `reason`: if the refresh that follows finds the session over, the "expired" event says so.
  * @property {(listener: (event: { type: string }) => void) => () => void} subscribe
  * @property {(url: string) => boolean} sendsTokenTo
  * @property {RealtimeEnvironment} io
@@ -231,6 +233,7 @@ class Renewing extends EventTarget {
     if (FINAL.has(code)) return this.end(code, reason, true);
     if (code === CloseCodes.UNAUTHENTICATED) {
       this.lastRefusal = { code, reason };
+      this.hooks.refused(code, reason);
       if (this.hooks.paused() && this.#expiredHere()) {
         // Paused: the token was meant to run out, and refreshing here would renew it ahead
         // of the requests that are to meet the expiry. Reconnect with the next token.

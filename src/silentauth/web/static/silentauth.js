@@ -95,8 +95,15 @@ const ENV_KEYS = ["fetch", "now", "setTimeout", "clearTimeout", "random", "locks
  *   | { type: "refresh-skipped", reason: string }
  *   | { type: "refresh-error", reason: string, error: Error }
  *   | { type: "restore-failed", error: unknown }
- *   | { type: "expired" | "logout", reason: string }
+ *   | { type: "expired" | "logout", reason: string, server?: ServerWord }
  *   | { type: "renewal-ignored", origin: string }} AuthEvent
+ */
+
+/**
+ * What a server said when it closed a live connection (WebSocket close code and reason):
+ * carried by the "expired" event when that close led to the end of the session, so that
+ * an application can tell "session revoked" from an expiry.
+ * @typedef {{ code: number, reason: string }} ServerWord
  */
 
 /**
@@ -262,6 +269,8 @@ export class AuthClient {
   #origins = null;
   #ignoredRenewals = 0;
   #paused = false; // pauseProactive(): no renewal ahead of expiry in this tab
+  /** @type {(ServerWord & { at: number }) | null} a live connection's last 4401, for the "expired" event */
+  #serverWord = null;
 
   /**
    * Use {@link createAuthClient}.
@@ -530,6 +539,7 @@ export class AuthClient {
       expiresAt: () => this.#expiresAt,
       refreshAfterRejection: (token) => this.#refreshAfterRejection(token),
       renewBeforeDeadline: (token) => this.#renewBeforeDeadline(token),
+      refused: (code, reason) => { this.#serverWord = { code, reason, at: this.#io.now() }; },
       paused: () => this.#paused,
       subscribe: (listener) => this.subscribe(listener),
       sendsTokenTo: (url) => this.#sendsTokenTo(url),
@@ -633,6 +643,7 @@ export class AuthClient {
         throw this.#expiredError();
       }
       this.#failures = 0;
+      this.#serverWord = null; // the refusal it answered is settled
       this.#csrf = body.csrf_token ?? csrf;
       this.#adopt(body.access_token, this.#io.now() + body.expires_in * 1000,
         body.expires_in * 1000, { source: "refresh", reason });
@@ -724,7 +735,7 @@ export class AuthClient {
    * @param {{ notify: boolean, broadcast: boolean }} how
    * @returns {SessionExpiredError} to throw
    */
-  #expire(reason, { notify, broadcast }) {
+  #expire(reason, { notify, broadcast }, heard = this.#recentServerWord()) {
     const sid = this.sessionId;
     const wasActive = this.#state !== "anonymous";
     if (sid) this.#dead.add(sid);
@@ -734,9 +745,11 @@ export class AuthClient {
     this.#csrf = null;
     this.#expiresAt = 0;
     this.#clearTimer();
-    if (broadcast) this.#channel?.postMessage({ type: "logout", sid });
+    this.#serverWord = null;
+    const server = heard ? { code: heard.code, reason: heard.reason } : undefined;
+    if (broadcast) this.#channel?.postMessage({ type: "logout", sid, ...(server && { server }) });
     const error = this.#expiredError();
-    this.#emit({ type: reason === "logout" ? "logout" : "expired", reason });
+    this.#emit({ type: reason === "logout" ? "logout" : "expired", reason, ...(server && { server }) });
     if (notify && wasActive && !this.#notified) {
       this.#notified = true;
       try {
@@ -766,7 +779,8 @@ export class AuthClient {
   /** @param {unknown} data a message from another tab: untrusted shape */
   #onMessage(data) {
     if (!data || typeof data !== "object") return;
-    const msg = /** @type {{ type?: unknown, access_token?: unknown, expires_at?: unknown, sid?: unknown }} */ (data);
+    const msg = /** @type {{ type?: unknown, access_token?: unknown, expires_at?: unknown, sid?: unknown,
+      server?: unknown }} */ (data);
     if (msg.type === "token" && typeof msg.access_token === "string") {
       const claims = decodeClaims(msg.access_token);
       if (!claims.exp || this.#dead.has(claims.sid) || msg.access_token === this.#token) return;
@@ -780,7 +794,9 @@ export class AuthClient {
     } else if (msg.type === "logout") {
       const sid = this.sessionId;
       if (msg.sid && sid && msg.sid !== sid) return; // a session this tab has already left
-      if (this.#state === "authenticated") this.#expire("other-tab", { notify: true, broadcast: false });
+      if (this.#state === "authenticated") {
+        this.#expire("other-tab", { notify: true, broadcast: false }, serverWordOf(msg.server));
+      }
     } else if (msg.type === "want-token" && this.#usable() && this.#token && this.#remaining() > this.#dueWithin()) {
       this.#broadcast(this.#token);
     }
@@ -897,6 +913,11 @@ export class AuthClient {
   // -- helpers --------------------------------------------------------------------------
 
   #remaining() { return this.#expiresAt - this.#io.now(); }
+  /** @returns {ServerWord | null} a live connection's 4401 of the last few seconds: why the refresh that follows fails */
+  #recentServerWord() {
+    const word = this.#serverWord;
+    return word && this.#io.now() - word.at < 10000 ? word : null;
+  }
   /** ms before expiry at which a refresh is due: the margin, never more than half the lifetime. */
   #dueWithin() { return Math.min(this.#margin, this.#lifetime / 2); }
   /** Good enough to send: a request must not arrive after expiry. */
@@ -1035,6 +1056,18 @@ class SingleFlight {
 
 /** The sentinel of an answered flight. */
 const SETTLED = () => {};
+
+/**
+ * A server's word relayed by another tab: untrusted shape, kept only if well-formed.
+ * @param {unknown} value
+ * @returns {ServerWord | null}
+ */
+function serverWordOf(value) {
+  if (!value || typeof value !== "object") return null;
+  const { code, reason } = /** @type {{ code?: unknown, reason?: unknown }} */ (value);
+  if (typeof code !== "number" || typeof reason !== "string") return null;
+  return { code, reason: reason.slice(0, 123) };
+}
 
 /**
  * A token's lifetime in ms, from its claims (0 if they do not say).
