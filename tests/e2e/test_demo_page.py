@@ -7,7 +7,10 @@ checks that the page raised no error, logged no console error and met no 404.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -293,3 +296,107 @@ def test_the_device_list_follows_a_step_up_login_and_an_early_replay_is_explaine
     )
     d.shot(page, "10-after-step-up")
     d.assert_clean(page)
+
+
+LIVE = "() => ({ ...demo.live.stats, open: demo.live.socket?.readyState === 1, refreshes: demo.refreshes })"
+REVOKED_WORDS = "the session was revoked"
+
+
+def stream_through_five_refreshes(d: Demo) -> Any:
+    """A logged-in tab whose live panel has streamed through five refreshes, gap-free."""
+    first = d.tab()
+    d.login(first)
+    first.wait_for_function("() => demo.live.stats.ticks > 0 && demo.live.socket.readyState === 1", timeout=5_000)
+    start = first.evaluate(LIVE)
+    # ~2.5 s a refresh with 4 s tokens: five of them take about 13 s.
+    # The panel notices a re-authentication at the next tick, up to 0.2 s after the refresh.
+    first.wait_for_function(
+        f"() => demo.refreshes >= {start['refreshes'] + 5} && demo.live.stats.reauths >= 5",
+        timeout=(ACCESS_TTL + 1) * 6_000,
+    )
+    state = first.evaluate(LIVE)
+    assert state["open"] and state["gaps"] == 0 and state["reconnects"] == 0
+    assert state["ticks"] > 40  # a tick every 0.2 s for over 10 s, and the panel shows them
+    assert first.text_content("#live-gaps") == "0"
+    assert first.text_content("#live-state") == "streaming"
+    assert int(first.text_content("#live-seq") or -1) == state["lastSeq"] >= 40
+    assert first.locator("#live-lines li.refresh").count() >= 5
+    return first
+
+
+def assert_stopped_for_revocation(first: Any, revoked_at: float) -> None:
+    """The panel stopped within a second of ``revoked_at`` (epoch ms), saying why in words."""
+    # The server's own reason, in every case: a tab that learns first (a refused refresh,
+    # another tab's broadcast) waits for its socket's close to say why.
+    first.wait_for_function("() => demo.live.stats.stopped !== null", timeout=3_000)
+    state = first.evaluate(LIVE)
+    assert (state["code"], state["stopped"]) == (4401, "session revoked")
+    assert state["stoppedAt"] - revoked_at < 1000
+    assert state["gaps"] == 0 and state["reconnects"] == 0
+    assert (first.text_content("#live-state") or "").startswith(f"stopped: {REVOKED_WORDS}")
+    first.wait_for_selector("#login-view:not([hidden])", timeout=5_000)
+    assert first.is_visible("#live-state"), "the stopped panel stays in view beside the login form"
+    first.wait_for_timeout(500)  # nothing reopens it: the session is over
+    assert first.evaluate("demo.live.socket.closed && demo.live.stats.stopped") == "session revoked"
+
+
+@pytest.mark.slow
+def test_the_live_panel_streams_through_five_refreshes_and_stops_within_a_second_of_logout_all(
+    demo: Callable[..., Demo],
+) -> None:
+    d = demo(renew_within=0)  # every new token from a refresh: the count below is of refreshes
+    d.expect("/auth/refresh", 400)  # the revoked session's refresh token, met once the socket closes
+    first = stream_through_five_refreshes(d)
+    d.shot(first, "11-live-panel-streaming")
+
+    second = d.tab()
+    second.wait_for_function("() => demo.auth.isAuthenticated", timeout=5_000)
+    sent_at = second.evaluate(
+        "async () => { const t = Date.now(); await demo.auth.fetch('/auth/logout-all', {method: 'POST'}); return t; }"
+    )
+    assert_stopped_for_revocation(first, sent_at)
+    d.shot(first, "12-live-panel-stopped")
+    d.assert_clean(first, second)
+
+
+@pytest.mark.slow
+def test_the_live_panel_stops_within_a_second_of_a_revocation_from_the_cli(demo: Callable[..., Demo]) -> None:
+    # The token service follows revocations made by other processes every revocation_poll.
+    d = demo(renew_within=0, revocation_poll=0.25)
+    d.expect("/auth/refresh", 400)
+    first = stream_through_five_refreshes(d)
+    sid = first.evaluate("demo.auth.sessionId")
+    env = {**os.environ, "SILENTAUTH_DATABASE_URL": d.live.runtime.settings.database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "silentauth", "sessions", "revoke", sid],
+        capture_output=True, text=True, env=env, timeout=60, check=True,
+    )
+    revoked_at = time.time() * 1000  # the revocation is committed once the command has returned
+    assert f"revoked {sid}" in done.stdout
+    assert_stopped_for_revocation(first, revoked_at)
+    assert "administrator" in (first.text_content("#login-notice") or "")
+    d.assert_clean(first)
+
+
+@pytest.mark.slow
+def test_the_live_panel_waits_while_paused_and_follows_the_refresh_of_the_next_request(
+    demo: Callable[..., Demo],
+) -> None:
+    d = demo(renew_within=0)
+    first = d.tab()
+    d.login(first)
+    first.wait_for_function("() => demo.live.stats.ticks > 0 && demo.live.socket.readyState === 1", timeout=5_000)
+    first.check("#pause")
+    posts = d.refresh_posts
+    # The server closes the socket at the token's deadline (4401); paused, it waits.
+    first.wait_for_function("() => demo.live.socket.waiting", timeout=(ACCESS_TTL + 3) * 1000)
+    first.wait_for_timeout(1000)
+    assert d.refresh_posts == posts, "neither the client nor the socket renewed the token while paused"
+    assert first.text_content("#live-state") == "waiting for a new token"
+    first.click("#burst")
+    first.wait_for_function("() => /50\\/50 OK/.test(document.getElementById('result').textContent)", timeout=10_000)
+    first.wait_for_function("() => demo.live.socket.readyState === 1 && demo.live.stats.reconnects === 1", timeout=5_000)
+    assert d.refresh_posts - posts == 1, "the burst's one refresh also brought the socket back"
+    assert first.evaluate(LIVE)["gaps"] == 0
+    d.shot(first, "13-live-panel-after-pause")
+    d.assert_clean(first)

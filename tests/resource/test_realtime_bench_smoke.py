@@ -6,8 +6,10 @@ from bench.realtime import run
 
 
 def test_realtime_bench_holds_and_reauthenticates_without_missed_deadlines() -> None:
-    result = run(connections=20, idle=0.5, hold=2.5, ttl=2.0, jitter=0.2)
-    assert result["server_open"] == 20
+    # 300: sockets open in batches whose handshakes finish out of order, so a socket's
+    # reauth must follow its own user, not its place in the list (20 passed by luck).
+    result = run(connections=300, idle=0.5, hold=2.5, ttl=2.0, jitter=0.2)
+    assert result["server_open"] == 300
     assert result["kib_per_connection"] > 0
-    assert result["reauth_per_s"] > 10  # 20 sockets renewing about every second
+    assert result["reauth_per_s"] > 100  # 300 sockets renewing about every second
     assert result["missed_deadlines"] == 0 and result["ok"], result

@@ -27,6 +27,7 @@ function socketHub(env) {
       let message = {};
       try { message = JSON.parse(data); } catch { return; } // an application's text
       if (message.type !== "auth" && message.type !== "reauth") return;
+      if (hub.deaf && message.type === "reauth") return; // still on its way when the server closes
       const ok = valid(message.token);
       setImmediate(() => (ok
         ? this.onmessage?.({ data: JSON.stringify({ type: "auth-ok", exp: decodeClaims(message.token).exp }) })
@@ -93,7 +94,7 @@ test("every new token is sent as reauth: proactive, pushed, from another tab", a
   assert.equal(hub.sockets.length, 1, "no reconnection");
 });
 
-test("a hidden tab still renews before the deadline: the guard refreshes by itself", async () => {
+test("a hidden tab still renews before the deadline: the guard asks the client to refresh", async () => {
   const { tab, hub } = await connected();
   tab.document.setVisible(false); // the client's own proactive timer stops
   const first = await tab.auth.getAccessToken();
@@ -201,6 +202,163 @@ test("a socket to an origin that does not get the token is refused, not opened",
   const relative = tab.auth.websocket("http://app.test/api/ws");
   assert.equal(relative.url, WS_URL);
   relative.close();
+});
+
+// -- renewal through the client's one refresh path, and the server's word at the end ---
+
+test("paused: no renewal ahead of expiry; a 4401 at the deadline waits for the next token", async () => {
+  const { tab, hub, ws, seen } = await connected();
+  seen.why = [];
+  tab.auth.pauseProactive();
+  const calls = env.server.refreshCalls;
+  await env.time.advance(59_000); // past the connection's guard: it must not refresh either
+  assert.equal(env.server.refreshCalls, calls, "nothing renewed the token while paused");
+  await env.time.advance(1_000);
+  hub.sockets[0].drop(4401, "token expired"); // the server's deadline
+  await env.time.advance(5_000);
+  assert.equal(env.server.refreshCalls, calls, "the connection did not refresh by itself");
+  assert.equal(hub.sockets.length, 1, "and did not reconnect with the dead token");
+  assert.equal(ws.readyState, 0);
+  assert.equal(ws.waiting, true);
+  assert.deepEqual(seen.why, [[4401, "token expired"]]);
+  assert.deepEqual(seen.reconnecting.slice(-1), [Infinity]);
+  const response = await tab.auth.fetch(API); // the normal, reactive refresh
+  assert.equal(response.status, 200);
+  await env.time.advance(1);
+  assert.equal(env.server.refreshCalls, calls + 1);
+  assert.equal(hub.sockets.length, 2);
+  assert.equal(hub.sockets[1].tokens[0], await tab.auth.getAccessToken());
+  assert.equal(ws.readyState, 1);
+  assert.deepEqual(seen.closes, []);
+});
+
+test("paused, but the token is refused before its deadline (revoked): refresh, then close", async () => {
+  const { tab, hub, seen } = await connected();
+  tab.auth.pauseProactive();
+  env.server.alive = false;
+  hub.sockets[0].drop(4401, "session revoked");
+  await env.time.advance(1_000);
+  assert.deepEqual(seen.closes, [{ code: 4401, reason: "session revoked" }]);
+  assert.equal(tab.expired.length, 1);
+});
+
+test("a 4401 for the old token's deadline that crossed the reauth with the new one: no second refresh", async () => {
+  const { tab, hub, seen } = await connected();
+  hub.deaf = true;
+  await env.time.advance(31_000); // the proactive refresh; its reauth has not reached the server
+  const fresh = await tab.auth.getAccessToken();
+  assert.equal(hub.sockets[0].tokens.at(-1), fresh);
+  const calls = env.server.refreshCalls;
+  hub.sockets[0].drop(4401, "token expired"); // the server's sweep, for the first token
+  await env.time.advance(1);
+  assert.equal(env.server.refreshCalls, calls, "the refused token was not the client's any more");
+  assert.equal(hub.sockets.length, 2);
+  assert.equal(hub.sockets[1].tokens[0], fresh);
+  assert.equal(seen.open, 2);
+  assert.deepEqual(seen.closes, []);
+});
+
+test("the client's expired event carries the server's word, in this tab and the others", async () => {
+  const { tab, hub } = await connected();
+  const other = env.tab({}, { WebSocket: hub.Socket });
+  await other.auth.ready;
+  env.server.alive = false;
+  hub.sockets[0].drop(4401, "session revoked");
+  await env.time.advance(1_000);
+  const server = { code: 4401, reason: "session revoked" };
+  assert.deepEqual(tab.events.filter((e) => e.type === "expired").map((e) => e.server), [server]);
+  assert.deepEqual(other.events.filter((e) => e.type === "expired").map((e) => [e.reason, e.server]), [["other-tab", server]]);
+});
+
+test("a 4401 whose refresh succeeded is forgotten: a later end carries no stale word", async () => {
+  const { tab, hub } = await connected();
+  hub.sockets[0].drop(4401, "token expired");
+  await env.time.advance(100); // refreshed, reconnected
+  assert.equal(hub.sockets.length, 2);
+  env.server.alive = false; // then revoked, and a request finds out
+  await env.time.until(tab.auth.fetch(API).catch(() => {}));
+  const expired = tab.events.filter((e) => e.type === "expired");
+  assert.equal(expired.length, 1);
+  assert.equal(expired[0].server, undefined);
+});
+
+/** Tabs of one origin without Web Locks, each with its own randomness and an open socket. */
+async function backgroundTabs(count) {
+  env = origin({ ttl: 60, locks: false });
+  const hub = socketHub(env);
+  // A refresh takes 50 ms of virtual time: tabs that ask at one instant really race.
+  const slow = async (input, init) => {
+    await new Promise((resolve) => env.time.setTimeout(resolve, 50));
+    return env.server.fetch(input, init);
+  };
+  const tabs = [];
+  for (let i = 0; i < count; i++) {
+    const tab = env.tab({}, { WebSocket: hub.Socket, fetch: slow, random: () => (i + 0.5) / count });
+    await env.time.until(tab.auth.ready);
+    tabs.push(tab);
+  }
+  await env.time.until(tabs[0].auth.login("alice", "secret"));
+  await env.time.advance(100); // the other tabs adopt the broadcast token
+  const sockets = tabs.map((tab) => tab.auth.websocket(WS_URL));
+  await env.time.advance(100);
+  return { tabs, hub, sockets };
+}
+
+test("three hidden tabs without Web Locks, each with a socket: one refresh per token lifetime", async () => {
+  const { tabs, hub, sockets } = await backgroundTabs(3);
+  for (const tab of tabs) tab.document.setVisible(false); // no proactive timer in any of them
+  const calls = env.server.refreshCalls;
+  const before = hub.sockets[0].tokens.length;
+  await env.time.advance(5 * 60_000);
+  const refreshes = env.server.refreshCalls - calls;
+  // The earliest guard (48 s into each 60 s token) asks; the others get its token.
+  assert.equal(refreshes, 6, "one refresh per token, not one per tab");
+  assert.equal(hub.sockets[0].tokens.length - before, refreshes);
+  assert.ok(sockets.every((ws) => ws.readyState === 1));
+  assert.equal(hub.sockets.length, 3, "no socket was dropped at its deadline");
+  const live = await tabs[0].auth.getAccessToken();
+  assert.ok(hub.sockets.every((socket) => socket.tokens.at(-1) === live));
+});
+
+test("the client learns first that the session is over: the close event has the server's reason", async () => {
+  const { tab, hub, ws, seen } = await connected();
+  env.server.alive = false; // revoked elsewhere; this tab's next request finds out
+  const refused = await tab.auth.fetch(API).catch((error) => error);
+  assert.equal(refused.name, "SessionExpiredError");
+  assert.equal(tab.expired.length, 1);
+  assert.equal(ws.readyState, 2, "ending: waiting for the server's word");
+  hub.sockets[0].push({ type: "tick", seq: 9 }); // in flight: not delivered any more
+  await env.time.advance(300);
+  hub.sockets[0].drop(4401, "session revoked");
+  await settle();
+  assert.deepEqual(seen.closes, [{ code: 4401, reason: "session revoked" }]);
+  assert.deepEqual(seen.messages, []);
+  assert.equal(ws.readyState, 3);
+  assert.equal(hub.sockets.length, 1, "never reconnected");
+});
+
+test("another tab logs out everywhere: the socket closes with the server's reason, within endTimeout", async () => {
+  const { tab, hub, seen } = await connected();
+  const other = env.tab({}, { WebSocket: hub.Socket });
+  await other.auth.ready;
+  await other.auth.logout();
+  await settle();
+  assert.equal(tab.auth.isAuthenticated, false);
+  hub.sockets[0].drop(4401, "session revoked");
+  await settle();
+  assert.deepEqual(seen.closes, [{ code: 4401, reason: "session revoked" }]);
+});
+
+test("no word from the server within endTimeout: 4401 with the client's word, transport closed", async () => {
+  const { tab, hub, ws, seen } = await connected();
+  env.server.alive = false;
+  await tab.auth.fetch(API).catch(() => {});
+  await env.time.advance(999);
+  assert.deepEqual(seen.closes, []);
+  await env.time.advance(1);
+  assert.deepEqual(seen.closes, [{ code: 4401, reason: "session expired" }]);
+  assert.deepEqual(hub.sockets[0].closedBy, { code: 1000, reason: "" });
+  assert.equal(ws.readyState, 3);
 });
 
 // -- event streams ----------------------------------------------------------------------

@@ -277,7 +277,12 @@ class AuthenticatedWebSocket:
         except BearerError as exc:
             self.end(ending_for(exc))
             return
-        await self.send_json({"type": "auth-ok", "exp": principal.expires_at})
+        try:
+            await self.send_json({"type": "auth-ok", "exp": principal.expires_at})
+        except WebSocketDisconnect:
+            # Gone (or closing) between its reauth and our answer: an ordinary end.
+            self._left = True
+            self.end(NORMAL)
 
     async def _watch(self) -> None:
         assert self.lease is not None  # noqa: S101 - started after _first_auth

@@ -3,6 +3,7 @@
 import { LoginError, SessionExpiredError, StepUpRequiredError, createAuthClient } from "/static/silentauth.js";
 import { ServerPanel, readMetrics } from "/static/demo-server.js";
 import { endedHow, explainEnd, sessionEndFallback } from "/static/demo-ending.js";
+import { LivePanel } from "/static/demo-live.js";
 
 const $ = (id) => document.getElementById(id);
 // "Sleeping" the tab moves the client's clock forward, as a suspended laptop would.
@@ -17,6 +18,8 @@ const panel = new ServerPanel(auth, { canAsk: tokenFresh, guarded, onFigures: se
 const mode = fetch("/auth/demo", { cache: "no-store" })
   .then((res) => (res.ok ? res.json() : {}))
   .catch(() => ({}));
+const live = new LivePanel(auth, $);
+demo.live = live;
 
 const REASONS = {
   proactive: "refresh (proactive, before expiry)",
@@ -27,6 +30,7 @@ const REASONS = {
   pageshow: "refresh (page shown again)",
   restore: "refresh (page load: session restored from the cookie)",
   retry: "refresh (retry after a failure)",
+  realtime: "refresh (a live connection's deadline was near and no proactive refresh came)",
 };
 
 function log(text, kind = "") {
@@ -136,6 +140,7 @@ const tabs = new BroadcastChannel("silentauth-demo");
 function setPaused(paused, tell) {
   if (auth.proactivePaused === paused) return;
   auth.pauseProactive(paused);
+  live.pause(paused);
   $("pause").checked = paused;
   log(paused
     ? "proactive refresh paused: the token will run out; then fire the 50 calls"
@@ -272,5 +277,9 @@ mode.then(({ demo: on }) => {
   $("replay").disabled = true;
   $("replay").title = "Only in demo mode (silentauth serve --demo): no other mode keeps old refresh tokens.";
 });
-auth.ready.then((signedIn) => (signedIn ? showApp() : showLogin()));
+auth.ready.then((signedIn) => {
+  if (signedIn) showApp();
+  else showLogin();
+  live.start();
+});
 panel.start();

@@ -18,7 +18,10 @@
  *
  *   4401  token expired, invalid or session revoked: refresh, then reconnect; if the
  *         refresh says the session is over, close for good (onSessionExpired is called
- *         once, by the client)
+ *         once, by the client). While proactive refresh is paused (auth.pauseProactive),
+ *         a 4401 at the token's deadline does not refresh: the connection waits, in
+ *         CONNECTING, for the client's next token (the reactive refresh of a request,
+ *         another tab, a resume) and reconnects with it
  *   4400, 4403, 1008, 1009, 1000  final: a protocol error, another user's token, a flood,
  *         a message too big, or the server's normal end
  *   anything else (1006 dropped, 1001/1012 server going away or restarting)
@@ -27,6 +30,19 @@
  * A reconnection dispatches "open" again; "close" is dispatched exactly once, when the
  * connection ends for good. Messages sent while (re)connecting wait (up to `maxQueued`)
  * and go out once the server has accepted the token.
+ *
+ * Renewal: a connection never refreshes on its own schedule. Every new token the client
+ * obtains (proactive, reactive, pushed, from another tab) is sent in-band. Only if the
+ * deadline comes near with no new token (a hidden tab has no proactive timer) does the
+ * connection ask the client to refresh, through the client's one path (single flight,
+ * Web Locks across tabs), at a jittered moment so that background tabs do not ask at once.
+ *
+ * The end: the "close" event carries the server's code and reason when the server gave
+ * one. A tab often learns that the session is over before its connections hear it from
+ * the server (a request's refresh was refused, another tab logged out): the connection
+ * then stops delivering messages (readyState 2, CLOSING) and waits up to `endTimeout` ms
+ * for the server's close, so that the application can tell "session revoked" from
+ * "token expired"; without one it closes with 4401 and the client's word.
  */
 /** The close codes a server of silentauth.resource uses. */
 export const CloseCodes: Readonly<{
@@ -43,6 +59,11 @@ export const CloseCodes: Readonly<{
  * @property {() => string | null} current The client's token right now, without refreshing.
  * @property {() => number} expiresAt The current token's expiry, epoch ms on this machine's clock.
  * @property {(stale: string) => Promise<string>} refreshAfterRejection `stale` was refused: a newer token.
+ * @property {(token: string) => Promise<void>} renewBeforeDeadline The deadline of `token` is near:
+ *   refresh through the client's own path, unless paused, already replaced, or due anyway.
+ * @property {() => boolean} paused Whether proactive refresh is paused in this tab.
+ * @property {(code: number, reason: string) => void} refused The server closed with 4401 and
+ *   `reason`: if the refresh that follows finds the session over, the "expired" event says so.
  * @property {(listener: (event: { type: string }) => void) => () => void} subscribe
  * @property {(url: string) => boolean} sendsTokenTo
  * @property {RealtimeEnvironment} io
@@ -70,6 +91,8 @@ export const CloseCodes: Readonly<{
  *   (default 500; the first attempt is immediate).
  * @property {number} [maxDelay] Longest wait between two attempts, ms (default 30000).
  * @property {number} [maxQueued] Messages kept while (re)connecting (default 1000).
+ * @property {number} [endTimeout] ms to wait for the server's own close (and its reason)
+ *   once the client knows the session is over (default 1000).
  * @property {string} [renewUrl] Event streams: the companion endpoint (default `url` + "/renew").
  */
 /** The one "close" event of a connection: its code and reason, as a WebSocket's CloseEvent. */
@@ -80,7 +103,11 @@ export class RealtimeCloseEvent extends Event {
     reason: string;
     wasClean: boolean;
 }
-/** Announces a reconnection attempt in `delay` ms, after a drop with `code` and `reason`. */
+/**
+ * Announces a reconnection attempt in `delay` ms, after a drop with `code` and `reason`;
+ * `delay` is Infinity when the connection waits for the client's next token (paused);
+ * when that token comes, a second event (`delay` 0, reason "new token") announces the reconnection.
+ */
 export class RealtimeReconnectEvent extends Event {
     /** @param {number} delay @param {number} code @param {string} [reason] */
     constructor(delay: number, code: number, reason?: string);
@@ -156,6 +183,20 @@ export type RealtimeHooks = {
      * `stale` was refused: a newer token.
      */
     refreshAfterRejection: (stale: string) => Promise<string>;
+    /**
+     * The deadline of `token` is near:
+     * refresh through the client's own path, unless paused, already replaced, or due anyway.
+     */
+    renewBeforeDeadline: (token: string) => Promise<void>;
+    /**
+     * Whether proactive refresh is paused in this tab.
+     */
+    paused: () => boolean;
+    /**
+     * The server closed with 4401 and
+     * `reason`: if the refresh that follows finds the session over, the "expired" event says so.
+     */
+    refused: (code: number, reason: string) => void;
     subscribe: (listener: (event: {
         type: string;
     }) => void) => () => void;
@@ -207,6 +248,11 @@ export type RealtimeOptions = {
      */
     maxQueued?: number | undefined;
     /**
+     * ms to wait for the server's own close (and its reason)
+     * once the client knows the session is over (default 1000).
+     */
+    endTimeout?: number | undefined;
+    /**
      * Event streams: the companion endpoint (default `url` + "/renew").
      */
     renewUrl?: string | undefined;
@@ -226,14 +272,22 @@ declare class Renewing extends EventTarget {
     /** @type {((event: RealtimeCloseEvent) => void) | null} */ onclose: ((event: RealtimeCloseEvent) => void) | null;
     /** @type {((event: Event) => void) | null} */ onerror: ((event: Event) => void) | null;
     /** @type {((event: RealtimeReconnectEvent) => void) | null} */ onreconnecting: ((event: RealtimeReconnectEvent) => void) | null;
-    /** 0 connecting (also while reconnecting), 1 open, 3 closed for good. */
+    /** 0 connecting (also while reconnecting), 1 open, 2 ending (waiting for the server's reason), 3 closed for good. */
     readyState: number;
     /** How many times the connection was re-established after the first. */
     reconnects: number;
     /** @type {RealtimeHooks} */ hooks: RealtimeHooks;
     /** @type {Required<Omit<RealtimeOptions, "renewUrl">> & RealtimeOptions} */ options: Required<Omit<RealtimeOptions, "renewUrl">> & RealtimeOptions;
+    /** Whether the connection waits for the client's next token (a 4401 at the deadline while paused). */
+    waiting: boolean;
     /** @type {string | null} the token the server holds now */
     sentToken: string | null;
+    /**
+     * @type {string | null} the newest token the server has acknowledged on this transport.
+     * A 4401 refuses this one, or the token a fresh connection opened with: a newer token
+     * sent meanwhile may have crossed the close and was never judged.
+     */
+    heldToken: string | null;
     /** @type {{ code: number, reason: string } | null} the server's last 4401, reported if the session is over */
     lastRefusal: {
         code: number;
@@ -245,8 +299,11 @@ declare class Renewing extends EventTarget {
      * @param {Event} event
      */
     fire(event: Event): void;
-    /** The server accepted a token: open (again), and renew before this token's deadline. */
-    accepted(): void;
+    /**
+     * The server accepted `token`: open (again), and renew before this token's deadline.
+     * @param {string | null} token
+     */
+    accepted(token: string | null): void;
     /**
      * The transport ended with `code`: reconnect, refresh and reconnect, or end for good.
      * @param {number} code

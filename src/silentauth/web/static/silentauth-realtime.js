@@ -17,7 +17,10 @@
  *
  *   4401  token expired, invalid or session revoked: refresh, then reconnect; if the
  *         refresh says the session is over, close for good (onSessionExpired is called
- *         once, by the client)
+ *         once, by the client). While proactive refresh is paused (auth.pauseProactive),
+ *         a 4401 at the token's deadline does not refresh: the connection waits, in
+ *         CONNECTING, for the client's next token (the reactive refresh of a request,
+ *         another tab, a resume) and reconnects with it
  *   4400, 4403, 1008, 1009, 1000  final: a protocol error, another user's token, a flood,
  *         a message too big, or the server's normal end
  *   anything else (1006 dropped, 1001/1012 server going away or restarting)
@@ -26,6 +29,19 @@
  * A reconnection dispatches "open" again; "close" is dispatched exactly once, when the
  * connection ends for good. Messages sent while (re)connecting wait (up to `maxQueued`)
  * and go out once the server has accepted the token.
+ *
+ * Renewal: a connection never refreshes on its own schedule. Every new token the client
+ * obtains (proactive, reactive, pushed, from another tab) is sent in-band. Only if the
+ * deadline comes near with no new token (a hidden tab has no proactive timer) does the
+ * connection ask the client to refresh, through the client's one path (single flight,
+ * Web Locks across tabs), at a jittered moment so that background tabs do not ask at once.
+ *
+ * The end: the "close" event carries the server's code and reason when the server gave
+ * one. A tab often learns that the session is over before its connections hear it from
+ * the server (a request's refresh was refused, another tab logged out): the connection
+ * then stops delivering messages (readyState 2, CLOSING) and waits up to `endTimeout` ms
+ * for the server's close, so that the application can tell "session revoked" from
+ * "token expired"; without one it closes with 4401 and the client's word.
  */
 
 /** The close codes a server of silentauth.resource uses. */
@@ -41,7 +57,10 @@ export const CloseCodes = Object.freeze({
 const FINAL = new Set([1000, CloseCodes.BAD_MESSAGE, CloseCodes.FORBIDDEN, CloseCodes.POLICY, CloseCodes.TOO_BIG]);
 const CONNECTING = 0;
 const OPEN = 1;
+const CLOSING = 2;
 const CLOSED = 3;
+// The client's word when it learned first that the session is over and the server said nothing.
+const SESSION_EXPIRED = "session expired";
 
 /**
  * What a connection takes from the client that made it (see AuthClient#websocket).
@@ -50,6 +69,11 @@ const CLOSED = 3;
  * @property {() => string | null} current The client's token right now, without refreshing.
  * @property {() => number} expiresAt The current token's expiry, epoch ms on this machine's clock.
  * @property {(stale: string) => Promise<string>} refreshAfterRejection `stale` was refused: a newer token.
+ * @property {(token: string) => Promise<void>} renewBeforeDeadline The deadline of `token` is near:
+ *   refresh through the client's own path, unless paused, already replaced, or due anyway.
+ * @property {() => boolean} paused Whether proactive refresh is paused in this tab.
+ * @property {(code: number, reason: string) => void} refused The server closed with 4401 and
+ *   `reason`: if the refresh that follows finds the session over, the "expired" event says so.
  * @property {(listener: (event: { type: string }) => void) => () => void} subscribe
  * @property {(url: string) => boolean} sendsTokenTo
  * @property {RealtimeEnvironment} io
@@ -80,6 +104,8 @@ const CLOSED = 3;
  *   (default 500; the first attempt is immediate).
  * @property {number} [maxDelay] Longest wait between two attempts, ms (default 30000).
  * @property {number} [maxQueued] Messages kept while (re)connecting (default 1000).
+ * @property {number} [endTimeout] ms to wait for the server's own close (and its reason)
+ *   once the client knows the session is over (default 1000).
  * @property {string} [renewUrl] Event streams: the companion endpoint (default `url` + "/renew").
  */
 
@@ -94,7 +120,11 @@ export class RealtimeCloseEvent extends Event {
   }
 }
 
-/** Announces a reconnection attempt in `delay` ms, after a drop with `code` and `reason`. */
+/**
+ * Announces a reconnection attempt in `delay` ms, after a drop with `code` and `reason`;
+ * `delay` is Infinity when the connection waits for the client's next token (paused);
+ * when that token comes, a second event (`delay` 0, reason "new token") announces the reconnection.
+ */
 export class RealtimeReconnectEvent extends Event {
   /** @param {number} delay @param {number} code @param {string} [reason] */
   constructor(delay, code, reason = "") {
@@ -115,20 +145,29 @@ class Renewing extends EventTarget {
   /** @type {((event: RealtimeCloseEvent) => void) | null} */ onclose = null;
   /** @type {((event: Event) => void) | null} */ onerror = null;
   /** @type {((event: RealtimeReconnectEvent) => void) | null} */ onreconnecting = null;
-  /** 0 connecting (also while reconnecting), 1 open, 3 closed for good. */
+  /** 0 connecting (also while reconnecting), 1 open, 2 ending (waiting for the server's reason), 3 closed for good. */
   readyState = CONNECTING;
   /** How many times the connection was re-established after the first. */
   reconnects = 0;
   /** @type {RealtimeHooks} */ hooks;
   /** @type {Required<Omit<RealtimeOptions, "renewUrl">> & RealtimeOptions} */ options;
+  /** Whether the connection waits for the client's next token (a 4401 at the deadline while paused). */
+  waiting = false;
   /** @type {string | null} the token the server holds now */
   sentToken = null;
+  /**
+   * @type {string | null} the newest token the server has acknowledged on this transport.
+   * A 4401 refuses this one, or the token a fresh connection opened with: a newer token
+   * sent meanwhile may have crossed the close and was never judged.
+   */
+  heldToken = null;
   /** @type {{ code: number, reason: string } | null} the server's last 4401, reported if the session is over */
   lastRefusal = null;
   #failures = 0;
   #opened = false;
   #final = false;
   /** @type {unknown} */ #retryTimer = null;
+  /** @type {unknown} */ #endTimer = null;
   /** @type {unknown} */ #guardTimer = null;
   /** @type {() => void} */ #unsubscribe;
 
@@ -139,7 +178,7 @@ class Renewing extends EventTarget {
   constructor(hooks, options) {
     super();
     this.hooks = hooks;
-    this.options = { minDelay: 500, maxDelay: 30000, maxQueued: 1000, ...options };
+    this.options = { minDelay: 500, maxDelay: 30000, maxQueued: 1000, endTimeout: 1000, ...options };
     this.#unsubscribe = hooks.subscribe((event) => this.#onAuthEvent(event));
   }
 
@@ -159,8 +198,13 @@ class Renewing extends EventTarget {
     this.dispatchEvent(event);
   }
 
-  /** The server accepted a token: open (again), and renew before this token's deadline. */
-  accepted() {
+  /**
+   * The server accepted `token`: open (again), and renew before this token's deadline.
+   * @param {string | null} token
+   */
+  accepted(token) {
+    if (this.readyState === CLOSING) return; // the session is over: only the end is awaited
+    if (token) this.heldToken = token;
     this.#failures = 0;
     this.lastRefusal = null;
     this.#armGuard();
@@ -180,11 +224,28 @@ class Renewing extends EventTarget {
   dropped(code, reason) {
     this.#clearGuard();
     if (this.#final) return;
+    if (this.readyState === CLOSING) {
+      // The awaited end: the server's word if it gave one, else the client's.
+      const told = code === CloseCodes.UNAUTHENTICATED || FINAL.has(code);
+      return told ? this.end(code, reason, true) : this.end(CloseCodes.UNAUTHENTICATED, SESSION_EXPIRED, false);
+    }
     this.readyState = CONNECTING;
     if (FINAL.has(code)) return this.end(code, reason, true);
     if (code === CloseCodes.UNAUTHENTICATED) {
       this.lastRefusal = { code, reason };
-      this.hooks.refreshAfterRejection(this.sentToken ?? "").then(
+      this.hooks.refused(code, reason);
+      if (this.hooks.paused() && this.#expiredHere()) {
+        // Paused: the token was meant to run out, and refreshing here would renew it ahead
+        // of the requests that are to meet the expiry. Reconnect with the next token.
+        this.waiting = true;
+        this.fire(new RealtimeReconnectEvent(Infinity, code, reason));
+        return;
+      }
+      // Refresh only if the refused token is still the client's: a 4401 for the deadline of
+      // an older token that crossed our reauth with a newer one needs no new refresh.
+      const refused = this.heldToken ?? this.sentToken ?? "";
+      this.heldToken = null;
+      this.hooks.refreshAfterRejection(refused).then(
         () => this.retry(code, reason),
         (error) => this.tokenFailed(error),
       );
@@ -199,7 +260,7 @@ class Renewing extends EventTarget {
    */
   tokenFailed(error) {
     if (error instanceof Error && error.name === "SessionExpiredError") {
-      const last = this.lastRefusal ?? { code: CloseCodes.UNAUTHENTICATED, reason: "session expired" };
+      const last = this.lastRefusal ?? { code: CloseCodes.UNAUTHENTICATED, reason: SESSION_EXPIRED };
       this.end(last.code, last.reason, false);
     } else {
       this.retry(0);
@@ -233,8 +294,11 @@ class Renewing extends EventTarget {
     if (this.#final) return;
     this.#final = true;
     this.readyState = CLOSED;
+    this.waiting = false;
     this.#clearGuard();
     this.#clearRetry();
+    if (this.#endTimer !== null) this.hooks.io.clearTimeout(this.#endTimer);
+    this.#endTimer = null;
     this.#unsubscribe();
     this.shutdown();
     this.fire(new RealtimeCloseEvent(code, reason, wasClean));
@@ -253,31 +317,54 @@ class Renewing extends EventTarget {
   #onAuthEvent(event) {
     if (event.type === "token") {
       const token = this.hooks.current();
-      if (token && token !== this.sentToken && this.readyState === OPEN) this.renew(token);
-    } else if (event.type === "expired" || event.type === "logout") {
-      const last = this.lastRefusal
-        ?? { code: CloseCodes.UNAUTHENTICATED, reason: event.type === "logout" ? "logged out" : "session expired" };
-      this.end(last.code, last.reason, false);
+      if (this.waiting) {
+        this.waiting = false;
+        this.retry(CloseCodes.UNAUTHENTICATED, "new token");
+      } else if (token && token !== this.sentToken && this.readyState === OPEN) {
+        this.renew(token);
+      }
+    } else if (event.type === "logout") {
+      this.end(CloseCodes.UNAUTHENTICATED, "logged out", false);
+    } else if (event.type === "expired") {
+      if (this.lastRefusal || this.readyState !== OPEN) {
+        const last = this.lastRefusal ?? { code: CloseCodes.UNAUTHENTICATED, reason: SESSION_EXPIRED };
+        this.end(last.code, last.reason, false);
+        return;
+      }
+      // The server closes this connection too, and says why (revoked, expired): wait for it.
+      this.readyState = CLOSING;
+      this.#clearGuard();
+      this.#endTimer = this.hooks.io.setTimeout(() => {
+        this.#endTimer = null;
+        this.end(CloseCodes.UNAUTHENTICATED, SESSION_EXPIRED, false);
+      }, this.options.endTimeout);
     }
   }
 
-  // Renew a little before the deadline even if the client did not refresh by itself (a
-  // hidden tab's timers are throttled): a quarter of what is left, at most 10 s before.
+  /** Whether the client's token has run out (or nearly: the server's clock may be ahead). */
+  #expiredHere() {
+    return this.hooks.expiresAt() - this.hooks.io.now() < 5000;
+  }
+
+  // Ask for a renewal a little before the deadline in case the client did not refresh by
+  // itself (a hidden tab has no proactive timer): about a quarter of what is left, at most
+  // ~10 s before, jittered by ±25% so that background tabs holding the same token do not
+  // ask at one instant (without Web Locks, the first one's broadcast then reaches the others).
   #armGuard() {
     this.#clearGuard();
     const left = this.hooks.expiresAt() - this.hooks.io.now();
     if (left <= 0) return;
-    const early = Math.min(10000, left / 4);
+    const early = Math.min(10000, left / 4) * (0.75 + this.hooks.io.random() / 2);
     const token = this.sentToken;
     this.#guardTimer = this.hooks.io.setTimeout(() => {
       this.#guardTimer = null;
-      if (this.#final || this.readyState !== OPEN) return;
+      if (this.#final || this.readyState !== OPEN || !token) return;
       const current = this.hooks.current();
       if (current && current !== token) {
         this.renew(current);
         return;
       }
-      this.hooks.refreshAfterRejection(token ?? "").catch(() => {});
+      this.hooks.renewBeforeDeadline(token).catch(() => {});
     }, left - early);
   }
 
@@ -316,6 +403,8 @@ export class AuthWebSocket extends Renewing {
   #queue = [];
   /** @type {string | string[] | undefined} */
   #protocols;
+  /** @type {string[]} tokens sent (auth, reauth) and not yet acknowledged: the server answers in order */
+  #unacknowledged = [];
 
   /**
    * @param {RealtimeHooks} hooks
@@ -373,11 +462,13 @@ export class AuthWebSocket extends Renewing {
     this.#socket = socket;
     socket.onopen = () => {
       this.sentToken = token;
+      this.heldToken = null;
+      this.#unacknowledged = [token];
       socket.send(JSON.stringify({ type: "auth", token }));
     };
     socket.onmessage = (event) => {
       if (socket !== this.#socket) return;
-      if (isAuthOk(event.data)) this.accepted();
+      if (isAuthOk(event.data)) this.accepted(this.#unacknowledged.shift() ?? null);
       else if (this.readyState === OPEN) this.fire(new MessageEvent("message", { data: event.data }));
     };
     socket.onerror = () => {}; // a close event follows; it decides what happens
@@ -392,6 +483,7 @@ export class AuthWebSocket extends Renewing {
   renew(token) {
     if (!this.#socket) return;
     this.sentToken = token;
+    this.#unacknowledged.push(token);
     this.#socket.send(JSON.stringify({ type: "reauth", token }));
   }
 
@@ -455,6 +547,7 @@ export class AuthEventSource extends Renewing {
     const abort = new AbortController();
     this.#abort = abort;
     this.sentToken = token;
+    this.heldToken = null;
     /** @type {{ code: number, reason: string } | null} */
     let ending = null;
     try {
@@ -533,7 +626,7 @@ export class AuthEventSource extends Renewing {
       try { body = JSON.parse(data); } catch { return null; }
       if (event === "silentauth-end") return { code: Number(body.code), reason: String(body.reason ?? "") };
       this.#stream = String(body.stream);
-      this.accepted();
+      this.accepted(this.sentToken);
       return null;
     }
     if (this.readyState === OPEN) this.fire(new MessageEvent(event, { data }));
@@ -550,7 +643,7 @@ export class AuthEventSource extends Renewing {
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ stream }),
       cache: "no-store",
-    }).then((response) => { if (response.ok) this.accepted(); }, () => {});
+    }).then((response) => { if (response.ok) this.accepted(token); }, () => {});
   }
 
   shutdown() {

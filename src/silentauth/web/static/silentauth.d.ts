@@ -297,9 +297,19 @@ export type AuthEvent = {
 } | {
     type: "expired" | "logout";
     reason: string;
+    server?: ServerWord;
 } | {
     type: "renewal-ignored";
     origin: string;
+};
+/**
+ * What a server said when it closed a live connection (WebSocket close code and reason):
+ * carried by the "expired" event when that close led to the end of the session, so that
+ * an application can tell "session revoked" from an expiry.
+ */
+export type ServerWord = {
+    code: number;
+    reason: string;
 };
 /**
  * The decoded (never verified) claims of an access token.

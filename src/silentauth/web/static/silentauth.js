@@ -105,8 +105,15 @@ const PENDING_KEY = "silentauth-refresh-key";
  *   | { type: "refresh-skipped", reason: string }
  *   | { type: "refresh-error", reason: string, error: Error }
  *   | { type: "restore-failed", error: unknown }
- *   | { type: "expired" | "logout", reason: string }
+ *   | { type: "expired" | "logout", reason: string, server?: ServerWord }
  *   | { type: "renewal-ignored", origin: string }} AuthEvent
+ */
+
+/**
+ * What a server said when it closed a live connection (WebSocket close code and reason):
+ * carried by the "expired" event when that close led to the end of the session, so that
+ * an application can tell "session revoked" from an expiry.
+ * @typedef {{ code: number, reason: string }} ServerWord
  */
 
 /**
@@ -255,6 +262,7 @@ export class AuthClient {
   #refreshing = new SingleFlight();
   /** @type {unknown} */
   #timer = null;
+  #timerAt = 0; // local clock, ms: when #timer fires
   #failures = 0;
   #notified = false;
   /** @type {Set<string | undefined>} session ids known to be over: late broadcasts for them are ignored */
@@ -273,6 +281,8 @@ export class AuthClient {
   #paused = false; // pauseProactive(): no renewal ahead of expiry in this tab
   /** @type {string | null} the pending Idempotency-Key when there is no storage */
   #memoryKey = null;
+  /** @type {(ServerWord & { at: number }) | null} a live connection's last 4401, for the "expired" event */
+  #serverWord = null;
 
   /**
    * Use {@link createAuthClient}.
@@ -548,6 +558,9 @@ export class AuthClient {
       current: () => (this.#state === "authenticated" ? this.#token : null),
       expiresAt: () => this.#expiresAt,
       refreshAfterRejection: (token) => this.#refreshAfterRejection(token),
+      renewBeforeDeadline: (token) => this.#renewBeforeDeadline(token),
+      refused: (code, reason) => { this.#serverWord = { code, reason, at: this.#io.now() }; },
+      paused: () => this.#paused,
       subscribe: (listener) => this.subscribe(listener),
       sendsTokenTo: (url) => this.#sendsTokenTo(url),
       io: this.#io,
@@ -563,6 +576,22 @@ export class AuthClient {
     if (this.#state !== "authenticated") throw new SessionExpiredError();
     if (this.#token !== token && this.#usable() && this.#token) return this.#token;
     return this.#refresh("reactive", token);
+  }
+
+  /**
+   * A live connection holds `token` and its deadline is near: refresh through the one
+   * path every refresh takes (single flight in the tab, Web Locks across tabs), unless
+   * that is not wanted or someone else is on it. Paused: the token is meant to run out.
+   * Replaced: the connection gets the newer one by the "token" event. Visible with the
+   * proactive timer due before the deadline: that timer refreshes, once for every
+   * connection. What is left is a hidden tab (no proactive timer, throttled timers).
+   * @param {string} token
+   * @returns {Promise<void>}
+   */
+  async #renewBeforeDeadline(token) {
+    if (this.#state !== "authenticated" || this.#paused || this.#token !== token) return;
+    if (this.#timer !== null && !this.#hidden() && this.#timerAt < this.#expiresAt) return;
+    await this.#refresh("realtime", token).catch(() => {});
   }
 
   /**
@@ -636,6 +665,7 @@ export class AuthClient {
         throw this.#expiredError();
       }
       this.#failures = 0;
+      this.#serverWord = null; // the refusal it answered is settled
       this.#csrf = body.csrf_token ?? csrf;
       this.#adopt(body.access_token, this.#io.now() + body.expires_in * 1000,
         body.expires_in * 1000, { source: "refresh", reason });
@@ -769,7 +799,7 @@ export class AuthClient {
    * @param {{ notify: boolean, broadcast: boolean }} how
    * @returns {SessionExpiredError} to throw
    */
-  #expire(reason, { notify, broadcast }) {
+  #expire(reason, { notify, broadcast }, heard = this.#recentServerWord()) {
     const sid = this.sessionId;
     const wasActive = this.#state !== "anonymous";
     if (sid) this.#dead.add(sid);
@@ -779,9 +809,11 @@ export class AuthClient {
     this.#csrf = null;
     this.#expiresAt = 0;
     this.#clearTimer();
-    if (broadcast) this.#channel?.postMessage({ type: "logout", sid });
+    this.#serverWord = null;
+    const server = heard ? { code: heard.code, reason: heard.reason } : undefined;
+    if (broadcast) this.#channel?.postMessage({ type: "logout", sid, ...(server && { server }) });
     const error = this.#expiredError();
-    this.#emit({ type: reason === "logout" ? "logout" : "expired", reason });
+    this.#emit({ type: reason === "logout" ? "logout" : "expired", reason, ...(server && { server }) });
     if (notify && wasActive && !this.#notified) {
       this.#notified = true;
       try {
@@ -811,7 +843,8 @@ export class AuthClient {
   /** @param {unknown} data a message from another tab: untrusted shape */
   #onMessage(data) {
     if (!data || typeof data !== "object") return;
-    const msg = /** @type {{ type?: unknown, access_token?: unknown, expires_at?: unknown, sid?: unknown }} */ (data);
+    const msg = /** @type {{ type?: unknown, access_token?: unknown, expires_at?: unknown, sid?: unknown,
+      server?: unknown }} */ (data);
     if (msg.type === "token" && typeof msg.access_token === "string") {
       const claims = decodeClaims(msg.access_token);
       if (!claims.exp || this.#dead.has(claims.sid) || msg.access_token === this.#token) return;
@@ -825,7 +858,9 @@ export class AuthClient {
     } else if (msg.type === "logout") {
       const sid = this.sessionId;
       if (msg.sid && sid && msg.sid !== sid) return; // a session this tab has already left
-      if (this.#state === "authenticated") this.#expire("other-tab", { notify: true, broadcast: false });
+      if (this.#state === "authenticated") {
+        this.#expire("other-tab", { notify: true, broadcast: false }, serverWordOf(msg.server));
+      }
     } else if (msg.type === "want-token" && this.#usable() && this.#token && this.#remaining() > this.#dueWithin()) {
       this.#broadcast(this.#token);
     }
@@ -868,6 +903,7 @@ export class AuthClient {
   #setTimer(delay, fn) {
     this.#clearTimer();
     const ms = Math.min(MAX_DELAY, Math.max(0, delay));
+    this.#timerAt = this.#io.now() + ms;
     this.#timer = this.#io.setTimeout(() => { this.#timer = null; fn(); }, ms);
   }
 
@@ -941,6 +977,11 @@ export class AuthClient {
   // -- helpers --------------------------------------------------------------------------
 
   #remaining() { return this.#expiresAt - this.#io.now(); }
+  /** @returns {ServerWord | null} a live connection's 4401 of the last few seconds: why the refresh that follows fails */
+  #recentServerWord() {
+    const word = this.#serverWord;
+    return word && this.#io.now() - word.at < 10000 ? word : null;
+  }
   /** ms before expiry at which a refresh is due: the margin, never more than half the lifetime. */
   #dueWithin() { return Math.min(this.#margin, this.#lifetime / 2); }
   /** Good enough to send: a request must not arrive after expiry. */
@@ -1093,6 +1134,18 @@ function defaultStorage() {
 function randomKey() {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(24));
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * A server's word relayed by another tab: untrusted shape, kept only if well-formed.
+ * @param {unknown} value
+ * @returns {ServerWord | null}
+ */
+function serverWordOf(value) {
+  if (!value || typeof value !== "object") return null;
+  const { code, reason } = /** @type {{ code?: unknown, reason?: unknown }} */ (value);
+  if (typeof code !== "number" || typeof reason !== "string") return null;
+  return { code, reason: reason.slice(0, 123) };
 }
 
 /**
