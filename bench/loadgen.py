@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 USERNAME = "bench"
 PASSWORD = "bench-password-1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DOT_CLIENT = "bench-public-client"  # bench.peers.dot_app.CLIENT_ID (not imported: Django setup)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,27 @@ DIALECTS: dict[str, Dialect] = {
         token_from_refresh=lambda b: str(b["refresh_token"]),
         noop="/noop",
     ),
+    "django-oauth-toolkit": Dialect(
+        login=lambda: ("/o/token/", *_form({
+            "grant_type": "password", "username": USERNAME, "password": PASSWORD, "client_id": DOT_CLIENT,
+        })),
+        refresh=lambda t: ("/o/token/", *_form({"grant_type": "refresh_token", "refresh_token": t, "client_id": DOT_CLIENT})),
+        token_from_login=lambda b: str(b["refresh_token"]),
+        token_from_refresh=lambda b: str(b["refresh_token"]),
+        noop="/noop",
+    ),
+    # Its sessions were made by authorization-code + PKCE flows at start-up;
+    # "login" takes one of their refresh tokens (see bench/peers/oidc/server.mjs).
+    "oidc-provider": Dialect(
+        login=lambda: ("/bench/session", {}, b""),
+        refresh=lambda t: ("/token", *_form({"grant_type": "refresh_token", "refresh_token": t, "client_id": "bench"})),
+        token_from_login=lambda b: str(b["refresh_token"]),
+        token_from_refresh=lambda b: str(b["refresh_token"]),
+        noop="/noop",
+    ),
 }
 # The same app under another HTTP server speaks the same dialect.
+DIALECTS["oidc-provider-idtoken"] = DIALECTS["oidc-provider"]
 DIALECTS["silentauth-granian"] = DIALECTS["silentauth"]
 
 
