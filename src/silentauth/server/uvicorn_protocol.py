@@ -32,6 +32,14 @@ from uvicorn.protocols.http.httptools_impl import (
 from silentauth.errors import HeadTooLarge
 
 
+# Header lines already checked against uvicorn's rules. Most are constants
+# (security headers, content type, cache control), so the two regular-expression
+# scans per header run once per process instead of once per answer; the bound
+# keeps values that vary (content-length, date) from growing it without limit.
+_CHECKED: set[tuple[bytes, bytes]] = set()
+_CHECKED_MAX = 512
+
+
 class OneWriteCycle(RequestResponseCycle):
     """uvicorn's request/response cycle, writing a fixed-length answer's head with its body."""
 
@@ -83,8 +91,11 @@ class OneWriteCycle(RequestResponseCycle):
         content = [STATUS_LINE[status]]
         length = -1
         for name, value in (*self.default_headers, *message.get("headers", ())):
-            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
-                return None  # uvicorn raises its own error for it
+            if (name, value) not in _CHECKED:
+                if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                    return None  # uvicorn raises its own error for it
+                if len(_CHECKED) < _CHECKED_MAX:
+                    _CHECKED.add((name, value))
             name = name.lower()
             if name == b"content-length":
                 if length >= 0:
