@@ -31,7 +31,6 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from silentauth.errors import HeadTooLarge
 
-
 # Header lines already checked against uvicorn's rules. Most are constants
 # (security headers, content type, cache control), so the two regular-expression
 # scans per header run once per process instead of once per answer; the bound
