@@ -29,6 +29,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
 from silentauth.errors import HeadTooLarge
 
 # Header lines already checked against uvicorn's rules. Most are constants
@@ -49,6 +51,15 @@ class OneWriteCycle(RequestResponseCycle):
         if kind == "http.response.start" and not self.response_started:
             head = self._fixed_length_head(message)
             if head is not None:
+                if self.access_log:  # the line uvicorn's own path writes
+                    self.access_logger.info(
+                        '%s - "%s %s HTTP/%s" %d',
+                        get_client_addr(self.scope),
+                        self.scope["method"],
+                        get_path_with_query_string(self.scope),
+                        self.scope["http_version"],
+                        message["status"],
+                    )
                 self._head = head
                 self.response_started = True
                 self.waiting_for_100_continue = False
@@ -68,19 +79,20 @@ class OneWriteCycle(RequestResponseCycle):
                     raise RuntimeError("Response content shorter than Content-Length")
                 self.response_complete = True
                 self.message_event.set()
+                # Resumes reading, starts a pipelined request or arms keep-alive.
+                self.on_response()
             return
         await super().send(message)
 
     def _fixed_length_head(self, message: Any) -> bytes | None:
         """The head as uvicorn would write it, or None when uvicorn's own path must run.
 
-        That path keeps the cases this one does not handle: access logging,
-        a paused or closed transport, a connection to close, HEAD, no
-        ``content-length`` (chunked), and headers it must refuse.
+        That path keeps the cases this one does not handle: a paused or
+        closed transport, a connection to close, HEAD, no ``content-length``
+        (chunked), and headers it must refuse.
         """
         if (
-            self.access_log
-            or self.flow.write_paused
+            self.flow.write_paused
             or self.disconnected
             or not self.keep_alive
             or self.scope["method"] == "HEAD"
