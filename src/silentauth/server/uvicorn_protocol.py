@@ -28,7 +28,6 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
     RequestResponseCycle,
 )
-
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from silentauth.errors import HeadTooLarge
