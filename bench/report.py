@@ -27,7 +27,8 @@ def _machine(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     v = m["versions"]
     keys = ("python", "sqlite", "silentauth", "starlette", "uvicorn", "granian", "django",
-            "djangorestframework-simplejwt", "flask", "flask-jwt-extended", "cryptography", "argon2-cffi")
+            "djangorestframework-simplejwt", "django-oauth-toolkit", "flask", "flask-jwt-extended",
+            "cryptography", "argon2-cffi", "node", "oidc-provider")
     return (
         f"machine: {m['nproc']} CPUs, {m['cpu']}; load average {m['load_average_at_start']} at start, "
         f"{m.get('load_average_at_end')} at end; {doc['started']}, {doc['wall_s']} s\n"
@@ -43,6 +44,8 @@ def _refresh(r: dict[str, Any]) -> str:
             name, s["served_by"], _rate(rf), _f(rf["p50_ms"], 1), _f(rf["p99_ms"], 1), _f(rf["cpu_us"]),
             _f(rf["per_core"]), _rate(np), _f(np["per_core"]), _f(s["refresh_over_noop"], 2),
         ])
+    for name, reason in r.get("skipped", {}).items():  # a missing toolchain stays in the table
+        rows.append([name, f"skipped: {reason}", *["-"] * 8])
     head = ["stack", "served by", "refresh/s med (min-max)", "p50 ms", "p99 ms", "CPU us/refresh",
             "refresh/s per core", "no-op/s med (min-max)", "no-op/s per core", "refresh/no-op"]
     lines = [
@@ -55,8 +58,8 @@ def _refresh(r: dict[str, Any]) -> str:
     best = r["vs_best_peer"]
     verdict = "met" if r["ok"] else "NOT met"
     lines.append(
-        f"  vs best peer: {_f(best['rate'], 2)}x by rate, {_f(best['per_core'], 2)}x per core "
-        f"(goal >= {r['goal']:g}x: {verdict})"
+        f"  vs best peer ({r.get('best_peer') or '-'}): {_f(best['rate'], 2)}x by rate, "
+        f"{_f(best['per_core'], 2)}x per core (goal >= {r['goal']:g}x per core: {verdict})"
     )
     return "\n".join(lines)
 
