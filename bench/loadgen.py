@@ -241,7 +241,10 @@ class Target:
                         self.latencies.append(t1 - t0)
 
         ticks = cpu_ticks(self.pids)
-        await asyncio.gather(*(loop(c, t) for c, t in self.conns))
+        try:
+            await asyncio.gather(*(loop(c, t) for c, t in self.conns))
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            raise RuntimeError(f"{self.stack} ({self.mode}): connection lost: {exc!r}") from exc
         used = (cpu_ticks(self.pids) - ticks) / CLOCK_TICKS
         if record:
             self.rates.append(done / seconds)

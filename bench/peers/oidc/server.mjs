@@ -133,7 +133,7 @@ async function codeFlow() {
   throw new Error('too many redirects');
 }
 
-provider.listen(port, '127.0.0.1', async () => {
+const server = provider.listen(port, '127.0.0.1', async () => {
   try {
     for (let i = 0; i < sessions; i += 1) tokens.push(await codeFlow());
     ready = true;
@@ -142,3 +142,6 @@ provider.listen(port, '127.0.0.1', async () => {
     process.exit(1);
   }
 });
+// The load generator's connections idle while other stacks take their turn; Node
+// closes idle keep-alive connections after 5 s by default, the other servers do not.
+server.keepAliveTimeout = 0;
