@@ -78,6 +78,24 @@ def _login(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _workers(r: dict[str, Any]) -> str:
+    rows = [[name, _rate(w), _f(w["cpu_us"]), _f(w["p50_ms"], 1), _f(w["p99_ms"], 1)] for name, w in r["results"].items()]
+    head = ["store, workers", "refresh/s med (min-max)", "server CPU us/refresh", "p50 ms", "p99 ms"]
+    lines = [
+        f"WORKERS (serve --workers 1 and 2, nothing pinned: servers, PostgreSQL and the load generator share "
+        f"the cores; {r['connections']} connections, {r['rounds']} interleaved rounds x {r['slice_s']} s)",
+        _table(head, rows),
+        f"  load generator CPU per refresh: {_f(r.get('loadgen_cpu_us_per_refresh'))} us; "
+        f"PostgreSQL's own CPU per refresh: {_f(r.get('postgres_server_cpu_us_per_refresh'))} us",
+    ]
+    for key, value in r.items():
+        if key.endswith("_two_over_one"):
+            lines.append(f"  {key.removesuffix('_two_over_one')}: 2 workers / 1 worker = {_f(value, 2)}x by rate")
+    if "skipped" in r.get("postgres", {}):
+        lines.append(f"  postgres skipped: {r['postgres']['skipped']}")
+    return "\n".join(lines)
+
+
 def _flat(prefix: str, value: Any, out: list[str]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -107,6 +125,8 @@ def render(doc: dict[str, Any]) -> str:
             parts.append(_refresh(r))
         elif name == "login":
             parts.append(_login(r))
+        elif name == "workers" and "results" in r:
+            parts.append(_workers(r))
         else:
             parts.append(_other(name, r))
     return "\n\n".join(parts)
