@@ -125,3 +125,38 @@ def test_pipelined_requests_are_all_answered(port: int) -> None:
             assert chunk, data
             data += chunk
         assert _exchange(conn, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
+def test_an_answer_under_way_when_the_drain_begins_closes_its_connection() -> None:
+    # SIGTERM makes uvicorn ask every connection to close after its answer. An answer
+    # whose head is held for the one write must still close: otherwise the drain waits
+    # for the idle connection's keep-alive timeout.
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await asyncio.sleep(0.5)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    config = uvicorn.Config(
+        slow, host="127.0.0.1", port=port, http=BoundedHttpToolsProtocol, log_level="error", lifespan="off",
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.2)
+            server.should_exit = True  # what SIGTERM does
+            data = b""
+            while chunk := conn.recv(65536):  # EOF ends it; a timeout fails the test
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\nok")
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -78,6 +78,8 @@ class OneWriteCycle(RequestResponseCycle):
                     raise RuntimeError("Response content shorter than Content-Length")
                 self.response_complete = True
                 self.message_event.set()
+                if not self.keep_alive:  # a drain (SIGTERM) began while this answer was under way
+                    self.transport.close()
                 # Resumes reading, starts a pipelined request or arms keep-alive.
                 self.on_response()
             return
