@@ -123,6 +123,7 @@ class OneWriteCycle(RequestResponseCycle):
         self.expected_content_length = length
         return b"".join(content)
 
+
 MAX_HEAD_BYTES = 64 * 1024
 # Above any socket read size, so a chunk that also carries the previous
 # request's body tail never trips it.
