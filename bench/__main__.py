@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = refresh.run(
                         stacks, rounds=args.rounds, slice_s=args.slice, connections=args.connections
                     )
+                    results[name]["skipped"] = dict(n.split(" skipped: ", 1) for n in notes if " skipped: " in n)
                 elif name == "login":
                     from bench import login
 

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from silentauth.core.passwords import Passwords
 from silentauth.server.app import create_app
+from silentauth.server.token_endpoint import TokenEndpoint
 from silentauth.settings import Settings
 
 N = 2000
@@ -157,18 +158,21 @@ async def measure() -> list[tuple[str, float]]:
                 token[0] = json.loads(out)["refresh_token"]
 
             raw = _raw_refresh_app(svc)
+            token_endpoint = TokenEndpoint(rt)
 
             async def healthz() -> None:
                 await _asgi(app, "GET", "/healthz", b"", b"text/plain")
 
-            async def concurrent_refresh(width: int = 32, each: int = 60) -> tuple[str, float]:
+            async def concurrent_refresh(
+                width: int = 32, each: int = 60, target: Any = app, label: str = "ASGI app"
+            ) -> tuple[str, float]:
                 """``width`` clients refreshing at once, interleaved on one event loop."""
                 chains = [(await svc.login("bench", "pw")).refresh_token for _ in range(width)]
 
                 async def chain(i: int) -> None:
                     for _ in range(each):
                         body = urlencode({"grant_type": "refresh_token", "refresh_token": chains[i]}).encode()
-                        status, out = await _asgi(app, "POST", "/auth/token", body, b"application/x-www-form-urlencoded")
+                        status, out = await _asgi(target, "POST", "/auth/token", body, b"application/x-www-form-urlencoded")
                         if status != 200:
                             raise RuntimeError(out)
                         chains[i] = json.loads(out)["refresh_token"]
@@ -176,7 +180,7 @@ async def measure() -> list[tuple[str, float]]:
                 t0 = time.process_time()
                 await asyncio.gather(*(chain(i) for i in range(width)))
                 cpu = (time.process_time() - t0) / (width * each) * 1e6
-                return f"ASGI app: {width} concurrent refresh chains", cpu
+                return f"{label}: {width} concurrent refresh chains", cpu
 
             rows = [
                 await _time("ES256 sign (cryptography)", sign),
@@ -189,6 +193,9 @@ async def measure() -> list[tuple[str, float]]:
                 await _time("SessionService.refresh (whole)", refresh),
                 await _time("ASGI app: POST /auth/token refresh (no HTTP server)", http_refresh),
                 await concurrent_refresh(),
+                # The same without Starlette and the middleware around the endpoint:
+                # the difference is what the outer layers cost a refresh.
+                await concurrent_refresh(target=token_endpoint, label="token endpoint alone"),
                 await _time("experiment: bare ASGI callable around SessionService.refresh", raw_refresh),
                 await _time("ASGI app: GET /healthz (no HTTP server)", healthz),
             ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sqlite3
+import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 PACKAGES = (
@@ -22,8 +25,10 @@ PACKAGES = (
     "djangorestframework-simplejwt",
     "flask",
     "flask-jwt-extended",
+    "django-oauth-toolkit",
     "pyjwt",
 )
+OIDC_DIR = Path(__file__).resolve().parent / "peers" / "oidc"
 
 
 def cpu_model() -> str:
@@ -51,6 +56,21 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
+    out.update(_node_versions())
+    return out
+
+
+def _node_versions() -> dict[str, str]:
+    """The Node.js and oidc-provider the node peer runs on (bench/peers/oidc/node_modules)."""
+    out = {"node": "not installed", "oidc-provider": "not installed"}
+    try:
+        node = subprocess.run([str(OIDC_DIR / "node_modules" / ".bin" / "node"), "--version"],
+                              capture_output=True, text=True, timeout=10, check=True)
+        out["node"] = node.stdout.strip().lstrip("v")
+        package = json.loads((OIDC_DIR / "node_modules" / "oidc-provider" / "package.json").read_text())
+        out["oidc-provider"] = str(package["version"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        pass
     return out
 
 

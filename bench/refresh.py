@@ -1,11 +1,13 @@
-"""Refresh endpoint: silentauth vs simplejwt vs flask-jwt-extended, same run.
+"""Refresh endpoint: silentauth vs its peers (Python and Node.js), same run.
 
 Every stack's no-op baseline and refresh load are driven by one load
 generator in short interleaved slices, round after round, so drift on a
 shared machine hits all of them alike. Two figures per target: the rate it
 sustained (noisy when neighbours are busy) and the server CPU per request,
 whose inverse is what one core can sustain (robust to neighbours).
-The issue's goal: silentauth >= 4x the best peer with one worker process.
+The goal (issue 19): silentauth >= 3x the best peer with one worker process,
+the best being node oidc-provider with opaque tokens in memory, while
+silentauth commits to SQLite before answering and signs ES256.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 from bench.measure import drive, ratio, summary
 from bench.servers import Stack, running
 
-GOAL = 4.0
-PEERS = ("simplejwt", "flask-jwt-extended")  # silentauth-granian is ours, not a peer
+GOAL = 3.0
+# silentauth-granian is ours, not a peer.
+PEERS = ("simplejwt", "flask-jwt-extended", "django-oauth-toolkit", "oidc-provider", "oidc-provider-idtoken")
 
 
 def measure(
@@ -52,7 +55,10 @@ def measure(
         "ratios": ratios,
         "vs_best_peer": {"rate": ratio(ours.get("median"), best), "per_core": ratio(ours.get("per_core"), best_core)},
         "goal": GOAL,
-        "ok": bool(best and ours.get("median", 0.0) / best >= GOAL),
+        "best_peer": max(peers, key=lambda p: out[p]["refresh"]["per_core"] or 0.0, default=None),
+        # Judged per core: the rate of a server pinned to a core it shares with
+        # other work is noise; its CPU per request is not.
+        "ok": bool(best_core and (ours.get("per_core") or 0.0) / best_core >= GOAL),
     }
 
 

@@ -27,7 +27,8 @@ def _machine(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     v = m["versions"]
     keys = ("python", "sqlite", "silentauth", "starlette", "uvicorn", "granian", "django",
-            "djangorestframework-simplejwt", "flask", "flask-jwt-extended", "cryptography", "argon2-cffi")
+            "djangorestframework-simplejwt", "django-oauth-toolkit", "flask", "flask-jwt-extended",
+            "cryptography", "argon2-cffi", "node", "oidc-provider")
     return (
         f"machine: {m['nproc']} CPUs, {m['cpu']}; load average {m['load_average_at_start']} at start, "
         f"{m.get('load_average_at_end')} at end; {doc['started']}, {doc['wall_s']} s\n"
@@ -43,6 +44,8 @@ def _refresh(r: dict[str, Any]) -> str:
             name, s["served_by"], _rate(rf), _f(rf["p50_ms"], 1), _f(rf["p99_ms"], 1), _f(rf["cpu_us"]),
             _f(rf["per_core"]), _rate(np), _f(np["per_core"]), _f(s["refresh_over_noop"], 2),
         ])
+    for name, reason in r.get("skipped", {}).items():  # a missing toolchain stays in the table
+        rows.append([name, f"skipped: {reason}", *["-"] * 8])
     head = ["stack", "served by", "refresh/s med (min-max)", "p50 ms", "p99 ms", "CPU us/refresh",
             "refresh/s per core", "no-op/s med (min-max)", "no-op/s per core", "refresh/no-op"]
     lines = [
@@ -55,8 +58,8 @@ def _refresh(r: dict[str, Any]) -> str:
     best = r["vs_best_peer"]
     verdict = "met" if r["ok"] else "NOT met"
     lines.append(
-        f"  vs best peer: {_f(best['rate'], 2)}x by rate, {_f(best['per_core'], 2)}x per core "
-        f"(goal >= {r['goal']:g}x: {verdict})"
+        f"  vs best peer ({r.get('best_peer') or '-'}): {_f(best['rate'], 2)}x by rate, "
+        f"{_f(best['per_core'], 2)}x per core (goal >= {r['goal']:g}x per core: {verdict})"
     )
     return "\n".join(lines)
 
@@ -103,6 +106,24 @@ def _resource(r: dict[str, Any]) -> str:
     ])
 
 
+def _workers(r: dict[str, Any]) -> str:
+    rows = [[name, _rate(w), _f(w["cpu_us"]), _f(w["p50_ms"], 1), _f(w["p99_ms"], 1)] for name, w in r["results"].items()]
+    head = ["store, workers", "refresh/s med (min-max)", "server CPU us/refresh", "p50 ms", "p99 ms"]
+    lines = [
+        f"WORKERS (serve --workers 1 and 2, nothing pinned: servers, PostgreSQL and the load generator share "
+        f"the cores; {r['connections']} connections, {r['rounds']} interleaved rounds x {r['slice_s']} s)",
+        _table(head, rows),
+        f"  load generator CPU per refresh: {_f(r.get('loadgen_cpu_us_per_refresh'))} us; "
+        f"PostgreSQL's own CPU per refresh: {_f(r.get('postgres_server_cpu_us_per_refresh'))} us",
+    ]
+    for key, value in r.items():
+        if key.endswith("_two_over_one"):
+            lines.append(f"  {key.removesuffix('_two_over_one')}: 2 workers / 1 worker = {_f(value, 2)}x by rate")
+    if "skipped" in r.get("postgres", {}):
+        lines.append(f"  postgres skipped: {r['postgres']['skipped']}")
+    return "\n".join(lines)
+
+
 def _flat(prefix: str, value: Any, out: list[str]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -134,6 +155,8 @@ def render(doc: dict[str, Any]) -> str:
             parts.append(_login(r))
         elif name == "resource":
             parts.append(_resource(r))
+        elif name == "workers" and "results" in r:
+            parts.append(_workers(r))
         else:
             parts.append(_other(name, r))
     return "\n\n".join(parts)

@@ -5,8 +5,13 @@
   its no-op baseline is ``GET /healthz`` of the same server.
 - ``silentauth-granian``: the same app under granian ``--interface asgi``
   (an experiment: what a faster HTTP server buys us; not the shipped path);
-- ``simplejwt`` and ``flask-jwt-extended``: granian, ``--interface wsgi
-  --workers 1`` with granian's default threads; their no-op is ``GET /noop``.
+- ``simplejwt``, ``flask-jwt-extended`` and ``django-oauth-toolkit``: granian,
+  ``--interface wsgi --workers 1`` with granian's default threads; their no-op
+  is ``GET /noop``;
+- ``oidc-provider`` (opaque tokens, signs nothing) and ``oidc-provider-idtoken``
+  (also signs an RS256 ID token per refresh): ``node bench/peers/oidc/server.mjs``
+  on the Node.js from that directory's ``node_modules`` (``npm ci`` there);
+  its no-op is ``GET /noop``.
 
 Servers are pinned to CPU 0 and the load generator to CPU 1 (when the
 machine has two or more), so each gets one core and neither steals the
@@ -38,14 +43,30 @@ SERVED_BY = {
     "silentauth-granian": "granian asgi, 1 worker",
     "simplejwt": "granian wsgi, 1 worker",
     "flask-jwt-extended": "granian wsgi, 1 worker",
+    "django-oauth-toolkit": "granian wsgi, 1 worker",
+    "oidc-provider": "node, 1 process",
+    "oidc-provider-idtoken": "node, 1 process",
 }
 NEEDS = {
     "silentauth": ("uvicorn",),
     "silentauth-granian": ("granian",),
     "simplejwt": ("granian", "django", "rest_framework_simplejwt"),
     "flask-jwt-extended": ("granian", "flask", "flask_jwt_extended"),
+    "django-oauth-toolkit": ("granian", "django", "oauth2_provider"),
 }
-DEFAULT_STACKS = ("silentauth", "silentauth-granian", "simplejwt", "flask-jwt-extended")
+OIDC_DIR = ROOT / "bench" / "peers" / "oidc"
+# The Node.js that package-lock.json pins (oidc-provider 9 supports Node 22+).
+NODE = OIDC_DIR / "node_modules" / ".bin" / "node"
+NODE_STACKS = {"oidc-provider": "opaque", "oidc-provider-idtoken": "idtoken"}
+DEFAULT_STACKS = (
+    "silentauth",
+    "silentauth-granian",
+    "simplejwt",
+    "flask-jwt-extended",
+    "django-oauth-toolkit",
+    "oidc-provider",
+    "oidc-provider-idtoken",
+)
 LOADGEN_CPU = 1
 
 
@@ -112,7 +133,14 @@ def _commands(name: str, tmp: Path, port: int) -> tuple[list[str], list[str], di
         serve = [shutil.which("granian") or "granian", "--interface", "asgi", "--factory", "--workers", "1"]
         serve += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
         return setup, serve + ["silentauth.server.app:create_app"], env, noop
-    module = {"simplejwt": "bench.peers.simplejwt_app:application", "flask-jwt-extended": "bench.peers.flask_app:app"}[name]
+    if name in NODE_STACKS:
+        serve = [str(NODE), str(OIDC_DIR / "server.mjs"), str(port), NODE_STACKS[name]]
+        return [], serve, {"BENCH_SESSIONS": "256"}, "/noop"
+    module = {
+        "simplejwt": "bench.peers.simplejwt_app:application",
+        "flask-jwt-extended": "bench.peers.flask_app:app",
+        "django-oauth-toolkit": "bench.peers.dot_app:application",
+    }[name]
     env = {"BENCH_DB": str(tmp / f"{name}.db")}
     setup = [py, "-m", module.partition(":")[0], USERNAME, PASSWORD]
     granian = shutil.which("granian") or "granian"
@@ -127,6 +155,12 @@ def available(names: tuple[str, ...] = DEFAULT_STACKS) -> tuple[tuple[str, ...],
 
     ok, notes = [], []
     for name in names:
+        if name in NODE_STACKS:
+            if not (NODE.exists() and (OIDC_DIR / "node_modules" / "oidc-provider").is_dir()):
+                notes.append(f"{name} skipped: no Node.js/oidc-provider in bench/peers/oidc (cd bench/peers/oidc && npm ci)")
+            else:
+                ok.append(name)
+            continue
         missing = [m for m in NEEDS[name] if importlib.util.find_spec(m) is None]
         if missing:
             notes.append(f"{name} skipped: pip install {' '.join(missing)} (bench extras)")
@@ -147,7 +181,8 @@ def running(names: tuple[str, ...] = DEFAULT_STACKS) -> Iterator[dict[str, Stack
                 port = free_port()
                 setup, serve, extra, noop = _commands(name, tmp, port)
                 env = _env(extra)
-                subprocess.run(setup, input=f"{PASSWORD}\n".encode(), env=env, cwd=ROOT, check=True, capture_output=True)
+                if setup:
+                    subprocess.run(setup, input=f"{PASSWORD}\n".encode(), env=env, cwd=ROOT, check=True, capture_output=True)
                 log = tmp / f"{name}.log"
                 with log.open("wb") as out:
                     proc = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin(SERVER_CPU))

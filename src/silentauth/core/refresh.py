@@ -26,11 +26,15 @@ class RefreshTokens:
 
     def __init__(self, master: MasterKey) -> None:
         self._key = master.derive("silentauth refresh-token v1")
+        # The keyed state, made once: copying it skips the key schedule (two
+        # hashed key blocks and OpenSSL's algorithm fetch) that hmac.digest
+        # redoes per call; about half the cost of a MAC on OpenSSL 3.
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
 
     def _mac(self, session_id: str, counter: int) -> str:
-        # hmac.digest: the one-shot C path, a quarter of the cost of hmac.new().digest();
-        # it takes OpenSSL's sha256 constructor as readily as the name.
-        return b64encode(hmac.digest(self._key, f"{session_id}.{counter}".encode(), hashlib.sha256))
+        mac = self._keyed.copy()
+        mac.update(f"{session_id}.{counter}".encode())
+        return b64encode(mac.digest())
 
     def issue(self, session_id: str, counter: int) -> str:
         return f"{PREFIX}.{session_id}.{counter}.{self._mac(session_id, counter)}"

@@ -54,7 +54,9 @@ class CORSMiddleware:
         self.max_age = max_age
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (not self.origins and scope["method"] != "OPTIONS"):
+            # Nothing listed and no preflight: responses cannot depend on Origin, nothing
+            # to add, and no header to look up (every token request passes here).
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

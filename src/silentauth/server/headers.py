@@ -40,6 +40,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+
+
 class SecurityHeadersMiddleware:
     """Add :data:`SECURITY_HEADERS` to every HTTP response the wrapped app sends."""
 
@@ -53,11 +56,11 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
+                headers = message.get("headers", ())
+                present = {low for name, _ in headers if (low := name.lower()) in _NAMES}
                 # A route that chose its own value (none does today) keeps it.
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
-                message = {**message, "headers": headers}
+                extra = [h for h in SECURITY_HEADERS if h[0] not in present] if present else SECURITY_HEADERS
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -10,13 +10,13 @@ one implementation either way.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from silentauth.core.encoding import dumps
 from silentauth.core.idempotency import parse_key
 from silentauth.errors import (
     InvalidClient,
@@ -41,7 +41,7 @@ _JSON = (b"content-type", b"application/json")
 
 async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]) -> None:
     """A successful JSON answer, written as two ASGI messages."""
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = dumps(payload)
     await send(
         {
             "type": "http.response.start",
