@@ -386,3 +386,118 @@ async def test_a_client_that_closes_right_after_its_reauth_is_no_server_error(rt
         uvicorn_errors.removeHandler(handler)
     assert errors == []
     await still_serving(rt)
+
+
+class UvicornErrors:
+    """Collects what the ASGI server logs as errors ("Exception in ASGI application")."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.handler = logging.Handler(logging.ERROR)
+        self.handler.emit = self._emit  # type: ignore[method-assign]
+        self.logger = logging.getLogger("uvicorn.error")  # the ASGI server's: it does not propagate
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        self.errors.append(record.getMessage() + (f" {record.exc_info[1]!r}" if record.exc_info else ""))
+
+    def __enter__(self) -> UvicornErrors:
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)
+
+
+async def vanish(ws: ClientConnection, rude: bool) -> None:
+    """Leave with a close frame, or rudely by dropping the TCP connection."""
+    if rude:
+        ws.transport.abort()
+    await ws.close()
+
+
+async def wait_for_no_sockets(rt: Realtime, within: float = 3.0) -> None:
+    """Until the server has finished every WebSocket (HTTP keep-alive ones may stay)."""
+    connections = rt.live.server.server_state.connections
+    with anyio.fail_after(within):
+        while any("websockets" in type(c).__module__ for c in connections):
+            await anyio.sleep(0.05)
+
+
+async def test_clients_vanishing_at_any_moment_are_no_server_error(rt: Realtime) -> None:
+    # Each socket leaves at another moment, half of them by dropping TCP, all at once so
+    # the server is still pushing ticks and echoes to some when the others' ends arrive.
+    # Under load this raised WebSocketDisconnect out of the app, wrapped in exception groups.
+    grant = await rt.login()
+    fresh = (await rt.refresh(grant))["access_token"]
+    token = grant["access_token"]
+
+    async def before_auth(ws: ClientConnection, rude: bool) -> None:
+        await vanish(ws, rude)
+
+    async def during_auth(ws: ClientConnection, rude: bool) -> None:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        await vanish(ws, rude)
+
+    async def after_auth(ws: ClientConnection, rude: bool) -> None:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        await next_of_type(ws, "auth-ok")
+        await vanish(ws, rude)
+
+    async def after_reauth(ws: ClientConnection, rude: bool) -> None:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        await next_of_type(ws, "auth-ok")
+        await ws.send(json.dumps({"type": "reauth", "token": fresh}))
+        await vanish(ws, rude)
+
+    async def during_push(ws: ClientConnection, rude: bool) -> None:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        await next_of_type(ws, "tick")
+        for n in range(20):  # the server is busy answering these when we leave
+            await ws.send(json.dumps({"type": "echo", "data": "x" * 2000, "n": n}))
+        await vanish(ws, rude)
+
+    moments = [before_auth, during_auth, after_auth, after_reauth, during_push]
+
+    async def one(i: int) -> None:
+        ws = await connect(rt.ws_url)
+        await moments[i % len(moments)](ws, rude=(i // len(moments)) % 2 == 1)
+
+    with UvicornErrors() as log:
+        for _ in range(3):
+            async with anyio.create_task_group() as tg:
+                for i in range(40):
+                    tg.start_soon(one, i)
+            await wait_for_no_sockets(rt)
+    assert log.errors == []
+    await still_serving(rt)
+
+
+async def test_clients_vanishing_while_the_sweeper_closes_them_are_no_server_error(rt: Realtime) -> None:
+    # A logout revokes the session: the sweeper closes every socket 4401 while the
+    # clients, busy being pushed to, drop one after another around its check.
+    with UvicornErrors() as log:
+        for _ in range(2):
+            grant = await rt.login()
+            sockets: list[ClientConnection] = []
+            async with anyio.create_task_group() as tg:
+                for _ in range(16):
+                    tg.start_soon(_append_open, rt, grant["access_token"], sockets)
+            for n, ws in enumerate(sockets):
+                await ws.send(json.dumps({"type": "echo", "data": "x" * 2000, "n": n}))
+            await rt.logout(grant["access_token"])
+
+            async def leave(i: int, ws: ClientConnection) -> None:
+                await anyio.sleep(0.04 * i)  # spread across the sweeper's next check (0.5 s)
+                with anyio.fail_after(3):
+                    await vanish(ws, i % 2 == 1)
+
+            async with anyio.create_task_group() as tg:
+                for i, ws in enumerate(sockets):
+                    tg.start_soon(leave, i, ws)
+            await wait_for_no_sockets(rt)
+    assert log.errors == []
+    await still_serving(rt)
+
+
+async def _append_open(rt: Realtime, token: str, into: list[ClientConnection]) -> None:
+    into.append(await rt.open(token))

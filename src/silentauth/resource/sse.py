@@ -194,8 +194,16 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
         async def produce(scope_: anyio.CancelScope) -> None:
-            async for event in self.events(stream):
-                await emit(event.encode())
+            # A generator cut short by the client's leaving is closed here,
+            # in this task, not later by the garbage collector in no task at all.
+            events = self.events(stream)
+            try:
+                async for event in events:
+                    await emit(event.encode())
+            finally:
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             _end(NORMAL, scope_)
 
         async def watch(scope_: anyio.CancelScope) -> None:
@@ -231,7 +239,16 @@ class EventStreamResponse(Response):
                 ending = stream.ending or NORMAL
                 final = ServerSentEvent({"code": ending.code, "reason": ending.reason}, event="silentauth-end")
                 await send({"type": "http.response.body", "body": final.encode(), "more_body": False})
-        except OSError:
-            pass  # the client went away while we wrote
+        except Exception as exc:
+            # The client went away while we wrote, maybe seen by one of the tasks
+            # above and so wrapped in the task group's exception group.
+            if not _only_oserrors(exc):
+                raise
         finally:
             owner.streams.pop(stream.id, None)
+
+
+def _only_oserrors(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_oserrors(inner) for inner in exc.exceptions)
+    return isinstance(exc, OSError)

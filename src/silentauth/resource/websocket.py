@@ -57,6 +57,22 @@ NORMAL = Ending(1000, "")
 NO_AUTH = Ending(CLOSE_UNAUTHENTICATED, "no auth message in time")
 HANDLER_FAILED = Ending(1011, "internal error")
 RESERVED = frozenset({"auth", "reauth", "auth-ok"})
+# What Starlette and the ASGI server raise at a socket whose peer has gone: a close
+# frame or a dropped TCP connection can arrive at any await. WebSocketDisconnected
+# (a RuntimeError) is Starlette's answer to a send after the state went DISCONNECTED.
+GONE: tuple[type[Exception], ...] = (WebSocketDisconnect, OSError, RuntimeError)
+ENDED = (WebSocketDisconnect, anyio.EndOfStream, anyio.ClosedResourceError)
+
+
+def only_ended(exc: BaseException) -> bool:
+    """Whether ``exc`` says nothing but "the connection ended", however deeply grouped.
+
+    A handler that sends from its own task group (ticks next to echoes) raises the
+    disconnect wrapped in one exception group per task group it crossed.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(only_ended(inner) for inner in exc.exceptions)
+    return isinstance(exc, ENDED)
 
 
 class _Bucket:
@@ -129,7 +145,10 @@ class WebSocketAuthenticator:
         ``handler`` is cancelled when the connection must end; it never runs
         for a connection that failed to authenticate.
         """
-        await websocket.accept()
+        try:
+            await websocket.accept()
+        except GONE:
+            return None  # dropped during the handshake: nobody to serve
         conn = AuthenticatedWebSocket(self, websocket)
         return await conn.run(handler)
 
@@ -157,8 +176,24 @@ class AuthenticatedWebSocket:
         return self.lease.principal
 
     async def send_json(self, data: Any) -> None:
-        """Send one JSON text frame."""
-        await self.websocket.send_text(json.dumps(data, separators=(",", ":")))
+        """Send one JSON text frame.
+
+        Raises ``WebSocketDisconnect`` if the client has gone (the connection then
+        ends as if it had closed first); the handler may let it propagate.
+        """
+        text = json.dumps(data, separators=(",", ":"))
+        if self._left:
+            raise WebSocketDisconnect(1006)
+        try:
+            await self.websocket.send_text(text)
+        except GONE as exc:
+            self._gone()
+            raise WebSocketDisconnect(1006) from exc
+
+    def _gone(self) -> None:
+        """The client left: end without a close frame of ours."""
+        self._left = True
+        self.end(NORMAL)
 
     async def receive(self) -> dict[str, Any]:
         """The next application message; raises ``anyio.EndOfStream`` once closed."""
@@ -222,8 +257,7 @@ class AuthenticatedWebSocket:
         try:
             await self.send_json({"type": "auth-ok", "exp": principal.expires_at})
         except WebSocketDisconnect:
-            self._left = True  # gone between its auth message and our answer
-            return False
+            return False  # gone between its auth message and our answer
         return True
 
     async def _next(self) -> dict[str, Any] | None:
@@ -280,9 +314,7 @@ class AuthenticatedWebSocket:
         try:
             await self.send_json({"type": "auth-ok", "exp": principal.expires_at})
         except WebSocketDisconnect:
-            # Gone (or closing) between its reauth and our answer: an ordinary end.
-            self._left = True
-            self.end(NORMAL)
+            pass  # gone (or closing) between its reauth and our answer: an ordinary end
 
     async def _watch(self) -> None:
         assert self.lease is not None  # noqa: S101 - started after _first_auth
@@ -291,11 +323,18 @@ class AuthenticatedWebSocket:
     async def _handle(self, handler: Handler) -> None:
         try:
             await handler(self)
-        except WebSocketDisconnect:
-            self._left = True
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            pass  # the inbox closed under a reader: the connection is ending anyway
-        except Exception:
-            self.end(HANDLER_FAILED)
-            raise
+        except Exception as exc:
+            # The client gone under a send, or the inbox closed under a reader,
+            # possibly grouped by the handler's own task groups: an ordinary end.
+            if not only_ended(exc):
+                self.end(HANDLER_FAILED)
+                raise
+            if _any_disconnect(exc):
+                self._gone()
         self.end(NORMAL)
+
+
+def _any_disconnect(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_any_disconnect(inner) for inner in exc.exceptions)
+    return isinstance(exc, WebSocketDisconnect)
