@@ -14,6 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -78,12 +79,15 @@ def test_each_new_grant_draws_a_margin_between_the_base_and_base_plus_jitter() -
     assert len(margins) > 30  # drawn anew per grant, not once
 
 
-def test_reloading_the_same_grant_keeps_its_margin() -> None:
-    coord = coordinator(grant(), jitter=0.5)
-    first = coord.margin
+def test_reloading_the_same_grant_keeps_its_margin(tmp_path: Path) -> None:
+    store = FileTokenStore(tmp_path / "tokens.json")
+    store.save(grant())
+    coord = Coordinator(store, FakeClock(START), MARGIN, 0.5, 0.05, None)
+    first, tokens = coord.margin, coord.tokens
     for _ in range(20):
-        coord.plan(coord.tokens, force=False)  # re-reads the same object from the store
+        coord.plan(tokens, force=False)  # each load reads an equal grant from the file
         assert coord.margin == first
+        assert coord.tokens is tokens
 
 
 # -- the lock-free fast path ---------------------------------------------------
@@ -251,7 +255,8 @@ def test_tasks_of_one_loop_share_one_gate_and_each_loop_gets_its_own() -> None:
 
 def test_outside_asyncio_one_gate_is_kept() -> None:
     coord = coordinator(grant())
-    assert coord._gate() is coord._gate()
+    gate = coord._gate()
+    assert isinstance(gate, anyio.Lock) and coord._gate() is gate
 
 
 def test_after_fork_replaces_a_held_state_lock() -> None:
@@ -260,6 +265,20 @@ def test_after_fork_replaces_a_held_state_lock() -> None:
     coord.after_fork()
     coord.adopt("a1", "a2")  # would block forever on the old lock
     assert coord.tokens is not None and coord.tokens.access_token == "a2"
+
+
+def test_after_fork_replaces_the_gates_too() -> None:
+    coord = coordinator(grant())
+    before = coord._gate()
+
+    async def in_loop() -> object:
+        return coord._gate()
+
+    asyncio.run(in_loop())
+    coord.after_fork()
+    after = coord._gate()
+    assert isinstance(after, anyio.Lock) and after is not before
+    assert isinstance(asyncio.run(in_loop()), anyio.Lock)
 
 
 # -- plan: refresh or not -----------------------------------------------------------
@@ -581,11 +600,10 @@ def test_a_network_error_is_wrapped_in_refresh_failed() -> None:
 def test_the_callback_runs_once_per_session_and_again_for_the_next_one() -> None:
     calls: list[str] = []
     coord = coordinator(grant(), calls=calls)
-    for _ in range(2):
+    for _ in range(2):  # two waiters of one refresh both learn the session died
         with pytest.raises(SessionExpired):
             coord.accept(answer(400, {"error": "invalid_grant"}), grant(), force=False)
-    coord.run_pending_callback()
-    coord.run_pending_callback()
+        coord.run_pending_callback()
     assert calls == ["expired"]
     coord.install(grant(access="a2", refresh="r2"))
     with pytest.raises(SessionExpired):
@@ -611,3 +629,60 @@ def test_no_callback_runs_without_an_expiry() -> None:
     coord = coordinator(grant(), calls=calls)
     coord.run_pending_callback()
     assert calls == []
+
+
+def test_a_failure_clears_the_session_even_when_the_file_cannot_be_removed(tmp_path: Path) -> None:
+    store = FileTokenStore(tmp_path / "tokens.json")
+    coord = Coordinator(store, FakeClock(START), MARGIN, 0.0, 0.05, None)
+    coord.install(grant())
+    store.path.unlink()
+    store.path.mkdir()
+    with pytest.raises(SessionExpired):
+        coord.accept(answer(400, {"error": "invalid_grant"}), grant(), force=False)
+    assert coord.tokens is None
+
+
+def test_a_first_failure_without_retry_after_may_cool_down_less_than_a_second() -> None:
+    # The jitter spreads a fleet on both sides of the base: 20 draws all >= 1 s
+    # would happen once in a million runs.
+    through_accept, direct = [], []
+    for _ in range(20):
+        coord = coordinator(grant())
+        with pytest.raises(RefreshFailed):
+            coord.accept(answer(503, headers={"Retry-After": "soon"}), grant(), force=True)
+        through_accept.append(coord._cooldown_until - START)
+        coord = coordinator(grant())
+        coord.failed(RefreshFailed("down"), grant(), force=False)
+        direct.append(coord._cooldown_until - START)
+    assert min(through_accept) < COOLDOWN_BASE and min(direct) < COOLDOWN_BASE
+
+
+def test_after_install_nothing_cools_down_even_on_a_clock_that_starts_at_zero() -> None:
+    clock = FakeClock(0.0)
+    coord = coordinator(grant(issued=0.0, lifetime=2.0), clock=clock)
+    clock.set(2.0)
+    with pytest.raises(RefreshFailed):
+        coord.failed(RefreshFailed("down"), grant(issued=0.0, lifetime=2.0), force=False)
+    coord.install(grant(access="a2", refresh="r2", issued=0.0, lifetime=1.0))
+    clock.set(0.5)  # due (half the lifetime), and a cooldown until 1.0 would refuse
+    assert coord.plan(coord.tokens, force=False)[1] is True
+
+
+def test_after_a_success_nothing_cools_down_even_on_a_clock_that_starts_at_zero() -> None:
+    clock = FakeClock(0.0)
+    old = grant(issued=0.0, lifetime=0.2)
+    coord = coordinator(old, clock=clock)
+    new = coord.accept(answer(200, {"access_token": "a2", "expires_in": 1}), old, force=False)
+    clock.set(0.5)
+    assert coord.plan(new, force=False) == (new, True)
+
+
+def test_install_starts_the_backoff_over() -> None:
+    clock = FakeClock(START)
+    tokens = grant(lifetime=10_000)
+    coord = coordinator(tokens, clock=clock)
+    for _ in range(5):
+        coord.failed(RefreshFailed("down"), tokens, force=False)
+    coord.install(grant(access="a2", refresh="r2", lifetime=10_000))
+    coord.failed(RefreshFailed("down"), tokens, force=False)
+    assert coord._cooldown_until - clock() <= COOLDOWN_BASE * 1.2
