@@ -252,7 +252,7 @@ class Coordinator:
         error = oauth_error(response.content)
         if response.status_code in (400, 401) and error in FATAL_ERRORS:
             self._expire(f"the token endpoint refused the refresh token ({error})")
-        # pragma: no mutate below: header names are case-insensitive in httpx, and any
+        # No mutants here: header names are case-insensitive in httpx, and any
         # non-digit default reads as "no Retry-After".
         retry_after = response.headers.get("retry-after", "")  # pragma: no mutate
         return self.failed(
