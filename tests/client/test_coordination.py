@@ -170,7 +170,7 @@ def test_install_that_cannot_be_saved_keeps_the_grant_in_memory(
     with caplog.at_level(logging.ERROR, "silentauth.client"):
         coord.install(grant())
     assert coord.tokens == grant()
-    assert "could not persist the new tokens; keeping them in memory" in caplog.text
+    assert caplog.messages == ["could not persist the new tokens; keeping them in memory"]
 
 
 def test_forget_clears_the_store_and_the_memory() -> None:
