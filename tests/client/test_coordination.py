@@ -686,3 +686,11 @@ def test_install_starts_the_backoff_over() -> None:
     coord.install(grant(access="a2", refresh="r2", lifetime=10_000))
     coord.failed(RefreshFailed("down"), tokens, force=False)
     assert coord._cooldown_until - clock() <= COOLDOWN_BASE * 1.2
+
+
+def test_a_new_coordinator_does_not_start_cooling_down_even_on_a_clock_at_zero() -> None:
+    clock = FakeClock(0.0)
+    tokens = grant(issued=0.0, lifetime=1.0)
+    coord = coordinator(tokens, clock=clock)
+    clock.set(0.5)
+    assert coord.plan(tokens, force=False) == (tokens, True)

@@ -73,11 +73,11 @@ class Coordinator:
         self._tokens: TokenSet | None = None
         self._margin = margin
         self._ever_had_tokens = False
-        self._callback_armed = True
-        self._callback_pending = False
+        self._callback_armed = True  # pragma: no mutate - _set arms it before any session can end
+        self._callback_pending = False  # pragma: no mutate - None reads as False
         self._failures = 0
         self._cooldown_until = 0.0
-        self._last_error: BaseException | None = None
+        self._last_error: BaseException | None = None  # pragma: no mutate - read only after failed() sets it
         self._set(store.load())
 
     def after_fork(self) -> None:
