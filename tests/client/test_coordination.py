@@ -19,7 +19,12 @@ import httpx
 import pytest
 
 from silentauth.client import FileTokenStore, MemoryTokenStore, TokenSet
-from silentauth.client.coordination import COOLDOWN_BASE, COOLDOWN_MAX, FATAL_ERRORS, Coordinator
+from silentauth.client.coordination import (
+    COOLDOWN_BASE,
+    COOLDOWN_MAX,
+    FATAL_ERRORS,
+    Coordinator,
+)
 from silentauth.clock import FakeClock
 from silentauth.errors import RefreshFailed, SessionExpired
 

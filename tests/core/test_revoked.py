@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from silentauth.core.ports import SessionRecord
 from silentauth.clock import FakeClock
+from silentauth.core.ports import SessionRecord
 from silentauth.core.revoked import FollowedRevocations, RevocationSet, RevokedSessions
 from silentauth.stores.sqlite import SQLiteStore
 
