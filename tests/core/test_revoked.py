@@ -125,7 +125,7 @@ async def test_the_store_set_polls_every_second_and_names_the_store(tmp_path: Pa
 async def test_a_sync_is_due_at_first_and_then_every_poll_seconds_after_the_attempt() -> None:
     clock = FakeClock(100.0)
     feed = ListFeed(clock, poll=10.0)
-    assert feed.due() and feed.last_attempt is None and feed.last_sync is None
+    assert feed.due() and (feed.last_attempt, feed.last_sync) == (None, None)
     feed.fetch_seconds = 2.0
     await feed.sync()
     assert (feed.last_attempt, feed.last_sync) == (100.0, 102.0)
