@@ -8,19 +8,32 @@ and the events the service reports are recorded by a plain implementation of
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from silentauth.clock import FakeClock
 from silentauth.core.assembly import TokenCore
 from silentauth.core.events import LoginOutcome, RefreshOutcome, RevokeReason
+from silentauth.core.hooks import Lifetimes, TokenContext
+from silentauth.core.identity import Identity, RequestInfo
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import SessionRecord
 from silentauth.core.rotation_rules import RETRY_WINDOW
-from silentauth.errors import InvalidGrant
-from silentauth.settings import Settings
+from silentauth.errors import (
+    IdentityUnavailable,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    RateLimited,
+)
+from silentauth.settings import Rate, Settings
 from silentauth.stores.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -236,3 +249,376 @@ def test_a_record_is_live_until_revoked_or_either_deadline() -> None:
     assert not _record(idle_expires_at=300.0).is_live(200.0)  # absolute deadline reached
     assert _record(idle_expires_at=300.0).is_live(199.9)
     assert not _record(revoked_at=1.0).is_live(0.0)
+
+
+# --- the rules in detail (each kills mutants that every test above survived) ---
+
+
+class Directory:
+    """An identity provider over a dict: user name -> identity (any password)."""
+
+    def __init__(self, **users: Identity) -> None:
+        self.users = users
+        self.down = False
+
+    async def authenticate(self, username: str, password: str, request: RequestInfo) -> Identity | None:
+        if self.down:
+            raise ConnectionError("directory down")
+        return self.users.get(username)
+
+
+@contextlib.asynccontextmanager
+async def core_with(
+    tmp_path: Path,
+    *,
+    identity: Directory | None = None,
+    claims: Any = None,
+    lifetimes: Any = None,
+    **overrides: Any,
+) -> AsyncIterator[World]:
+    """A world like the fixture's, with other settings, an identity provider or hooks."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'core.db'}",
+        "secret_key": "core-test-secret-with-at-least-32-bytes",
+        "access_ttl": 300,
+        "refresh_idle_ttl": IDLE,
+        "session_max_age": MAX_AGE,
+        "reuse_grace": GRACE,
+        "ttl_jitter": 0.0,
+        "first_token_spread": 0.0,
+        "rate_limit_login": None,
+        "rate_limit_refresh": None,
+        "issuer": "https://auth.example",
+    }
+    settings = Settings(**{**values, **overrides})
+    clock = FakeClock(1_800_000_000.0)
+    events = Recorder()
+    core = TokenCore(
+        settings=settings,
+        store=SQLiteStore(settings.database_url),
+        clock=clock,
+        passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
+        events=events,
+        identity=identity,
+        claims=claims,
+        lifetimes=lifetimes,
+    )
+    await core.store.open()
+    try:
+        await core.start()
+        if identity is None:
+            await core.users.add("Alice", "secret")
+        yield World(core, clock, events)
+    finally:
+        await core.store.close()
+
+
+def payload(token: str) -> dict[str, Any]:
+    """The claims of a token this service signed (its signature is checked elsewhere)."""
+    segment = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))))
+
+
+async def test_an_access_token_carries_the_session_and_the_registered_claims_win(tmp_path: Path) -> None:
+    async def claims(context: TokenContext) -> dict[str, Any]:
+        return {"roles": ["admin"], "tenant": context.user_id}
+
+    async with core_with(tmp_path, claims=claims) as w:
+        w.clock.advance(0.75)
+        grant = await w.service.login("alice", "secret", client_id="app")
+        now = w.clock()
+        body = payload(grant.access_token)
+        assert body == {
+            "roles": ["admin"],
+            "tenant": grant.session.user_id,
+            "iss": "https://auth.example",
+            "sub": grant.session.user_id,
+            "aud": "silentauth",
+            "exp": int(now) + 300,
+            "iat": int(now),
+            "jti": body["jti"],
+            "sid": grant.session.id,
+            "scope": "profile api",
+            "auth_time": int(now),
+            "client_id": "app",
+            "preferred_username": "alice",
+        }
+        assert grant.expires_in == 300 and grant.scope == "profile api"
+
+
+async def test_extra_claims_given_to_mint_access_cannot_override_a_registered_claim(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    token, _ = world.service.mint_access(
+        grant.session, "api", world.clock(), extra={"sub": "someone-else", "scope": "admin", "x": 1}
+    )
+    body = payload(token)
+    assert (body["sub"], body["scope"], body["x"]) == (grant.session.user_id, "api", 1)
+
+
+async def test_start_session_trims_what_the_client_says_about_itself(tmp_path: Path) -> None:
+    async with core_with(tmp_path) as w:
+        grant = await w.service.start_session(
+            Identity("u-1", "n" * 300), client_id="c" * 200, user_agent="a" * 600, ip="1" * 100
+        )
+        s = await w.session(grant.refresh_token)
+        assert (len(s.username), len(s.client_id), len(s.user_agent), len(s.ip)) == (256, 128, 512, 64)
+        assert (s.user_id, s.counter, s.scope) == ("u-1", 0, "profile api")
+        named = await w.service.start_session(Identity("u-2"))
+        assert named.session.username == "u-2"
+
+
+async def test_start_session_refuses_an_invalid_user_id(tmp_path: Path) -> None:
+    async with core_with(tmp_path) as w:
+        with pytest.raises(InvalidRequest, match=r"^The user id must be 1-256 printable characters\.$"):
+            await w.service.start_session(Identity(""))
+
+
+async def test_remember_me_picks_the_long_lifetime_and_its_absence_the_short_one(tmp_path: Path) -> None:
+    async with core_with(tmp_path, short_session_max_age=600) as w:
+        now = w.clock()
+        for remember, max_age in ((None, MAX_AGE), (True, MAX_AGE), (False, 600)):
+            s = (await w.service.start_session(Identity("u"), remember=remember)).session
+            assert s.expires_at == now + max_age
+            # The idle deadline never lies past the absolute one.
+            assert s.idle_expires_at == now + min(IDLE, max_age)
+            assert (s.auth_time, s.created_at, s.last_used_at, s.rotated_at) == (now, now, now, now)
+
+
+async def test_a_lifetime_hook_sets_the_session_age_even_without_remember_me(tmp_path: Path) -> None:
+    async def lifetimes(context: TokenContext) -> Lifetimes:
+        return Lifetimes(session_max_age=120, access_ttl=60)
+
+    async with core_with(tmp_path, lifetimes=lifetimes) as w:
+        grant = await w.service.start_session(Identity("u"), remember=False)
+        assert grant.session.expires_at == w.clock() + 120
+        assert grant.expires_in == 60
+
+
+async def test_a_session_without_refresh_gets_no_refresh_token_and_cannot_refresh(tmp_path: Path) -> None:
+    kiosk = False
+
+    async def lifetimes(context: TokenContext) -> Lifetimes:
+        return Lifetimes(refresh=not kiosk)
+
+    async with core_with(tmp_path, lifetimes=lifetimes) as w:
+        normal = await w.service.login("alice", "secret")
+        kiosk = True
+        assert (await w.service.login("alice", "secret")).refresh_token == ""
+        w.events.take()
+        with pytest.raises(InvalidGrant, match=r"^Sessions of this client do not refresh; log in again\.$"):
+            await w.service.refresh(normal.refresh_token)
+        assert w.events.take() == [("refresh", "invalid")]
+        kiosk = False
+        assert (await w.service.refresh(normal.refresh_token)).outcome == "rotated"  # not burnt
+
+
+@pytest.mark.parametrize(("limit", "single", "live"), [(0, False, 4), (2, False, 2), (0, True, 1)])
+async def test_the_session_limit_ends_the_oldest_sessions(
+    tmp_path: Path, limit: int, single: bool, live: int
+) -> None:
+    async with core_with(tmp_path, max_sessions_per_user=limit, single_session=single) as w:
+        grants = []
+        for _ in range(4):
+            grants.append(await w.service.start_session(Identity("u")))
+            w.clock.advance(1)
+        kept = [s.id for s in sorted(await w.service.sessions("u"), key=lambda s: s.created_at)]
+        assert kept == [g.session.id for g in grants[4 - live:]]
+        ended = [e for e in w.events.take() if e[0] == "revoked"]
+        assert ended == [("revoked", "policy")] * (4 - live)
+        assert all(g.session.id in w.core.revocations for g in grants[: 4 - live])
+
+
+async def test_revoke_owned_ends_only_the_callers_own_session(tmp_path: Path) -> None:
+    async with core_with(tmp_path) as w:
+        mine = await w.service.start_session(Identity("u"))
+        other = await w.service.start_session(Identity("v"))
+        assert await w.service.revoke_owned("u", other.session.id, "logout") is False
+        assert await w.service.revoke_owned("u", "no-such-session", "logout") is False
+        assert [s.id for s in await w.service.sessions("v")] == [other.session.id]
+        assert await w.service.revoke_owned("u", mine.session.id, "logout") is True
+        assert await w.service.sessions("u") == []
+
+
+async def test_a_password_change_ends_every_other_session_and_counts_them(tmp_path: Path) -> None:
+    async with core_with(tmp_path) as w:
+        ids = [(await w.service.start_session(Identity("u"))).session.id for _ in range(3)]
+        await w.service.revoke(ids[1], "logout")
+        assert await w.service.password_changed("u", keep_session=ids[0]) == 1
+        assert [s.id for s in await w.service.sessions("u")] == [ids[0]]
+        assert await w.service.password_changed("u") == 1
+        assert w.events.take()[-2:] == [("revoked", "password_change"), ("revoked", "password_change")]
+
+
+async def test_revoke_user_counts_and_reports_each_live_session(tmp_path: Path) -> None:
+    async with core_with(tmp_path) as w:
+        ids = [(await w.service.start_session(Identity("u"))).session.id for _ in range(2)]
+        w.events.take()
+        assert await w.service.revoke_user("u", "admin") == 2
+        assert all(sid in w.core.revocations for sid in ids)
+        assert w.events.take() == [("revoked", "admin"), ("revoked", "admin")]
+        assert await w.service.revoke_user("u", "admin") == 0
+
+
+async def test_a_refresh_for_another_client_is_refused_without_burning_the_token(world: World) -> None:
+    grant = await world.service.login("alice", "secret", client_id="app")
+    world.events.take()
+    with pytest.raises(InvalidGrant, match=r"^The refresh token was issued to another client\.$"):
+        await world.service.refresh(grant.refresh_token, client_id="other")
+    assert world.events.take() == [("refresh", "invalid")]
+    assert (await world.service.refresh(grant.refresh_token, client_id="app")).outcome == "rotated"
+
+
+async def test_a_refresh_may_narrow_the_scope_but_never_widen_it(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    narrowed = await world.service.refresh(grant.refresh_token, scope=" api  api ")
+    assert narrowed.scope == "api" and payload(narrowed.access_token)["scope"] == "api"
+    # The session keeps its scope: the next refresh without one gets all of it.
+    full = await world.service.refresh(narrowed.refresh_token, scope="  ")
+    assert full.scope == "profile api"
+    world.events.take()
+    for wanted in ("admin", "api " * 300):
+        with pytest.raises(InvalidScope):
+            await world.service.refresh(full.refresh_token, scope=wanted)
+    assert world.events.take() == [("refresh", "invalid"), ("refresh", "invalid")]
+    assert (await world.service.refresh(full.refresh_token)).outcome == "rotated"  # not burnt
+
+
+async def test_a_login_may_ask_for_less_scope_in_the_order_given(world: World) -> None:
+    grant = await world.service.login("alice", "secret", scope="api profile api")
+    assert grant.scope == "api profile" and grant.session.scope == "api profile"
+
+
+async def test_a_refresh_token_that_fails_its_mac_is_invalid(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    world.events.take()
+    forged = grant.refresh_token[:-2] + ("AA" if grant.refresh_token[-2:] != "AA" else "BB")
+    with pytest.raises(InvalidGrant):
+        await world.service.refresh(forged)
+    assert world.events.take() == [("refresh", "invalid")]
+
+
+async def test_forged_refresh_tokens_are_limited_per_address_genuine_ones_per_session(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rate_limit_refresh=Rate(2, 60)) as w:
+        grant = await w.service.login("alice", "secret")
+        for _ in range(20):  # ten times the allowance: one address may front many clients
+            with pytest.raises(InvalidGrant):
+                await w.service.refresh("v1.forged", ip="10.0.0.9")
+        with pytest.raises(RateLimited):
+            await w.service.refresh("v1.forged", ip="10.0.0.9")
+        grant = await w.service.refresh(grant.refresh_token, ip="10.0.0.9")  # its own count
+        grant = await w.service.refresh(grant.refresh_token, ip="10.0.0.9")
+        with pytest.raises(RateLimited):
+            await w.service.refresh(grant.refresh_token, ip="10.0.0.9")
+        with pytest.raises(InvalidGrant):  # another address is not limited by this one's forgeries
+            await w.service.refresh("v1.forged", ip="10.0.0.10")
+
+
+async def test_a_token_ahead_of_the_store_is_invalid(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    ahead = world.core.refresh_tokens.issue(grant.session.id, 5)
+    world.events.take()
+    with pytest.raises(InvalidGrant, match=r"^The refresh token is invalid\.$"):
+        await world.service.refresh(ahead)
+    assert world.events.take() == [("refresh", "invalid")]
+
+
+async def test_login_events_name_the_outcome(tmp_path: Path) -> None:
+    directory = Directory(alice=Identity("u-alice", "alice"))
+    async with core_with(tmp_path, identity=directory, rate_limit_login=Rate(2, 60)) as w:
+        directory.down = True
+        with pytest.raises(IdentityUnavailable):
+            await w.service.login("alice", "x", ip="10.0.0.1")
+        directory.down = False
+        for _ in range(2):
+            with pytest.raises(InvalidGrant, match=r"^Invalid user name or password\.$"):
+                await w.service.login("bob", "x", ip="10.0.0.1")
+        with pytest.raises(RateLimited):
+            await w.service.login("bob", "x", ip="10.0.0.1")
+        grant = await w.service.login("alice", "x", ip="10.0.0.1")
+        assert grant.device_token != ""
+        assert w.events.take() == [
+            ("login", "unavailable"),
+            ("login", "bad_credentials"),
+            ("login", "bad_credentials"),
+            ("login", "rate_limited"),
+            ("login", "ok"),
+        ]
+
+
+async def test_a_known_device_keeps_its_own_login_allowance(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rate_limit_login=Rate(2, 60)) as w:
+        device = (await w.service.login("alice", "secret", ip="10.0.0.1")).device_token
+        for _ in range(2):  # an attacker at the same address exhausts (alice, address)
+            with pytest.raises(InvalidGrant):
+                await w.service.login("alice", "guess", ip="10.0.0.1")
+        with pytest.raises(RateLimited):
+            await w.service.login("alice", "secret", ip="10.0.0.1")
+        again = await w.service.login("alice", "secret", ip="10.0.0.1", device_token=device)
+        # The same device keeps its id in the renewed device token.
+        assert again.device_token.split(".")[1] == device.split(".")[1]
+
+
+async def test_renewal_only_near_expiry_and_only_below_the_session_limit(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    now = world.clock()
+    claims = {"exp": now + 60, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
+    assert await world.service.renew(claims) is None  # 60 s left: not within renew_within
+    renewed = await world.service.renew({**claims, "exp": now + 59})
+    assert renewed is not None
+    body = payload(renewed)
+    assert (body["sid"], body["scope"], body["aud"], body["iat"]) == (grant.session.id, "profile api", "silentauth", int(now))
+    assert await world.service.renew({**claims, "jti": "j4", "sid": "no-such-session"}) is None
+    world.core.revocations.add(grant.session.id)
+    assert await world.service.renew({**claims, "jti": "j5", "exp": now + 1}) is None
+    assert world.events.take()[1:] == [("renewal", "ok")]
+
+
+async def test_concurrent_renewals_of_one_token_share_one_answer(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    claims = {"exp": world.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
+    first, second = await asyncio.gather(world.service.renew(claims), world.service.renew(claims))
+    assert first is not None and first == second
+    assert world.events.take()[1:] == [("renewal", "ok")]
+
+
+async def test_a_failed_renewal_is_not_remembered(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    body = {"exp": world.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
+    await world.core.store.close()
+    with pytest.raises(Exception) as failed:  # the store's own error, whatever the backend
+        await world.service.renew(body)
+    await world.core.store.open()
+    assert not isinstance(failed.value, AssertionError)
+    assert await world.service.renew(body) is not None
+
+
+async def test_a_failing_claims_hook_means_no_renewal(tmp_path: Path) -> None:
+    async def claims(context: TokenContext) -> dict[str, Any]:
+        if context.event == "renewal":
+            raise RuntimeError("hook bug")
+        return {}
+
+    async with core_with(tmp_path, claims=claims) as w:
+        grant = await w.service.login("alice", "secret")
+        body = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
+        assert await w.service.renew(body) is None  # logged by the hooks; the client refreshes
+
+
+async def test_no_renewal_past_the_absolute_session_limit(tmp_path: Path) -> None:
+    async with core_with(tmp_path, session_max_age=600, refresh_idle_ttl=600) as w:
+        grant = await w.service.login("alice", "secret")
+        end = grant.session.expires_at
+        w.clock.set(end - 30)
+        claims = {"exp": end - 1, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
+        assert await w.service.renew(claims) is not None
+        assert await w.service.renew({**claims, "jti": "j2", "exp": end}) is None
+
+
+async def test_renewal_keeps_a_narrowed_audience(tmp_path: Path) -> None:
+    resources = ("https://api.example", "https://files.example")
+    async with core_with(tmp_path, resources=resources) as w:
+        grant = await w.service.login("alice", "secret", resource="https://files.example")
+        aud = payload(grant.access_token)["aud"]
+        claims = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope, "aud": aud}
+        renewed = await w.service.renew(claims)
+        assert renewed is not None and payload(renewed)["aud"] == aud
