@@ -441,12 +441,12 @@ async def test_revoke_owned_ends_only_the_callers_own_session(tmp_path: Path) ->
 
 async def test_a_password_change_ends_every_other_session_and_counts_them(tmp_path: Path) -> None:
     async with core_with(tmp_path) as w:
-        ids = [(await w.service.start_session(Identity("u"))).session.id for _ in range(3)]
+        ids = [(await w.service.start_session(Identity("u"))).session.id for _ in range(4)]
         await w.service.revoke(ids[1], "logout")
-        assert await w.service.password_changed("u", keep_session=ids[0]) == 1
+        assert await w.service.password_changed("u", keep_session=ids[0]) == 2
         assert [s.id for s in await w.service.sessions("u")] == [ids[0]]
         assert await w.service.password_changed("u") == 1
-        assert w.events.take()[-2:] == [("revoked", "password_change"), ("revoked", "password_change")]
+        assert w.events.take()[-3:] == [("revoked", "password_change")] * 3
 
 
 async def test_revoke_user_counts_and_reports_each_live_session(tmp_path: Path) -> None:
@@ -622,3 +622,60 @@ async def test_renewal_keeps_a_narrowed_audience(tmp_path: Path) -> None:
         claims = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope, "aud": aud}
         renewed = await w.service.renew(claims)
         assert renewed is not None and payload(renewed)["aud"] == aud
+
+
+class RecordingHooks:
+    """Claims and lifetime hooks that answer per event and remember what they were asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str, str]] = []
+        self.ttl: dict[str, int] = {}
+
+    async def claims(self, context: TokenContext) -> dict[str, Any]:
+        self.asked.append(("claims", context.event, context.scope, context.session_id))
+        return {"seen_at": context.event}
+
+    async def lifetimes(self, context: TokenContext) -> Lifetimes:
+        self.asked.append(("lifetimes", context.event, context.scope, context.session_id))
+        return Lifetimes(access_ttl=self.ttl.get(context.event))
+
+
+async def test_the_hooks_are_asked_again_at_each_refresh_with_the_narrowed_scope(tmp_path: Path) -> None:
+    hooks = RecordingHooks()
+    hooks.ttl = {"login": 200, "refresh": 100}
+    async with core_with(tmp_path, claims=hooks.claims, lifetimes=hooks.lifetimes) as w:
+        grant = await w.service.login("alice", "secret")
+        sid = grant.session.id
+        assert grant.expires_in == 200 and payload(grant.access_token)["seen_at"] == "login"
+        hooks.asked.clear()
+        refreshed = await w.service.refresh(grant.refresh_token, scope="api")
+        assert hooks.asked == [("lifetimes", "refresh", "api", sid), ("claims", "refresh", "api", sid)]
+        assert refreshed.expires_in == 100 and payload(refreshed.access_token)["seen_at"] == "refresh"
+
+
+async def test_the_hooks_are_asked_at_renewal_and_their_answers_apply(tmp_path: Path) -> None:
+    hooks = RecordingHooks()
+    hooks.ttl = {"renewal": 45}
+    async with core_with(tmp_path, claims=hooks.claims, lifetimes=hooks.lifetimes) as w:
+        grant = await w.service.login("alice", "secret")
+        hooks.asked.clear()
+        claims = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": "api"}
+        renewed = await w.service.renew(claims)
+        assert renewed is not None
+        body = payload(renewed)
+        assert (body["seen_at"], body["scope"], body["exp"]) == ("renewal", "api", int(w.clock()) + 45)
+        sid = grant.session.id
+        assert hooks.asked == [("lifetimes", "renewal", "api", sid), ("claims", "renewal", "api", sid)]
+
+
+async def test_no_renewal_for_a_session_whose_hook_now_refuses_refresh(tmp_path: Path) -> None:
+    refresh = True
+
+    async def lifetimes(context: TokenContext) -> Lifetimes:
+        return Lifetimes(refresh=refresh)
+
+    async with core_with(tmp_path, lifetimes=lifetimes) as w:
+        grant = await w.service.login("alice", "secret")
+        refresh = False
+        claims = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
+        assert await w.service.renew(claims) is None
