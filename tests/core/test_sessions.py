@@ -455,6 +455,8 @@ async def test_revoke_user_counts_and_reports_each_live_session(tmp_path: Path) 
         w.events.take()
         assert await w.service.revoke_user("u", "admin") == 2
         assert all(sid in w.core.revocations for sid in ids)
+        stored = [await w.core.store.get_session(sid) for sid in ids]
+        assert [s.revoked_reason if s else None for s in stored] == ["admin", "admin"]
         assert w.events.take() == [("revoked", "admin"), ("revoked", "admin")]
         assert await w.service.revoke_user("u", "admin") == 0
 
@@ -679,3 +681,16 @@ async def test_no_renewal_for_a_session_whose_hook_now_refuses_refresh(tmp_path:
         refresh = False
         claims = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
         assert await w.service.renew(claims) is None
+
+
+async def test_renewal_keeps_the_audience_a_refresh_narrowed(tmp_path: Path) -> None:
+    resources = ("https://api.example", "https://files.example")
+    async with core_with(tmp_path, resources=resources) as w:
+        grant = await w.service.login("alice", "secret", resource=" ".join(resources))
+        assert payload(grant.access_token)["aud"] == list(resources)
+        narrowed = await w.service.refresh(grant.refresh_token, resource="https://files.example")
+        aud = payload(narrowed.access_token)["aud"]
+        assert aud == "https://files.example"
+        claims = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope, "aud": aud}
+        renewed = await w.service.renew(claims)
+        assert renewed is not None and payload(renewed)["aud"] == aud
