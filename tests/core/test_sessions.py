@@ -31,6 +31,7 @@ from silentauth.errors import (
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
+    InvalidTarget,
     RateLimited,
 )
 from silentauth.settings import Rate, Settings
@@ -694,3 +695,86 @@ async def test_renewal_keeps_the_audience_a_refresh_narrowed(tmp_path: Path) -> 
         claims = {"exp": w.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope, "aud": aud}
         renewed = await w.service.renew(claims)
         assert renewed is not None and payload(renewed)["aud"] == aud
+
+
+async def test_late_once_honours_a_rotated_token_once_by_skipping_a_generation(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rotation_rule="late_once") as w:
+        t0 = await w.service.login("alice", "secret")
+        sid = t0.session.id
+        t1 = await w.service.refresh(t0.refresh_token)
+        w.clock.advance(RETRY_WINDOW + 1)  # t1 never used; t0's answer was lost long ago
+        w.events.take()
+        late = await w.service.refresh(t0.refresh_token)
+        assert late.outcome == "grace"
+        assert w.core.refresh_tokens.parse(late.refresh_token) == (sid, 3)
+        assert (await w.session(late.refresh_token)).counter == 3
+        assert w.events.take() == [("refresh", "grace")]
+        w.clock.advance(RETRY_WINDOW + 1)
+        with pytest.raises(InvalidGrant, match="already used"):  # whoever holds t1 is refused
+            await w.service.refresh(t1.refresh_token)
+
+
+async def test_two_late_replays_racing_in_one_batch_get_one_token(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rotation_rule="late_once") as w:
+        t0 = await w.service.login("alice", "secret")
+        await w.service.refresh(t0.refresh_token)
+        w.clock.advance(RETRY_WINDOW + 1)
+        w.events.take()
+        a, b = await asyncio.gather(w.service.refresh(t0.refresh_token), w.service.refresh(t0.refresh_token))
+        assert w.events.batches[-1] == 2
+        assert a.refresh_token == b.refresh_token
+        assert w.core.refresh_tokens.parse(a.refresh_token) == (t0.session.id, 3)
+        assert (await w.session(a.refresh_token)).counter == 3 and (await w.session(a.refresh_token)).revoked_at is None
+        assert w.events.take() == [("refresh", "grace"), ("refresh", "grace")]
+
+
+async def test_burst_answers_a_token_two_behind_with_the_current_one(world: World) -> None:
+    t0 = await world.service.login("alice", "secret")
+    t1 = await world.service.refresh(t0.refresh_token)
+    t2 = await world.service.refresh(t1.refresh_token)
+    again = await world.service.refresh(t0.refresh_token)
+    assert again.outcome == "grace" and again.refresh_token == t2.refresh_token
+
+
+async def test_a_refused_resource_does_not_burn_the_refresh_token(tmp_path: Path) -> None:
+    async with core_with(tmp_path, resources=("https://api.example", "https://files.example")) as w:
+        grant = await w.service.login("alice", "secret", resource="https://api.example")
+        with pytest.raises(InvalidTarget):
+            await w.service.refresh(grant.refresh_token, resource="https://files.example")
+        assert (await w.service.refresh(grant.refresh_token)).outcome == "rotated"
+
+
+async def test_the_hooks_are_not_asked_for_a_session_that_ended(tmp_path: Path) -> None:
+    hooks = RecordingHooks()
+    async with core_with(tmp_path, claims=hooks.claims, lifetimes=hooks.lifetimes) as w:
+        grant = await w.service.login("alice", "secret")
+        await w.service.revoke(grant.session.id, "logout")
+        hooks.asked.clear()
+        with pytest.raises(InvalidGrant, match="revoked"):
+            await w.service.refresh(grant.refresh_token)
+        assert hooks.asked == []
+
+
+@pytest.mark.parametrize("failure", ["revoked", "expired", "ahead", "reuse"])
+async def test_failed_refreshes_of_a_genuine_token_count_against_its_session(tmp_path: Path, failure: str) -> None:
+    async with core_with(tmp_path, rate_limit_refresh=Rate(2, 60)) as w:
+        grant = await w.service.login("alice", "secret")
+        token = grant.refresh_token
+        if failure == "revoked":
+            await w.service.revoke(grant.session.id, "logout")
+        elif failure == "expired":
+            w.clock.advance(IDLE)
+        elif failure == "ahead":
+            token = w.core.refresh_tokens.issue(grant.session.id, 5)
+        else:
+            await w.service.refresh(token)
+            w.clock.advance(RETRY_WINDOW + 1)
+        for _ in range(2):
+            with pytest.raises(InvalidGrant):
+                await w.service.refresh(token)
+        with pytest.raises(RateLimited):
+            await w.service.refresh(token)
+        # Each failure is counted at the time it happened: a minute later the session may try again.
+        w.clock.advance(60)
+        with pytest.raises(InvalidGrant):
+            await w.service.refresh(token)
