@@ -23,9 +23,11 @@ from silentauth.core.assembly import TokenCore
 from silentauth.core.events import LoginOutcome, RefreshOutcome, RevokeReason
 from silentauth.core.hooks import Lifetimes, TokenContext
 from silentauth.core.identity import Identity, RequestInfo
+from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords
 from silentauth.core.ports import SessionRecord
 from silentauth.core.rotation_rules import RETRY_WINDOW
+from silentauth.core.sessions import SessionService
 from silentauth.errors import (
     IdentityUnavailable,
     InvalidGrant,
@@ -33,6 +35,7 @@ from silentauth.errors import (
     InvalidScope,
     InvalidTarget,
     RateLimited,
+    TemporarilyUnavailable,
 )
 from silentauth.settings import Rate, Settings
 from silentauth.stores.sqlite import SQLiteStore
@@ -261,8 +264,10 @@ class Directory:
     def __init__(self, **users: Identity) -> None:
         self.users = users
         self.down = False
+        self.requests: list[RequestInfo] = []
 
     async def authenticate(self, username: str, password: str, request: RequestInfo) -> Identity | None:
+        self.requests.append(request)
         if self.down:
             raise ConnectionError("directory down")
         return self.users.get(username)
@@ -438,6 +443,8 @@ async def test_revoke_owned_ends_only_the_callers_own_session(tmp_path: Path) ->
         assert [s.id for s in await w.service.sessions("v")] == [other.session.id]
         assert await w.service.revoke_owned("u", mine.session.id, "logout") is True
         assert await w.service.sessions("u") == []
+        stored = await w.core.store.get_session(mine.session.id)
+        assert stored is not None and stored.revoked_reason == "logout"
 
 
 async def test_a_password_change_ends_every_other_session_and_counts_them(tmp_path: Path) -> None:
@@ -588,10 +595,11 @@ async def test_a_failed_renewal_is_not_remembered(world: World) -> None:
     grant = await world.service.login("alice", "secret")
     body = {"exp": world.clock() + 30, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
     await world.core.store.close()
-    with pytest.raises(Exception) as failed:  # the store's own error, whatever the backend
+    with pytest.raises(Exception) as direct:  # the store's own error, whatever the backend
+        await world.core.store.get_session(grant.session.id)
+    with pytest.raises(type(direct.value)):  # passed on as it is, and to every waiter
         await world.service.renew(body)
     await world.core.store.open()
-    assert not isinstance(failed.value, AssertionError)
     assert await world.service.renew(body) is not None
 
 
@@ -633,9 +641,11 @@ class RecordingHooks:
     def __init__(self) -> None:
         self.asked: list[tuple[str, str, str, str]] = []
         self.ttl: dict[str, int] = {}
+        self.who: tuple[str, str, str] = ("", "", "")
 
     async def claims(self, context: TokenContext) -> dict[str, Any]:
         self.asked.append(("claims", context.event, context.scope, context.session_id))
+        self.who = (context.user_id, context.username, context.client_id)
         return {"seen_at": context.event}
 
     async def lifetimes(self, context: TokenContext) -> Lifetimes:
@@ -650,6 +660,7 @@ async def test_the_hooks_are_asked_again_at_each_refresh_with_the_narrowed_scope
         grant = await w.service.login("alice", "secret")
         sid = grant.session.id
         assert grant.expires_in == 200 and payload(grant.access_token)["seen_at"] == "login"
+        assert hooks.who == (grant.session.user_id, "alice", "silentauth")
         hooks.asked.clear()
         refreshed = await w.service.refresh(grant.refresh_token, scope="api")
         assert hooks.asked == [("lifetimes", "refresh", "api", sid), ("claims", "refresh", "api", sid)]
@@ -778,3 +789,71 @@ async def test_failed_refreshes_of_a_genuine_token_count_against_its_session(tmp
         w.clock.advance(60)
         with pytest.raises(InvalidGrant):
             await w.service.refresh(token)
+
+
+async def test_login_tells_the_provider_about_the_request_and_keeps_it_on_the_session(tmp_path: Path) -> None:
+    directory = Directory(alice=Identity("u-alice", "alice"))
+    async with core_with(tmp_path, identity=directory, short_session_max_age=600) as w:
+        grant = await w.service.login("alice", "x", client_id="app", user_agent="curl/8", ip="10.0.0.1", remember=False)
+        assert directory.requests == [RequestInfo(ip="10.0.0.1", user_agent="curl/8", client_id="app")]
+        s = grant.session
+        assert (s.client_id, s.user_agent, s.ip, s.expires_at) == ("app", "curl/8", "10.0.0.1", w.clock() + 600)
+        plain = (await w.service.login("alice", "x")).session
+        assert (plain.client_id, plain.user_agent, plain.ip) == ("silentauth", "", "")
+        assert directory.requests[-1] == RequestInfo(ip="", user_agent="", client_id="silentauth")
+
+
+async def test_without_a_signing_key_no_token_is_minted(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    world.core.ring = KeyRing([], 360)
+    with pytest.raises(TemporarilyUnavailable, match=r"^No signing key is available\.$"):
+        world.service.mint_access(grant.session, "api", world.clock())
+
+
+async def test_only_a_sessions_first_access_token_is_spread(tmp_path: Path) -> None:
+    async with core_with(tmp_path, first_token_spread=0.5) as w:
+        firsts = [(await w.service.login("alice", "secret")) for _ in range(8)]
+        assert all(150 <= g.expires_in <= 300 for g in firsts) and min(g.expires_in for g in firsts) < 290
+        later = await w.service.refresh(firsts[0].refresh_token)
+        assert later.expires_in == 300
+        claims = {"exp": w.clock() + 30, "sid": later.session.id, "jti": "j1", "scope": later.scope}
+        renewed = await w.service.renew(claims)
+        assert renewed is not None and payload(renewed)["exp"] == int(w.clock()) + 300
+
+
+async def test_a_requested_scope_may_be_1024_characters_long_not_more(world: World) -> None:
+    grant = await world.service.login("alice", "secret")
+    longest = ("api " * 256)[:1024]
+    assert len(longest) == 1024
+    grant = await world.service.refresh(grant.refresh_token, scope=longest)
+    assert grant.scope == "api"
+    with pytest.raises(InvalidScope):
+        await world.service.refresh(grant.refresh_token, scope=longest + " ")
+
+
+@pytest.mark.parametrize(("within", "left", "renewed"), [(0, -1.0, False), (1, 0.5, True), (1, 1.0, False)])
+async def test_renew_within_bounds_the_renewal_window(tmp_path: Path, within: int, left: float, renewed: bool) -> None:
+    async with core_with(tmp_path, renew_within=within) as w:
+        grant = await w.service.login("alice", "secret")
+        claims = {"exp": w.clock() + left, "sid": grant.session.id, "jti": "j1", "scope": grant.scope}
+        assert (await w.service.renew(claims) is not None) is renewed
+
+
+async def test_the_service_runs_on_its_defaults_without_optional_collaborators(tmp_path: Path) -> None:
+    async with core_with(tmp_path) as w:
+        core = w.core
+        service = SessionService(
+            settings=core.settings,
+            store=core.store,
+            keyring=lambda: core.ring,
+            refresh_tokens=core.refresh_tokens,
+            passwords=core.passwords,
+            revocations=core.revocations,
+            clock=w.clock,
+        )
+        with pytest.raises(InvalidGrant):
+            await service.login("alice", "wrong")
+        grant = await service.login("alice", "secret")
+        assert grant.device_token == "" and grant.expires_in == 300
+        assert grant.session.expires_at == w.clock() + MAX_AGE
+        assert (await service.refresh(grant.refresh_token)).outcome == "rotated"
