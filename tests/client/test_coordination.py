@@ -699,3 +699,13 @@ def test_a_new_coordinator_does_not_start_cooling_down_even_on_a_clock_at_zero()
     coord = coordinator(tokens, clock=clock)
     clock.set(0.5)
     assert coord.plan(tokens, force=False) == (tokens, True)
+
+
+def test_the_margin_is_the_configured_one_before_any_grant() -> None:
+    assert coordinator().margin == MARGIN
+
+
+def test_a_failed_refresh_of_a_still_valid_token_carries_on_with_it() -> None:
+    tokens = grant()
+    coord = coordinator(tokens)
+    assert coord.accept(answer(503), tokens, force=False) is tokens

@@ -90,6 +90,20 @@ class ListFeed(FollowedRevocations):
         return self.revoked[cursor:], len(self.revoked)
 
 
+class DefaultBoundFeed(FollowedRevocations):
+    """A feed built without ``max_entries``: the base class's bound applies."""
+
+    def __init__(self) -> None:
+        super().__init__(poll=1.0)
+
+    @property
+    def source(self) -> str:
+        return "none"
+
+    async def fetch(self, cursor: int) -> tuple[list[str], int]:
+        return [], cursor
+
+
 class OSErrorFeed(ListFeed):
     """Only ``OSError`` is an expected failure of this feed."""
 
@@ -108,13 +122,18 @@ def test_the_set_is_bounded_and_evicts_the_oldest_first() -> None:
     assert 3 not in revoked
 
 
-def test_the_default_bound_is_a_million_sessions() -> None:
-    revoked = RevokedSessions()
-    for i in range(1_000_000):
-        revoked.add(str(i))
-    assert "0" in revoked
-    revoked.add("one more")
-    assert "0" not in revoked and "1" in revoked and len(revoked) == 1_000_000
+def test_the_default_bound_is_a_million_sessions(tmp_path: Path) -> None:
+    ids = [str(i) for i in range(1_000_000)]
+    for revoked in (
+        RevokedSessions(),
+        RevocationSet(SQLiteStore(f"sqlite:///{tmp_path / 'r.db'}")),
+        DefaultBoundFeed(),
+    ):
+        for sid in ids:
+            revoked.add(sid)
+        assert "0" in revoked
+        revoked.add("one more")
+        assert "0" not in revoked and "1" in revoked and len(revoked) == 1_000_000
 
 
 async def test_the_store_set_polls_every_second_and_names_the_store(tmp_path: Path) -> None:

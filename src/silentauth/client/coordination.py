@@ -70,9 +70,9 @@ class Coordinator:
         self._state = threading.Lock()
         self._gates: weakref.WeakKeyDictionary[Any, anyio.Lock] = weakref.WeakKeyDictionary()
         self._trio_gate: anyio.Lock | None = None
-        self._tokens: TokenSet | None = None
+        self._tokens: TokenSet | None = None  # pragma: no mutate - _set below assigns it
         self._margin = margin
-        self._ever_had_tokens = False
+        self._ever_had_tokens = False  # pragma: no mutate - None reads as False
         self._callback_armed = True  # pragma: no mutate - _set arms it before any session can end
         self._callback_pending = False  # pragma: no mutate - None reads as False
         self._failures = 0
@@ -292,7 +292,7 @@ class Coordinator:
         with self._state:
             self._tokens = None
             if self._callback_armed:
-                self._callback_armed = False
+                self._callback_armed = False  # pragma: no mutate - None reads as False
                 self._callback_pending = True
         raise SessionExpired(reason)
 

