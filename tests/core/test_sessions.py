@@ -857,3 +857,13 @@ async def test_the_service_runs_on_its_defaults_without_optional_collaborators(t
         assert grant.device_token == "" and grant.expires_in == 300
         assert grant.session.expires_at == w.clock() + MAX_AGE
         assert (await service.refresh(grant.refresh_token)).outcome == "rotated"
+
+
+async def test_a_token_minted_in_the_sessions_last_second_expires_in_zero(tmp_path: Path) -> None:
+    async with core_with(tmp_path, session_max_age=600, refresh_idle_ttl=600) as w:
+        w.clock.advance(0.7)
+        grant = await w.service.login("alice", "secret")
+        w.clock.set(grant.session.expires_at - 0.5)  # the same whole second as the end
+        last = await w.service.refresh(grant.refresh_token)
+        assert last.expires_in == 0
+        assert payload(last.access_token)["exp"] == int(grant.session.expires_at)
