@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
@@ -226,3 +227,41 @@ async def test_an_empty_parameter_counts_as_missing(service: Service) -> None:
         "error": "invalid_request",
         "error_description": "The parameter 'username' is required and must be a string.",
     }
+
+
+async def test_the_password_grant_hands_every_field_to_the_service(service_factory: ServiceFactory) -> None:
+    svc = await service_factory(client_ip="10.1.2.3", resources=("https://api.example",), short_session_max_age=600)
+    await svc.add_user()
+    fields = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await svc.client.post(
+        "/auth/token",
+        data={**fields, "remember": "no", "resource": "https://api.example", "scope": "api"},
+        headers={"User-Agent": "probe/1"},
+    )
+    body = r.json()
+    service = svc.runtime.service
+    s = await service.store.get_session(service.session_of(body["refresh_token"]))
+    assert s is not None
+    assert (s.ip, s.user_agent, s.client_id, s.resources, s.scope) == (
+        "10.1.2.3", "probe/1", "native", "https://api.example", "api"
+    )
+    assert s.expires_at == svc.clock() + 600  # remember=no: the short lifetime
+    # The device token comes back with the next login and keeps its device id.
+    again = await svc.client.post(
+        "/auth/token", data={**fields, "device_token": body["device_token"]}, headers={"User-Agent": ""}
+    )
+    assert again.json()["device_token"].split(".")[1] == body["device_token"].split(".")[1]
+    s = await service.store.get_session(service.session_of(again.json()["refresh_token"]))
+    assert s is not None and s.user_agent == "" and s.expires_at > svc.clock() + 600
+
+
+async def test_the_refresh_grant_hands_the_resource_to_the_service(service_factory: ServiceFactory) -> None:
+    resources = ("https://api.example", "https://files.example")
+    svc = await service_factory(resources=resources)
+    await svc.add_user()
+    first = await svc.password_grant(resource=" ".join(resources))
+    r = await svc.refresh(first["refresh_token"], resource="https://files.example")
+    assert r.status_code == 200
+    segment = r.json()["access_token"].split(".")[1]
+    aud = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))["aud"]
+    assert aud == "https://files.example"
