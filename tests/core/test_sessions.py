@@ -369,8 +369,10 @@ async def test_start_session_trims_what_the_client_says_about_itself(tmp_path: P
         s = await w.session(grant.refresh_token)
         assert (len(s.username), len(s.client_id), len(s.user_agent), len(s.ip)) == (256, 128, 512, 64)
         assert (s.user_id, s.counter, s.scope) == ("u-1", 0, "profile api")
-        named = await w.service.start_session(Identity("u-2"))
-        assert named.session.username == "u-2"
+        named = (await w.service.start_session(Identity("u-2"))).session
+        assert named.username == "u-2"
+        assert (named.client_id, named.user_agent, named.ip, named.resources) == ("silentauth", "", "", "")
+        assert len(named.id) == 22  # 128 random bits, base64url
 
 
 async def test_start_session_refuses_an_invalid_user_id(tmp_path: Path) -> None:
@@ -659,6 +661,7 @@ async def test_the_hooks_are_asked_again_at_each_refresh_with_the_narrowed_scope
     async with core_with(tmp_path, claims=hooks.claims, lifetimes=hooks.lifetimes) as w:
         grant = await w.service.login("alice", "secret")
         sid = grant.session.id
+        assert hooks.asked == [("lifetimes", "login", "profile api", sid), ("claims", "login", "profile api", sid)]
         assert grant.expires_in == 200 and payload(grant.access_token)["seen_at"] == "login"
         assert hooks.who == (grant.session.user_id, "alice", "silentauth")
         hooks.asked.clear()
@@ -867,3 +870,25 @@ async def test_a_token_minted_in_the_sessions_last_second_expires_in_zero(tmp_pa
         last = await w.service.refresh(grant.refresh_token)
         assert last.expires_in == 0
         assert payload(last.access_token)["exp"] == int(grant.session.expires_at)
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        ("revoked", "The refresh token is invalid or revoked."),
+        ("expired", "The session has expired; log in again."),
+        ("reuse", "The refresh token was already used; the session is revoked."),
+    ],
+)
+async def test_each_refused_refresh_says_why(world: World, failure: str, message: str) -> None:
+    grant = await world.service.login("alice", "secret")
+    if failure == "revoked":
+        await world.service.revoke(grant.session.id, "logout")
+    elif failure == "expired":
+        world.clock.advance(IDLE)
+    else:
+        await world.service.refresh(grant.refresh_token)
+        world.clock.advance(RETRY_WINDOW + 1)
+    with pytest.raises(InvalidGrant) as refused:
+        await world.service.refresh(grant.refresh_token)
+    assert str(refused.value) == message

