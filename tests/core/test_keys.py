@@ -86,3 +86,13 @@ def test_a_signature_with_s_at_exactly_half_the_order_is_low_s_and_verifies() ->
     assert key.verify(message, signature)
     high = r.to_bytes(32, "big") + (n - s).to_bytes(32, "big")  # the same signature, high-S
     assert not key.verify(message, high)
+
+
+@pytest.mark.parametrize("length", [0, 63, 65, 128])
+def test_a_signature_of_any_length_but_64_bytes_is_refused(length: int) -> None:
+    key = make_key("k1")
+    signature = key.sign(b"header.payload")
+    assert len(signature) == 64
+    # Truncated, padded or doubled: never valid, and never handed to the curve code.
+    forged = (signature * 2)[:length]
+    assert not key.verify(b"header.payload", forged)
