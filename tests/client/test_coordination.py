@@ -709,3 +709,14 @@ def test_a_failed_refresh_of_a_still_valid_token_carries_on_with_it() -> None:
     tokens = grant()
     coord = coordinator(tokens)
     assert coord.accept(answer(503), tokens, force=False) is tokens
+
+
+def test_the_first_cooldown_stays_within_twenty_percent_of_a_second() -> None:
+    # 200 draws: a jitter that reached past 1.2 s would show with near certainty.
+    waits = []
+    for _ in range(200):
+        coord = coordinator(grant())
+        coord.failed(RefreshFailed("down"), grant(), force=False)
+        waits.append(coord._cooldown_until - START)
+    assert 0.8 <= min(waits) and max(waits) <= 1.2
+    assert max(waits) > 1.1 and min(waits) < 0.9  # and it does spread
