@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from starlette.types import Message
 
 from silentauth.core.rotation_rules import RETRY_WINDOW
 from tests.conftest import Service, ServiceFactory
@@ -265,3 +266,41 @@ async def test_the_refresh_grant_hands_the_resource_to_the_service(service_facto
     segment = r.json()["access_token"].split(".")[1]
     aud = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))["aud"]
     assert aud == "https://files.example"
+
+
+async def test_a_confidential_clients_token_without_its_secret_is_refused_and_says_why(service: Service) -> None:
+    _, secret = await service.runtime.clients.register("gateway", "test")
+    assert secret is not None
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    grant = (await service.client.post("/auth/token", data={**login, "client_id": "gateway", "client_secret": secret})).json()
+    r = await service.refresh(grant["refresh_token"])
+    assert r.status_code == 401
+    assert r.json() == {
+        "error": "invalid_client",
+        "error_description": "This refresh token's client must authenticate; the session is revoked.",
+    }
+
+
+async def test_a_request_without_a_peer_address_is_served_with_an_empty_one(service: Service) -> None:
+    # ASGI makes "client" optional (a Unix socket has none): the grant must still work.
+    body = b"grant_type=password&username=alice&password=secret"
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/auth/token", "raw_path": b"/auth/token", "root_path": "",
+        "query_string": b"", "server": ("testserver", 80), "client": None,
+        "headers": [(b"host", b"testserver"), FORM, (b"content-length", str(len(body)).encode())],
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await service.app(scope, receive, send)
+    assert sent[0]["status"] == 200
+    answer = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    core = service.runtime.service
+    s = await core.store.get_session(core.session_of(answer["refresh_token"]))
+    assert s is not None and s.ip == ""
