@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from silentauth.core.keys import KeyRing, SigningKey
+from silentauth.core.keys import KeyManager, KeyRing, MasterKey, SigningKey
+from silentauth.stores.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
 
@@ -96,3 +98,24 @@ def test_a_signature_of_any_length_but_64_bytes_is_refused(length: int) -> None:
     # Truncated, padded or doubled: never valid, and never handed to the curve code.
     forged = (signature * 2)[:length]
     assert not key.verify(b"header.payload", forged)
+
+
+@pytest.mark.anyio
+async def test_the_successor_is_made_exactly_two_prepublication_periods_before_the_end(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    await store.open()
+    try:
+        manager = KeyManager(store, MasterKey(b"k" * 32), lifetime=1000, verify_grace=60, prepublish=100)
+        first = (await manager.load(NOW)).signing_key(NOW)
+        assert first is not None and first.not_after == NOW + 1000
+        await manager.load(NOW + 1000 - 250)  # two and a half periods left: not yet
+        assert len(await store.list_keys()) == 1
+        ring = await manager.load(NOW + 1000 - 200)  # exactly two periods left
+        keys = await store.list_keys()
+        assert len(keys) == 2
+        successor = next(k for k in keys if k.kid != first.kid)
+        assert successor.created_at == NOW + 1000 - 100  # signs one period later
+        assert ring.signing_key(NOW + 1000 - 200) is not None
+    finally:
+        await store.close()
+

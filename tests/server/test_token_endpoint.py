@@ -10,6 +10,7 @@ import pytest
 from starlette.types import Message
 
 from silentauth.core.rotation_rules import RETRY_WINDOW
+from silentauth.server.token_endpoint import route_path
 from tests.conftest import Service, ServiceFactory
 from tests.server.test_errors import FORM, call
 
@@ -304,3 +305,18 @@ async def test_a_request_without_a_peer_address_is_served_with_an_empty_one(serv
     core = service.runtime.service
     s = await core.store.get_session(core.session_of(answer["refresh_token"]))
     assert s is not None and s.ip == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "route"),
+    [
+        ("/sa/auth/token", "/sa", "/auth/token"),
+        ("/auth/token", "", "/auth/token"),
+        ("/sabc/auth/token", "/sa", "/sabc/auth/token"),
+        ("/sa", "/sa", "/sa"),
+    ],
+)
+def test_route_path_strips_the_mount_point_only(path: str, root: str, route: str) -> None:
+    assert route_path({"type": "http", "path": path, "root_path": root}) == route
+    if not root:
+        assert route_path({"type": "http", "path": path}) == route
