@@ -55,7 +55,7 @@ class TokenEndpoint:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        # pragma below: monotonic time is far past 2 x WARN_EVERY by the time anything is served.
+        # No mutants: monotonic time is far past 2 x WARN_EVERY by the time anything is served.
         self._last_warning = -WARN_EVERY  # pragma: no mutate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
