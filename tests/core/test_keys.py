@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from silentauth.core.encoding import b64encode
 from silentauth.core.keys import KeyManager, KeyRing, MasterKey, SigningKey
 from silentauth.stores.sqlite import SQLiteStore
 
@@ -119,3 +121,41 @@ async def test_the_successor_is_made_exactly_two_prepublication_periods_before_t
     finally:
         await store.close()
 
+
+
+def test_a_published_jwk_names_the_curve_the_algorithm_and_the_use() -> None:
+    key = make_key("k1")
+    nums = key.public.public_numbers()
+    assert key.jwk() == {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64encode(nums.x.to_bytes(32, "big")),
+        "y": b64encode(nums.y.to_bytes(32, "big")),
+        "kid": "k1",
+        "alg": "ES256",
+        "use": "sig",
+    }
+
+
+def test_a_key_stops_signing_at_its_end() -> None:
+    key = make_key("k1", created=NOW - 10, not_after=NOW)
+    ring = KeyRing([key], verify_grace=60)
+    assert ring.signing_key(NOW - 0.001) is key
+    assert ring.signing_key(NOW) is None
+
+
+@pytest.mark.anyio
+async def test_rotate_returns_the_key_it_stored(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    await store.open()
+    try:
+        manager = KeyManager(store, MasterKey(b"k" * 32), lifetime=1000, verify_grace=60, prepublish=100)
+        key = await manager.rotate(NOW)
+        assert key.private is not None and (key.created_at, key.not_after) == (NOW + 100, NOW + 1100)
+        assert len(key.kid) == 16  # 96 random bits, base64url
+        (stored,) = await store.list_keys()
+        assert (stored.kid, stored.created_at, stored.not_after) == (key.kid, NOW + 100, NOW + 1100)
+        assert json.loads(stored.public_jwk) == key.jwk()
+        assert key.verify(b"m", key.sign(b"m"))
+    finally:
+        await store.close()
