@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from silentauth.core.encoding import b64encode
 from silentauth.core.keys import KeyManager, KeyRing, MasterKey, SigningKey
+from silentauth.core.ports import StoredKey
+from silentauth.errors import ConfigError
 from silentauth.stores.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
@@ -159,3 +163,72 @@ async def test_rotate_returns_the_key_it_stored(tmp_path: Path) -> None:
         assert key.verify(b"m", key.sign(b"m"))
     finally:
         await store.close()
+
+
+SECRET = bytes(range(32))
+
+
+def test_the_master_key_comes_from_the_secret_then_the_file_then_beside_the_sqlite_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    label = "probe"
+    expected = MasterKey(SECRET).derive(label)
+    assert MasterKey.from_settings(b64encode(SECRET), "", "postgresql://db").derive(label) == expected
+    passphrase = "a passphrase that is long enough to be a secret"
+    assert MasterKey.from_settings(passphrase, "", "").derive(label) == MasterKey(passphrase.encode()).derive(label)
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(b64encode(SECRET) + "\n")
+    secret_file.chmod(0o600)
+    assert MasterKey.from_settings("", str(secret_file), "sqlite:///x.db").derive(label) == expected
+    # Beside the SQLite file: made once (mode 0600), then read back.
+    db = tmp_path / "data.db"
+    made = MasterKey.from_settings("", "", f"sqlite:///{db}").derive(label)
+    key_file = tmp_path / "data.db.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert MasterKey.from_settings("", "", f"sqlite:///{db}").derive(label) == made
+    # An in-memory or unnamed database keeps its key in the working directory.
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite:///:memory:", "sqlite://"):
+        MasterKey.from_settings("", "", url)
+        assert (tmp_path / "silentauth.db.key").exists()
+        (tmp_path / "silentauth.db.key").unlink()
+
+
+def test_a_shared_store_needs_the_secret_given() -> None:
+    with pytest.raises(ConfigError) as refused:
+        MasterKey.from_settings("", "", "postgresql://db/silentauth")
+    assert refused.value.name == "SECRET_KEY"
+    assert str(refused.value) == (
+        "invalid setting SILENTAUTH_SECRET_KEY: required with a shared store: every instance must hold the same secret"
+    )
+
+
+@pytest.mark.anyio
+async def test_keys_stored_by_earlier_releases_still_decrypt(tmp_path: Path) -> None:
+    # The key-encryption key's label is part of the storage format: changing it
+    # would leave every stored signing key undecryptable.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    await store.open()
+    try:
+        master = MasterKey(SECRET)
+        private = ec.generate_private_key(ec.SECP256R1())
+        der = private.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        nonce = b"\x01" * 12
+        blob = nonce + AESGCM(master.derive("silentauth key-encryption v1")).encrypt(nonce, der, b"old")
+        public = SigningKey("old", private.public_key(), None, NOW - 10, NOW + 1000)
+        await store.add_key(StoredKey("old", "ES256", blob, json.dumps(public.jwk()), NOW - 10, NOW + 1000))
+        ring = await KeyManager(store, master, lifetime=1000, verify_grace=60).load(NOW)
+        signer = ring.signing_key(NOW)
+        assert signer is not None and signer.kid == "old"
+        assert public.verify(b"m", signer.sign(b"m"))
+    finally:
+        await store.close()
+
+
+def test_pre_publication_is_at_most_a_quarter_of_the_key_lifetime_and_off_by_default(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60, prepublish=900).prepublish == 250
+    assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60, prepublish=240).prepublish == 240
+    assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60).prepublish == 0

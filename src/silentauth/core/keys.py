@@ -67,7 +67,7 @@ class MasterKey:
             try:
                 raw = _configured_b64decode(secret_key)
             except ValueError:
-                raw = b""
+                raw = b""  # pragma: no mutate - anything under 32 bytes falls back alike
             return cls(raw if len(raw) >= 32 else secret_key.encode())
         path = secret_key_file
         if not path:
