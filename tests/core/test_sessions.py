@@ -892,3 +892,23 @@ async def test_each_refused_refresh_says_why(world: World, failure: str, message
     with pytest.raises(InvalidGrant) as refused:
         await world.service.refresh(grant.refresh_token)
     assert str(refused.value) == message
+
+
+async def test_one_address_gets_ten_times_the_login_allowance_across_user_names(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rate_limit_login=Rate(2, 60)) as w:
+        for i in range(20):  # one failure per name: no (name, address) pair is exhausted
+            with pytest.raises(InvalidGrant):
+                await w.service.login(f"user{i}", "guess", ip="10.0.0.7")
+        with pytest.raises(RateLimited):
+            await w.service.login("user-new", "guess", ip="10.0.0.7")
+        await w.service.login("alice", "secret", ip="10.0.0.8")  # another address is not limited
+
+
+async def test_a_known_device_has_a_login_allowance_of_its_own(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rate_limit_login=Rate(2, 60)) as w:
+        device = (await w.service.login("alice", "secret", ip="10.0.0.1")).device_token
+        for _ in range(2):
+            with pytest.raises(InvalidGrant):
+                await w.service.login("alice", "typo", ip="10.0.0.1", device_token=device)
+        with pytest.raises(RateLimited):
+            await w.service.login("alice", "secret", ip="10.0.0.1", device_token=device)
