@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from silentauth.core.keys import KeyRing, SigningKey
+from silentauth.core.encoding import b64encode
+from silentauth.core.keys import KeyManager, KeyRing, MasterKey, SigningKey
+from silentauth.core.ports import StoredKey
+from silentauth.errors import ConfigError
+from silentauth.stores.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
 
@@ -86,3 +94,141 @@ def test_a_signature_with_s_at_exactly_half_the_order_is_low_s_and_verifies() ->
     assert key.verify(message, signature)
     high = r.to_bytes(32, "big") + (n - s).to_bytes(32, "big")  # the same signature, high-S
     assert not key.verify(message, high)
+
+
+@pytest.mark.parametrize("length", [0, 63, 65, 128])
+def test_a_signature_of_any_length_but_64_bytes_is_refused(length: int) -> None:
+    key = make_key("k1")
+    signature = key.sign(b"header.payload")
+    assert len(signature) == 64
+    # Truncated, padded or doubled: never valid, and never handed to the curve code.
+    forged = (signature * 2)[:length]
+    assert not key.verify(b"header.payload", forged)
+
+
+@pytest.mark.anyio
+async def test_the_successor_is_made_exactly_two_prepublication_periods_before_the_end(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    await store.open()
+    try:
+        manager = KeyManager(store, MasterKey(b"k" * 32), lifetime=1000, verify_grace=60, prepublish=100)
+        first = (await manager.load(NOW)).signing_key(NOW)
+        assert first is not None and first.not_after == NOW + 1000
+        await manager.load(NOW + 1000 - 250)  # two and a half periods left: not yet
+        assert len(await store.list_keys()) == 1
+        ring = await manager.load(NOW + 1000 - 200)  # exactly two periods left
+        keys = await store.list_keys()
+        assert len(keys) == 2
+        successor = next(k for k in keys if k.kid != first.kid)
+        assert successor.created_at == NOW + 1000 - 100  # signs one period later
+        assert ring.signing_key(NOW + 1000 - 200) is not None
+    finally:
+        await store.close()
+
+
+
+def test_a_published_jwk_names_the_curve_the_algorithm_and_the_use() -> None:
+    key = make_key("k1")
+    nums = key.public.public_numbers()
+    assert key.jwk() == {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64encode(nums.x.to_bytes(32, "big")),
+        "y": b64encode(nums.y.to_bytes(32, "big")),
+        "kid": "k1",
+        "alg": "ES256",
+        "use": "sig",
+    }
+
+
+def test_a_key_stops_signing_at_its_end() -> None:
+    key = make_key("k1", created=NOW - 10, not_after=NOW)
+    ring = KeyRing([key], verify_grace=60)
+    assert ring.signing_key(NOW - 0.001) is key
+    assert ring.signing_key(NOW) is None
+
+
+@pytest.mark.anyio
+async def test_rotate_returns_the_key_it_stored(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    await store.open()
+    try:
+        manager = KeyManager(store, MasterKey(b"k" * 32), lifetime=1000, verify_grace=60, prepublish=100)
+        key = await manager.rotate(NOW)
+        assert key.private is not None and (key.created_at, key.not_after) == (NOW + 100, NOW + 1100)
+        assert len(key.kid) == 16  # 96 random bits, base64url
+        (stored,) = await store.list_keys()
+        assert (stored.kid, stored.created_at, stored.not_after) == (key.kid, NOW + 100, NOW + 1100)
+        assert json.loads(stored.public_jwk) == key.jwk()
+        assert key.verify(b"m", key.sign(b"m"))
+    finally:
+        await store.close()
+
+
+SECRET = bytes(range(32))
+
+
+def test_the_master_key_comes_from_the_secret_then_the_file_then_beside_the_sqlite_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    label = "probe"
+    expected = MasterKey(SECRET).derive(label)
+    assert MasterKey.from_settings(b64encode(SECRET), "", "postgresql://db").derive(label) == expected
+    passphrase = "a passphrase that is long enough to be a secret"
+    assert MasterKey.from_settings(passphrase, "", "").derive(label) == MasterKey(passphrase.encode()).derive(label)
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(b64encode(SECRET) + "\n")
+    secret_file.chmod(0o600)
+    assert MasterKey.from_settings("", str(secret_file), "sqlite:///x.db").derive(label) == expected
+    # Beside the SQLite file: made once (mode 0600), then read back.
+    db = tmp_path / "data.db"
+    made = MasterKey.from_settings("", "", f"sqlite:///{db}").derive(label)
+    key_file = tmp_path / "data.db.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert MasterKey.from_settings("", "", f"sqlite:///{db}").derive(label) == made
+    # An in-memory or unnamed database keeps its key in the working directory.
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite:///:memory:", "sqlite://"):
+        MasterKey.from_settings("", "", url)
+        assert (tmp_path / "silentauth.db.key").exists()
+        (tmp_path / "silentauth.db.key").unlink()
+
+
+def test_a_shared_store_needs_the_secret_given() -> None:
+    with pytest.raises(ConfigError) as refused:
+        MasterKey.from_settings("", "", "postgresql://db/silentauth")
+    assert refused.value.name == "SECRET_KEY"
+    assert str(refused.value) == (
+        "invalid setting SILENTAUTH_SECRET_KEY: required with a shared store: every instance must hold the same secret"
+    )
+
+
+@pytest.mark.anyio
+async def test_keys_stored_by_earlier_releases_still_decrypt(tmp_path: Path) -> None:
+    # The key-encryption key's label is part of the storage format: changing it
+    # would leave every stored signing key undecryptable.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    await store.open()
+    try:
+        master = MasterKey(SECRET)
+        private = ec.generate_private_key(ec.SECP256R1())
+        der = private.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        nonce = b"\x01" * 12
+        blob = nonce + AESGCM(master.derive("silentauth key-encryption v1")).encrypt(nonce, der, b"old")
+        public = SigningKey("old", private.public_key(), None, NOW - 10, NOW + 1000)
+        await store.add_key(StoredKey("old", "ES256", blob, json.dumps(public.jwk()), NOW - 10, NOW + 1000))
+        ring = await KeyManager(store, master, lifetime=1000, verify_grace=60).load(NOW)
+        signer = ring.signing_key(NOW)
+        assert signer is not None and signer.kid == "old"
+        assert public.verify(b"m", signer.sign(b"m"))
+    finally:
+        await store.close()
+
+
+def test_pre_publication_is_at_most_a_quarter_of_the_key_lifetime_and_off_by_default(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60, prepublish=900).prepublish == 250
+    assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60, prepublish=240).prepublish == 240
+    assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60).prepublish == 0

