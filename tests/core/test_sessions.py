@@ -912,3 +912,12 @@ async def test_a_known_device_has_a_login_allowance_of_its_own(tmp_path: Path) -
                 await w.service.login("alice", "typo", ip="10.0.0.1", device_token=device)
         with pytest.raises(RateLimited):
             await w.service.login("alice", "secret", ip="10.0.0.1", device_token=device)
+
+
+def test_session_ids_never_start_with_a_dash() -> None:
+    # `silentauth sessions revoke -abc…` would read the id as an option.
+    from silentauth.core.sessions import new_session_id
+
+    ids = [new_session_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == 5000 and all(len(i) == 22 for i in ids)

@@ -278,8 +278,14 @@ async def test_a_confidential_clients_token_without_its_secret_is_refused_and_sa
     assert r.status_code == 401
     assert r.json() == {
         "error": "invalid_client",
-        "error_description": "This refresh token's client must authenticate; the session is revoked.",
+        "error_description": "This refresh token was issued to a confidential client: authenticate as it.",
     }
+    # A client that forgot its secret logs nobody out: the token still works with it.
+    again = await service.client.post(
+        "/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": grant["refresh_token"], "client_id": "gateway", "client_secret": secret},
+    )
+    assert again.status_code == 200, again.text
 
 
 async def test_a_request_without_a_peer_address_is_served_with_an_empty_one(service: Service) -> None:

@@ -73,6 +73,17 @@ from silentauth.settings import Settings
 GrantOutcome = Literal["ok", "rotated", "grace", "retried"]
 
 
+def new_session_id() -> str:
+    """128 random bits, base64url, never starting with ``-``.
+
+    An id starting with ``-`` reads as an option on a command line
+    (``silentauth sessions revoke -mhJ…`` failed in CI), so such draws are redrawn.
+    """
+    while (sid := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return sid
+
+
 def encode_claims(claims: Mapping[str, Any] | None, max_bytes: int) -> str:
     """A new session's claims as the stores keep them (compact JSON; ``""`` for none).
 
@@ -343,7 +354,7 @@ class SessionService:
         now = self.clock()
         granted = self._scope(scope, self.settings.scope)
         draft = SessionRecord(
-            id=secrets.token_urlsafe(16),
+            id=new_session_id(),
             user_id=identity.user_id,
             username=(identity.username or identity.user_id)[:256],
             counter=0,
