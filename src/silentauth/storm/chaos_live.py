@@ -57,6 +57,9 @@ class _Victim:
     def __init__(self) -> None:
         self.copied: str | None = None
         self.replayed_at: float | None = None
+        # The token a replay was answered with: inside the grace window of the victim's
+        # latest rotation the rule hands the thief the live token (a shared lineage).
+        self.stolen: str | None = None
         self.caught = asyncio.Event()
 
 
@@ -82,6 +85,8 @@ async def _drive(run: LiveChaos, rng: random.Random, username: str, password: st
             r = await refresh(copied, None)
             if r.status_code != 200:
                 v.caught.set()  # refused: the session was revoked as reuse
+            else:
+                v.stolen = str(r.json()["refresh_token"])
 
         async def client(i: int, progress: Progress, bar: object) -> None:
             r = await http.post(token_url, data={"grant_type": "password", "username": username, "password": password})
@@ -116,6 +121,12 @@ async def _drive(run: LiveChaos, rng: random.Random, username: str, password: st
                 if not victim.caught.is_set():
                     # The thief got in while the victim finished: its next use is the proof.
                     if (await refresh(token, key)).status_code != 200:
+                        victim.caught.set()
+                if not victim.caught.is_set() and victim.stolen is not None:
+                    # The thief shares the lineage; it uses its token again once the victim
+                    # has moved on and the grace window has passed, as a thief would.
+                    await asyncio.sleep(run.sleep)
+                    if (await refresh(victim.stolen, None)).status_code != 200:
                         victim.caught.set()
                 if victim.caught.is_set():
                     run.thefts_detected += 1
