@@ -1,1 +1,0 @@
-"""Pure logic: tokens, keys, rotation, sessions, policy. No HTTP, no SQL."""
