@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import pytest
@@ -41,7 +41,11 @@ def need_binary(name: str, *candidates: str) -> str:
         path = shutil.which(cand) or (cand if os.path.isfile(cand) and os.access(cand, os.X_OK) else None)
         if path:
             return path
-    message = f"{name} is not installed (apt-get install it, or see .ci/run)"
+    missing(f"{name} is not installed (apt-get install it, or see .ci/run)")
+
+
+def missing(message: str) -> NoReturn:
+    """Skip for a missing part of the environment (fail under SILENTAUTH_REQUIRE_SERVICES=1)."""
     if REQUIRE_SERVICES:
         pytest.fail(f"SILENTAUTH_REQUIRE_SERVICES=1 but {message}")
     pytest.skip(message)

@@ -16,7 +16,7 @@ import pytest
 
 from bench.loadgen import DIALECTS
 from bench.servers import NODE, OIDC_DIR, Stack, running
-from tests.conftest import REQUIRE_SERVICES, need_binary
+from tests.conftest import missing
 
 pytestmark = pytest.mark.slow  # each peer starts a real server (migrations, 256 code flows)
 
@@ -30,13 +30,10 @@ def _post(port: int, request: tuple[str, dict[str, str], bytes]) -> httpx.Respon
 def peer(request: pytest.FixtureRequest) -> Iterator[Stack]:
     name = str(request.param)
     if name == "oidc-provider":
-        need_binary(str(NODE))
-        if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
-            message = "oidc-provider is not installed (cd bench/peers/oidc && npm ci)"
-            pytest.fail(message) if REQUIRE_SERVICES else pytest.skip(message)
+        if not NODE.is_file() or not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
+            missing("oidc-provider and its Node.js 22 are not installed (cd bench/peers/oidc && npm ci)")
     elif importlib.util.find_spec("oauth2_provider") is None or importlib.util.find_spec("granian") is None:
-        message = "django-oauth-toolkit or granian is not installed (bench extras)"
-        pytest.fail(message) if REQUIRE_SERVICES else pytest.skip(message)
+        missing("django-oauth-toolkit or granian is not installed (bench extras)")
     with running((name,)) as stacks:
         yield stacks[name]
 
