@@ -15,22 +15,15 @@ key, if ``L``'s storage is copied while a refresh is unanswered). Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import random
 import secrets
-from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
-from silentauth.clock import FakeClock
-from silentauth.core.assembly import TokenCore
 from silentauth.core.idempotency import key_hash, same_key
 from silentauth.errors import InvalidGrant
-from silentauth.settings import Settings
-from silentauth.stores.sqlite import SQLiteStore
-from tests.conftest import FAST_PASSWORDS
+from tests.fuzz.session_machine import OneSessionMachine
 
 GRACE = 10.0
 # Up to a day each: 25 steps stay within the signing keys' lifetime (this machine runs no key rotation).
@@ -38,47 +31,17 @@ LONG = st.floats(min_value=GRACE + 1, max_value=86400)
 SHORT = st.floats(min_value=0, max_value=GRACE / 2)
 
 
-class KeyedRetryMachine(RuleBasedStateMachine):
+class KeyedRetryMachine(OneSessionMachine):
     """One session, its keyed owner, maybe a thief."""
 
     @initialize()
     def start(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.clock = FakeClock()
-        s = Settings(
-            database_url="sqlite:///:memory:",
-            secret_key="keyed-retry-machine-secret-0123456789abcdef",
-            rate_limit_login=None,
-            rate_limit_refresh=None,
-            rotation_rule="burst",
-            reuse_grace=GRACE,
-            # Lifetimes out of reach: expiry is not what this machine is about.
-            refresh_idle_ttl=365 * 86400,
-            session_max_age=3 * 365 * 86400,
-        )
-        self.core = TokenCore(
-            settings=s, store=SQLiteStore(s.database_url), clock=self.clock, passwords=FAST_PASSWORDS,
-            rng=random.Random(1),
-        )
-        self.run(self.core.store.open())
-        self.run(self.core.start())
-        self.run(self.core.users.ensure("alice", "secret"))
-        grant = self.run(self.core.service.login("alice", "secret"))
-        self.sid = grant.session.id
-        self.legit = grant.refresh_token
+        self.open_session("burst", reuse_grace=GRACE)
         self.key: str | None = None  # the owner's pending Idempotency-Key
         self.stolen: str | None = None
         self.stolen_key: str | None = None
         self.thief_acted = False
         self.revoked = False
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def teardown(self) -> None:
-        if hasattr(self, "core"):
-            self.run(self.core.store.close())
-            self.loop.close()
 
     def counter(self, token: str) -> int:
         return self.core.service.refresh_tokens.parse(token)[1]

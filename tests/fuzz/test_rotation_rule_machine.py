@@ -16,59 +16,29 @@ copies ``L``'s refresh token. Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import random
-from typing import Any
-
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
 )
 
-from silentauth.clock import FakeClock
-from silentauth.core.assembly import TokenCore
 from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.errors import InvalidGrant
-from silentauth.settings import Settings
-from silentauth.stores.sqlite import SQLiteStore
-from tests.conftest import FAST_PASSWORDS
+from tests.fuzz.session_machine import OneSessionMachine
 
 LONG = st.floats(min_value=RETRY_WINDOW + 1, max_value=2 * 86400)
 SHORT = st.floats(min_value=0, max_value=RETRY_WINDOW / 2)
 
 
-class RotationMachine(RuleBasedStateMachine):
+class RotationMachine(OneSessionMachine):
     """One session, its owner, maybe a thief."""
 
     @initialize()
     def start(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.clock = FakeClock()
-        s = Settings(
-            database_url="sqlite:///:memory:",
-            secret_key="rotation-rule-machine-secret-0123456789abcdef",
-            rate_limit_login=None,
-            rate_limit_refresh=None,
-            rotation_rule="late_once",
-            # Lifetimes out of reach: expiry is not what this machine is about.
-            refresh_idle_ttl=365 * 86400,
-            session_max_age=3 * 365 * 86400,
-        )
-        self.core = TokenCore(
-            settings=s, store=SQLiteStore(s.database_url), clock=self.clock, passwords=FAST_PASSWORDS,
-            rng=random.Random(1),
-        )
-        self.run(self.core.store.open())
-        self.run(self.core.start())
-        self.run(self.core.users.ensure("alice", "secret"))
-        grant = self.run(self.core.service.login("alice", "secret"))
-        self.sid = grant.session.id
-        self.legit = grant.refresh_token
+        self.open_session("late_once")
         self.unheard = False  # L's last answer was lost
         self.absences = 0  # long absences since L last heard an answer
         self.stolen: str | None = None
@@ -77,14 +47,6 @@ class RotationMachine(RuleBasedStateMachine):
         self.sent_at = self.clock()
         # Whose stale token was honoured after a long gap since owner and thief diverged.
         self.honoured: str | None = None
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def teardown(self) -> None:
-        if hasattr(self, "core"):
-            self.run(self.core.store.close())
-            self.loop.close()
 
     def refresh(self, token: str, who: str) -> str | None:
         """Present ``token``; the new token, or None if refused (checking one lineage)."""
