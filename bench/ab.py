@@ -19,7 +19,16 @@ from pathlib import Path
 
 from bench.loadgen import PASSWORD
 from bench.measure import drive, summary
-from bench.servers import ROOT, SERVER_CPU, Stack, _commands, _wait, free_port, pin
+from bench.servers import (
+    ROOT,
+    SERVER_CPU,
+    Stack,
+    _commands,
+    _wait,
+    free_port,
+    pin,
+    stop,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -56,9 +65,7 @@ def main(argv: list[str]) -> int:
                 print(f"{stack.served_by} {mode:8} median {s['cpu_us']} us CPU/request (rounds, sorted: {rounds}); "
                       f"{s['median']:,.0f}/s")
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait()
+            stop(procs)
     return 0
 
 

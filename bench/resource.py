@@ -52,7 +52,16 @@ from typing import Any
 
 from bench.loadgen import PASSWORD, USERNAME
 from bench.protected import ISSUER_ENV
-from bench.servers import LOADGEN_CPU, ROOT, SERVER_CPU, _env, free_port, pin, running
+from bench.servers import (
+    LOADGEN_CPU,
+    ROOT,
+    SERVER_CPU,
+    _env,
+    free_port,
+    pin,
+    running,
+    stop,
+)
 
 TARGET = 0.85
 FRAMEWORKS = ("starlette", "fastapi", "drf", "flask")
@@ -152,14 +161,7 @@ def _apis(names: tuple[str, ...], issuer: str, tmp: Path) -> Iterator[dict[str, 
             out[name] = (port, proc.pid)
         yield out
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(procs)
 
 
 def _probe_status(port: int, path: str, token: str | None = None) -> int | None:

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +169,19 @@ def available(names: tuple[str, ...] = DEFAULT_STACKS) -> tuple[tuple[str, ...],
     return tuple(ok), notes
 
 
+
+def stop(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 10) -> None:
+    """Terminate every server, then wait for each (killing one that outlives ``timeout``)."""
+    procs = list(procs)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
 @contextlib.contextmanager
 def running(names: tuple[str, ...] = DEFAULT_STACKS) -> Iterator[dict[str, Stack]]:
     """Start every stack, yield them by name, stop them all afterwards."""
@@ -192,11 +205,4 @@ def running(names: tuple[str, ...] = DEFAULT_STACKS) -> Iterator[dict[str, Stack
                 stacks[name] = Stack(name, port, served, proc.pid)
             yield stacks
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(procs)

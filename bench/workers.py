@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.loadgen import CLOCK_TICKS, PASSWORD, cpu_ticks, process_tree
 from bench.measure import ratio, summary
-from bench.servers import ROOT, Stack, _commands, _env, _wait, free_port
+from bench.servers import ROOT, Stack, _commands, _env, _wait, free_port, stop
 
 COUNTS = (1, 2)
 
@@ -82,14 +82,7 @@ def servers(stores: dict[str, Callable[[str, Path], str]]) -> Iterator[list[Stac
                     stacks.append(Stack(f"{store} workers={n}", port, f"uvicorn, {n} process(es), {store}", proc.pid))
             yield stacks
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(procs, timeout=30)
 
 
 def _drive(stacks: list[Stack], rounds: int, slice_s: float, connections: int) -> tuple[dict[str, Any], float]:
