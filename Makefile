@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11+:
 #   make serve   -> the token service + demo page on http://127.0.0.1:8000 (demo/demo)
-#   make test    -> the whole test suite
+#   make test    -> the test suite but its slow suites (under 10 minutes on 2 cores)
+#   make test-slow -> the slow suites (browsers, concurrency, crashes); CI runs both
 # Both work in a virtual environment of their own (.venv), made on first use:
 # Debian's python refuses `pip install` outside one (PEP 668, externally-managed-environment).
 # `make serve` installs only what serving needs; `make test` adds the test tools.
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP_SERVE := .make/serve-installed
 STAMP_TEST := .make/test-installed
 
-.PHONY: install serve test lint types bench soak mutate clean
+.PHONY: install serve test test-slow lint types bench soak mutate clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { echo "make: cannot create $(VENV): on Debian, apt-get install python3-venv" >&2; exit 1; }
@@ -39,8 +40,13 @@ $(OIDC_DEPS): $(OIDC)/package-lock.json
 		cd $(OIDC) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "make: npm not found: the oidc-provider peers will be reported as skipped" >&2; fi
 
+# Tests marked `slow` (many browser tabs, crash rounds, failovers, storms) run in
+# `make test-slow`, so `make test` stays under 10 minutes on a 2-core machine.
 test: $(STAMP_TEST) $(OIDC_DEPS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP_TEST) $(OIDC_DEPS)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 # Node tools for the browser client (typescript, axios), from tests/web/package-lock.json.
 WEB := tests/web
