@@ -4,6 +4,7 @@ SQLite's all-or-nothing batch of rotations."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 import redis
 
-from silentauth.core.ports import RotateRequest, User
+from silentauth.core.ports import RotateRequest, SessionRecord, User
 from silentauth.errors import ConfigError, StoreUnavailable
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
@@ -145,6 +146,29 @@ async def test_sqlite_rotate_many_is_one_transaction_all_or_nothing(tmp_path: Pa
         # The store is usable afterwards (no transaction left open).
         results = await store.rotate_many(batch[:2], now)
         assert [r.swapped for r in results] == [True, True]
+    finally:
+        await store.close()
+
+
+async def test_sqlite_rows_read_back_are_records_like_those_the_constructor_builds(tmp_path: Path) -> None:
+    # The store fills records in without SessionRecord.__init__ (a frozen
+    # dataclass's is slow): what it returns must be the same value in every way.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'rows.db'}")
+    await store.open()
+    try:
+        made = make_session(resources="https://a.example", claims='{"t":1}')
+        await store.create_session(made)
+        read = await store.get_session(made.id)
+        rotated = await store.rotate_many([RotateRequest(made.id, 0, made.created_at + 60, "kh")], made.created_at + 1)
+        assert type(read) is SessionRecord and read == made and hash(read) == hash(made) and repr(read) == repr(made)
+        swapped = rotated[0].session
+        assert swapped == dataclasses.replace(
+            made, counter=1, last_used_at=made.created_at + 1, rotated_at=made.created_at + 1,
+            idle_expires_at=made.created_at + 60, rotation_key="kh",
+        )
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            read.counter = 5  # type: ignore[misc]
+        assert vars(read) == vars(made)
     finally:
         await store.close()
 

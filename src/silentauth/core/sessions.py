@@ -56,7 +56,7 @@ from silentauth.core.ratelimit import LocalCounters, RateLimiter
 from silentauth.core.refresh import RefreshTokens
 from silentauth.core.revoked import RevokedSessions
 from silentauth.core.rotation_rules import RuleName, judge
-from silentauth.core.tokens import mint, new_jti
+from silentauth.core.tokens import access_claims, mint_json, new_jti, registered_claims
 from silentauth.errors import (
     ClaimsUnavailable,
     IdentityUnavailable,
@@ -227,23 +227,23 @@ class SessionService:
         if key is None:
             raise TemporarilyUnavailable("No signing key is available.")
         exp = self.policy.access_expiry(scope, now, session.expires_at, first, access_cap)
-        # The application's claims first, so that the registered ones always win.
-        claims: dict[str, Any] = {
-            **session_claims(session),
-            **(extra or {}),
-            "iss": self.settings.issuer,
-            "sub": session.user_id,
-            "aud": rfc8707.audience(session.resources if resources is None else resources, self.settings.audience),
-            "exp": exp,
-            "iat": int(now),
-            "jti": new_jti(),
-            "sid": session.id,
-            "scope": scope,
-            "auth_time": int(session.auth_time),
-            "client_id": session.client_id,
-            "preferred_username": session.username,
-        }
-        return mint(key, claims), max(0, exp - int(now))
+        iat = int(now)
+        members = registered_claims(
+            iss=self.settings.issuer,
+            sub=session.user_id,
+            aud=rfc8707.audience(session.resources if resources is None else resources, self.settings.audience),
+            exp=exp,
+            iat=iat,
+            jti=new_jti(),
+            sid=session.id,
+            scope=scope,
+            auth_time=int(session.auth_time),
+            client_id=session.client_id,
+            preferred_username=session.username,
+        )
+        # The application's claims first; the registered ones always win.
+        custom = {**session_claims(session), **extra} if extra else session_claims(session)
+        return mint_json(key, access_claims(members, custom)), max(0, exp - iat)
 
     def _grant(
         self,
