@@ -19,7 +19,12 @@ from silentauth.errors import ConfigError, StoreUnavailable
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
-from silentauth.stores.sqlite import SQLiteStore
+from silentauth.stores.sqlite import (
+    _FIELDS,
+    _SESSION_COLS,
+    SQLiteStore,
+    _rotate_together_sql,
+)
 from tests.stores.servers import PostgresServer, RedisClusterServers, RedisServer
 from tests.stores.test_conformance import make_session
 
@@ -171,6 +176,27 @@ async def test_sqlite_rows_read_back_are_records_like_those_the_constructor_buil
         assert vars(read) == vars(made)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("analyze", [False, True])
+def test_sqlite_batched_swap_finds_each_session_by_its_key(tmp_path: Path, analyze: bool) -> None:
+    # A batch swaps in one UPDATE … FROM its rows: it must look each session up
+    # by primary key, never scan the table (with or without the planner's statistics).
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'plan.db'}")
+    store.open_sync()
+    db = store._conn()
+    rows = [make_session() for _ in range(2000)]
+    db.executemany(
+        f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * len(_FIELDS))})",
+        [tuple(getattr(s, name) for name in _FIELDS) for s in rows],
+    )
+    if analyze:
+        db.execute("ANALYZE")
+    for size in (2, 32, 128):
+        plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + _rotate_together_sql(size), [None] * (4 * size + 4))]
+        assert any(step.startswith("SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 (id=?)") for step in plan), plan
+        assert not any(step.startswith("SCAN sessions") for step in plan), plan
+    db.close()
 
 
 async def test_redis_rotate_many_survives_a_flushed_script_cache(
