@@ -39,7 +39,13 @@ from silentauth.core import resources as rfc8707
 from silentauth.core.batch import Batcher
 from silentauth.core.devices import KnownDevices
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
-from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks, check_claims
+from silentauth.core.hooks import (
+    DEFAULT_LIFETIMES,
+    Lifetimes,
+    TokenContext,
+    TokenHooks,
+    check_claims,
+)
 from silentauth.core.idempotency import key_hash, same_key
 from silentauth.core.identity import (
     GuardedIdentity,
@@ -528,7 +534,8 @@ class SessionService:
         self.events.on_refresh(outcome)
         return self._grant(
             s, r.counter + 1 if counter is None else counter, narrowed, now, outcome, r.extra,
-            Lifetimes(access_ttl=r.access_cap),
+            # The shared default unless a hook capped the lifetime: no object per refresh.
+            DEFAULT_LIFETIMES if r.access_cap is None else Lifetimes(access_ttl=r.access_cap),
             rfc8707.narrow(r.resource, s.resources),
         )
 
