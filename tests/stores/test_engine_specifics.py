@@ -16,6 +16,7 @@ import redis
 
 from silentauth.core.ports import RotateRequest, SessionRecord, User
 from silentauth.errors import ConfigError, StoreUnavailable
+from silentauth.stores.base import rotate_each
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
@@ -197,6 +198,21 @@ def test_sqlite_batched_swap_finds_each_session_by_its_key(tmp_path: Path, analy
         assert any(step.startswith("SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 (id=?)") for step in plan), plan
         assert not any(step.startswith("SCAN sessions") for step in plan), plan
     db.close()
+
+
+async def test_one_round_trip_per_swap_keeps_a_sessions_requests_in_order(redis_store: RedisStore) -> None:
+    # rotate_each (Redis with wait_replicas, or after a lost script cache) sends a
+    # round trip per swap over a pool of connections: one session's swaps must still
+    # reach Redis in arrival order, or a late token's double swap fails its second half.
+    for attempt in range(5):
+        x, y = make_session(), make_session()
+        await redis_store.create_session(x)
+        await redis_store.create_session(y)
+        now = x.created_at + 1 + attempt
+        order = [(x, 0), (y, 0), (x, 1), (y, 1), (x, 2), (y, 0), (x, 3)]
+        results = await rotate_each(redis_store, [RotateRequest(s.id, c, now + 60) for s, c in order], now)
+        assert [r.swapped for r in results] == [True, True, True, True, True, False, True], attempt
+        assert [r.session.counter if r.session else None for r in results] == [1, 1, 2, 2, 3, 2, 4], attempt
 
 
 async def test_redis_rotate_many_survives_a_flushed_script_cache(
