@@ -3,7 +3,8 @@
 ``python -m bench.breakdown`` builds the real app (SQLite file in WAL mode,
 rate limits off) and times each stage of a refresh in a tight loop: the
 ES256 signature, the access-token mint, the refresh-token MAC, the store's
-compare-and-swap, the whole :meth:`SessionService.refresh`, and the whole
+compare-and-swap (alone and 32 in one batch), the whole :meth:`SessionService.refresh`
+(alone and 32 concurrent chains, whose swaps meet in batches), and the whole
 ASGI app answering ``POST /auth/token`` (Starlette, middleware, form parsing,
 JSON) with no HTTP server around it. What the bench's per-core cost adds on
 top of the last figure is the HTTP server (uvicorn + httptools + uvloop).
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from silentauth.core.passwords import Passwords
+from silentauth.core.ports import RotateRequest
 from silentauth.server.app import create_app
 from silentauth.server.token_endpoint import TokenEndpoint
 from silentauth.settings import Settings
@@ -95,6 +97,11 @@ async def _time(label: str, fn: Callable[[], Awaitable[Any]], n: int = N) -> tup
     return label, (time.process_time() - t0) / n * 1e6
 
 
+async def _per(row: Awaitable[tuple[str, float]], n: int) -> tuple[str, float]:
+    label, us = await row
+    return label, us / n
+
+
 async def measure() -> list[tuple[str, float]]:
     with tempfile.TemporaryDirectory(prefix="silentauth-breakdown-") as tmp:
         settings = Settings(
@@ -136,6 +143,32 @@ async def measure() -> list[tuple[str, float]]:
             async def cas() -> None:
                 await rt.store.rotate(spare.session.id, counter[0], now, now + 3600)
                 counter[0] += 1
+
+            batch_sessions = [(await svc.login("bench", "pw")).session.id for _ in range(32)]
+            batch_counters = [0] * 32
+
+            async def cas_batch() -> None:
+                """32 swaps of distinct sessions in one store call, as a full batch brings them."""
+                requests = [RotateRequest(sid, batch_counters[i], now + 3600) for i, sid in enumerate(batch_sessions)]
+                for result in await rt.store.rotate_many(requests, now):
+                    if not result.swapped:
+                        raise RuntimeError("a batched swap failed")
+                for i in range(32):
+                    batch_counters[i] += 1
+
+            async def service_chains(width: int = 32, each: int = 60) -> tuple[str, float]:
+                """``width`` refresh chains through the service alone (no ASGI, no HTTP)."""
+                chains = [(await svc.login("bench", "pw")).refresh_token for _ in range(width)]
+
+                async def chain(i: int) -> None:
+                    for _ in range(each):
+                        chains[i] = (await svc.refresh(chains[i])).refresh_token
+
+                await asyncio.gather(*(chain(i) for i in range(width)))  # warm up
+                t0 = time.process_time()
+                await asyncio.gather(*(chain(i) for i in range(width)))
+                cpu = (time.process_time() - t0) / (width * each) * 1e6
+                return f"SessionService.refresh: {width} concurrent chains (batched)", cpu
 
             async def metric() -> None:
                 rt.metrics.on_refresh("rotated")
@@ -190,7 +223,9 @@ async def measure() -> list[tuple[str, float]]:
                 await _time("metrics event (prometheus counter)", metric),
                 await _time("SQLite UPDATE ... RETURNING, autocommit (store._rotate_one)", cas_sync),
                 await _time("store.rotate (the store API around it)", cas),
+                await _per(_time("store.rotate_many, 32 sessions (one transaction), per swap", cas_batch, N // 32), 32),
                 await _time("SessionService.refresh (whole)", refresh),
+                await service_chains(),
                 await _time("ASGI app: POST /auth/token refresh (no HTTP server)", http_refresh),
                 await concurrent_refresh(),
                 # The same without Starlette and the middleware around the endpoint:

@@ -129,3 +129,33 @@ def test_configured_secret_keeps_its_lenient_reading() -> None:
     from_settings = MasterKey.from_settings(std, "", "postgresql://db/x")
     assert from_settings.derive("label") == MasterKey(raw).derive("label")
     assert MasterKey.from_settings(b64encode(raw), "", "postgresql://db/x").derive("label") == MasterKey(raw).derive("label")
+
+
+# --- dumps: one C encoder made once ---
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"access_token": "a.b.c", "token_type": "Bearer", "expires_in": 300, "scope": "a b"},
+        {"nested": {"list": [1, 2.5, -0.0, True, False, None, "Zoë ☃ \ud83d\ude00", 'q"\\\n']}, "": {}},
+        {1: "int key", 2.5: "float key", False: "bool key", None: "none key"},
+        [float("nan"), float("inf"), 10**30, "x" * 1000],
+        "a lone string",
+        42,
+    ],
+)
+def test_dumps_gives_the_bytes_of_a_compact_json_encoder(value: object) -> None:
+    expected = json.JSONEncoder(separators=(",", ":")).encode(value).encode()
+    assert dumps(value) == expected
+    assert dumps(value) == expected  # the shared encoder keeps no state between calls
+
+
+def test_dumps_refuses_what_json_cannot_encode_and_stays_usable() -> None:
+    with pytest.raises(TypeError, match="Object of type bytes is not JSON serializable"):
+        dumps({"a": [b"raw"]})
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    with pytest.raises(RecursionError):
+        dumps(cyclic)
+    assert dumps({"a": [1]}) == b'{"a":[1]}'

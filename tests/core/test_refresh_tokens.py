@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
+from silentauth.core.encoding import b64encode
 from silentauth.core.keys import MasterKey
 from silentauth.core.refresh import RefreshTokens
 from silentauth.errors import InvalidGrant
@@ -68,3 +72,15 @@ def test_short_master_key_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         MasterKey(b"short")
+
+
+@pytest.mark.parametrize(
+    ("session_id", "counter"), [("abcdefghijklmnopqrstuv", 0), ("A" * 64, 10**18 - 1), ("-_" * 8, 42)]
+)
+def test_mac_is_hmac_sha256_as_the_standard_library_computes_it(session_id: str, counter: int) -> None:
+    # Tokens issued before the MAC was spelled out over two SHA-256 states must stay valid.
+    key = MASTER.derive("silentauth refresh-token v1")
+    expected = hmac.new(key, f"{session_id}.{counter}".encode(), hashlib.sha256).digest()
+    token = RefreshTokens(MASTER).issue(session_id, counter)
+    assert token == f"v1.{session_id}.{counter}.{b64encode(expected)}"
+    assert RefreshTokens(MASTER).parse(token) == (session_id, counter)

@@ -921,3 +921,25 @@ def test_session_ids_never_start_with_a_dash() -> None:
     ids = [new_session_id() for _ in range(5000)]
     assert not [i for i in ids if i.startswith("-")]
     assert len(set(ids)) == 5000 and all(len(i) == 22 for i in ids)
+
+
+async def test_tokens_signed_in_one_batch_carry_each_their_own_session_claims(world: World) -> None:
+    # The registered claims are spelled out per token and the session claims merged
+    # per token: a session's claims never reach another session's token, whichever
+    # order the batch signs them in.
+    tenant = await world.service.start_session(Identity("u-a", "ann"), claims={"tenant": "a"})
+    plain = await world.service.login("alice", "secret")
+    other = await world.service.start_session(Identity("u-b", "bob"), claims={"tenant": "b", "roles": ["x"]})
+    grants = await asyncio.gather(
+        *(world.service.refresh(g.refresh_token) for g in (tenant, plain, other, tenant, plain))
+    )
+    assert [g.outcome for g in grants] == ["rotated", "rotated", "rotated", "grace", "grace"]
+    bodies = [payload(g.access_token) for g in grants]
+    assert [(b["sub"], b.get("tenant"), b.get("roles")) for b in bodies] == [
+        ("u-a", "a", None),
+        (plain.session.user_id, None, None),
+        ("u-b", "b", ["x"]),
+        ("u-a", "a", None),
+        (plain.session.user_id, None, None),
+    ]
+    assert len({b["jti"] for b in bodies}) == 5

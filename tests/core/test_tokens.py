@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -8,13 +9,18 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from silentauth.core.encoding import b64encode
+from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.keys import KeyRing, SigningKey
 from silentauth.core.tokens import (
     MAX_TOKEN_LENGTH,
+    REGISTERED_CLAIMS,
     AccessTokenVerifier,
+    access_claims,
     decode_unverified,
     mint,
+    mint_json,
+    new_jti,
+    registered_claims,
 )
 from silentauth.errors import InvalidToken
 
@@ -237,3 +243,86 @@ def test_decode_unverified_says_a_token_without_three_segments_is_malformed(toke
     with pytest.raises(InvalidToken) as exc:
         decode_unverified(token)
     assert exc.value.error_description == "The access token is malformed."
+
+
+# --- the registered claims spelled out (no generic JSON encoder per token) ---
+
+
+def registered(**over: Any) -> dict[str, Any]:
+    return {**claims(), "preferred_username": "alice", **over}
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"aud": ["https://a.example", "https://b.example"]},
+        # Escapes: quotes, backslashes, control and non-ASCII characters, a lone surrogate.
+        {"sub": 'u"1\\', "preferred_username": "Zoë 李\n\x00\ud800", "scope": "a/b c"},
+        {"exp": 0, "iat": -1, "auth_time": 10**12},
+    ],
+)
+def test_registered_claims_are_the_bytes_the_json_encoder_gives(over: dict[str, Any]) -> None:
+    values = registered(**over)
+    assert b"{" + registered_claims(**values) + b"}" == json.dumps(values, separators=(",", ":")).encode()
+    assert set(values) == REGISTERED_CLAIMS
+
+
+def test_registered_claims_refuse_a_time_that_is_not_a_whole_number() -> None:
+    with pytest.raises(ValueError, match="'d'"):
+        registered_claims(**registered(exp=NOW + 0.5))
+
+
+def test_custom_claims_come_first_and_never_replace_a_registered_one() -> None:
+    members = registered_claims(**registered())
+    assert access_claims(members, None) == access_claims(members, {}) == b"{" + members + b"}"
+    # All custom claims reserved: nothing of them is left, and no stray comma either.
+    assert access_claims(members, {"sub": "mallory"}) == b"{" + members + b"}"
+    body = access_claims(members, {"roles": ["x"], "sub": "mallory", "iss": "https://evil.test"})
+    assert body.startswith(b'{"roles":["x"],"iss":"https://issuer.test",')
+    assert json.loads(body) == {"roles": ["x"], **registered()}  # one "sub", the registered one
+
+
+def test_a_token_minted_from_the_spelled_out_claims_verifies_with_pyjwt_and_ours() -> None:
+    key = make_key()
+    now = int(time.time())
+    values = registered(exp=now + 300, iat=now, auth_time=now)
+    token = mint_json(key, access_claims(registered_claims(**values), {"tenant": "t"}))
+    assert token.split(".")[0] == mint(key, values).split(".")[0]
+    jwk = pyjwt.PyJWKSet.from_dict(KeyRing([key], 60).jwks(NOW))["k1"]
+    decoded = pyjwt.decode(token, jwk.key, algorithms=["ES256"], audience="api", issuer="https://issuer.test")
+    assert decoded == {"tenant": "t", **values}
+    assert verifier(KeyRing([key], 60)).verify(token, now) == decoded
+
+
+def test_a_new_signing_key_changes_the_header_kid() -> None:
+    # The header segment is cached per kid: a rotated key must not sign under the old kid.
+    first, second = make_key("k1"), make_key("k2")
+    body = access_claims(registered_claims(**registered()))
+    one, two = mint_json(first, body), mint_json(second, body)
+    assert decode_unverified(one)[0]["kid"] == "k1" and decode_unverified(two)[0]["kid"] == "k2"
+    ring = verifier(KeyRing([first, second], 60))
+    assert ring.verify(one, NOW) == ring.verify(two, NOW) == json.loads(body)
+
+
+def test_jtis_are_distinct_base64url_of_96_bits() -> None:
+    drawn = [new_jti() for _ in range(2000)]  # several refills of the pool
+    assert len(set(drawn)) == len(drawn)
+    assert all(len(j) == 16 and b64encode(b64decode(j)) == j for j in drawn)
+
+
+def test_a_forked_worker_draws_other_jtis_than_its_parent() -> None:
+    new_jti()  # the pool now holds ids this process has not handed out yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        try:
+            os.write(write, " ".join(new_jti() for _ in range(8)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        child = set(f.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_jti() for _ in range(8)}
+    assert len(child) == 8 and not child & parent

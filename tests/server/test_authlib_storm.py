@@ -2,7 +2,7 @@
 
 Every call sees the token as expired and refreshes, so rotations race and a thread
 can present ``c`` after the counter reached ``c + 2``. Under the former one-generation
-grace rule that revoked the session (issue 17); the default rule must not.
+grace rule that revoked the session; the default rule must not.
 """
 
 from __future__ import annotations

@@ -264,6 +264,19 @@ async def test_rotate_many_racers_for_one_session_swap_once(store: Store) -> Non
     assert after is not None and after.counter == 1
 
 
+async def test_rotate_many_judges_a_sessions_requests_in_arrival_order_among_others(store: Store) -> None:
+    # One session's requests interleaved with others', as a batch of racing
+    # refreshes and a late token's double swap bring them: each sees the ones before.
+    x, y, z = await new_session(store), await new_session(store), await new_session(store)
+    now = T0 + 4
+    order = [(x, 0), (y, 0), (x, 1), (z, 5), (x, 0), (y, 0), (x, 2), (z, 0)]
+    results = await store.rotate_many([RotateRequest(s.id, c, now + IDLE, f"k{i}") for i, (s, c) in enumerate(order)], now)
+    assert [r.swapped for r in results] == [True, True, True, False, False, False, True, True]
+    assert [r.session.counter if r.session else None for r in results] == [1, 1, 2, 0, 2, 1, 3, 1]
+    assert [r.session.rotation_key if r.session else None for r in results] == ["k0", "k1", "k2", "", "k2", "k1", "k6", "k7"]
+    assert [(await store.get_session(s.id)) == r.session for s, r in ((x, results[6]), (y, results[1]), (z, results[7]))]
+
+
 async def test_rotate_many_of_one_is_rotate(store: Store) -> None:
     s = await new_session(store)
     (result,) = await store.rotate_many([RotateRequest(s.id, 0, T0 + 1 + IDLE)], T0 + 1)

@@ -4,6 +4,7 @@ SQLite's all-or-nothing batch of rotations."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -13,12 +14,18 @@ import psycopg
 import pytest
 import redis
 
-from silentauth.core.ports import RotateRequest, User
+from silentauth.core.ports import RotateRequest, SessionRecord, User
 from silentauth.errors import ConfigError, StoreUnavailable
+from silentauth.stores.base import rotate_each
 from silentauth.stores.postgres import PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
-from silentauth.stores.sqlite import SQLiteStore
+from silentauth.stores.sqlite import (
+    _FIELDS,
+    _SESSION_COLS,
+    SQLiteStore,
+    _rotate_together_sql,
+)
 from tests.stores.servers import PostgresServer, RedisClusterServers, RedisServer
 from tests.stores.test_conformance import make_session
 
@@ -147,6 +154,65 @@ async def test_sqlite_rotate_many_is_one_transaction_all_or_nothing(tmp_path: Pa
         assert [r.swapped for r in results] == [True, True]
     finally:
         await store.close()
+
+
+async def test_sqlite_rows_read_back_are_records_like_those_the_constructor_builds(tmp_path: Path) -> None:
+    # The store fills records in without SessionRecord.__init__ (a frozen
+    # dataclass's is slow): what it returns must be the same value in every way.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'rows.db'}")
+    await store.open()
+    try:
+        made = make_session(resources="https://a.example", claims='{"t":1}')
+        await store.create_session(made)
+        read = await store.get_session(made.id)
+        rotated = await store.rotate_many([RotateRequest(made.id, 0, made.created_at + 60, "kh")], made.created_at + 1)
+        assert type(read) is SessionRecord and read == made and hash(read) == hash(made) and repr(read) == repr(made)
+        swapped = rotated[0].session
+        assert swapped == dataclasses.replace(
+            made, counter=1, last_used_at=made.created_at + 1, rotated_at=made.created_at + 1,
+            idle_expires_at=made.created_at + 60, rotation_key="kh",
+        )
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            read.counter = 5  # type: ignore[misc]
+        assert vars(read) == vars(made)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("analyze", [False, True])
+def test_sqlite_batched_swap_finds_each_session_by_its_key(tmp_path: Path, analyze: bool) -> None:
+    # A batch swaps in one UPDATE … FROM its rows: it must look each session up
+    # by primary key, never scan the table (with or without the planner's statistics).
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'plan.db'}")
+    store.open_sync()
+    db = store._conn()
+    rows = [make_session() for _ in range(2000)]
+    db.executemany(
+        f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * len(_FIELDS))})",
+        [tuple(getattr(s, name) for name in _FIELDS) for s in rows],
+    )
+    if analyze:
+        db.execute("ANALYZE")
+    for size in (2, 32, 128):
+        plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + _rotate_together_sql(size), [None] * (4 * size + 4))]
+        assert any(step.startswith("SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 (id=?)") for step in plan), plan
+        assert not any(step.startswith("SCAN sessions") for step in plan), plan
+    db.close()
+
+
+async def test_one_round_trip_per_swap_keeps_a_sessions_requests_in_order(redis_store: RedisStore) -> None:
+    # rotate_each (Redis with wait_replicas, or after a lost script cache) sends a
+    # round trip per swap over a pool of connections: one session's swaps must still
+    # reach Redis in arrival order, or a late token's double swap fails its second half.
+    for attempt in range(5):
+        x, y = make_session(), make_session()
+        await redis_store.create_session(x)
+        await redis_store.create_session(y)
+        now = x.created_at + 1 + attempt
+        order = [(x, 0), (y, 0), (x, 1), (y, 1), (x, 2), (y, 0), (x, 3)]
+        results = await rotate_each(redis_store, [RotateRequest(s.id, c, now + 60) for s, c in order], now)
+        assert [r.swapped for r in results] == [True, True, True, True, True, False, True], attempt
+        assert [r.session.counter if r.session else None for r in results] == [1, 1, 2, 2, 3, 2, 4], attempt
 
 
 async def test_redis_rotate_many_survives_a_flushed_script_cache(

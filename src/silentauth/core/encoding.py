@@ -15,6 +15,7 @@ import binascii
 import json
 import math
 import re
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 # RFC 4648 §5 alphabet, nothing else: no "=", no "+/", no whitespace.
@@ -25,9 +26,14 @@ _VALUE = {c: i for i, c in enumerate(_ALPHABET)}
 _SPARE_MASK = {2: 0b1111, 3: 0b11}
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def b64encode(data: bytes) -> str:
     """base64url without padding (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # binascii directly: base64.urlsafe_b64encode is two Python calls around the
+    # same two C calls, and a refresh encodes five segments.
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def b64decode(text: str | bytes) -> bytes:
@@ -54,12 +60,24 @@ def b64decode(text: str | bytes) -> bytes:
         raise ValueError("not base64url") from exc  # pragma: no mutate
 
 
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+_encoder = json.JSONEncoder(separators=(",", ":"))
+# The C encoder of that JSONEncoder, made once. JSONEncoder.encode makes a new
+# one per call (with a fresh dict of the objects being encoded, for its cycle
+# check), which costs as much as encoding a token response itself. Without
+# that dict, a cycle ends in RecursionError instead of ValueError; no caller
+# passes one (the application's claims pass check_claims' json.dumps first).
+_c_encode = (
+    None
+    if c_make_encoder is None  # pragma: no cover - CPython always has the accelerator
+    else c_make_encoder(None, _encoder.default, encode_basestring_ascii, None, ":", ",", False, False, True)
+)
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON (RFC 7515 needs no canonical order), one shared encoder."""
-    return _compact(obj).encode()
+    """Compact JSON (RFC 7515 needs no canonical order), ASCII, one shared encoder."""
+    if _c_encode is None:  # pragma: no cover - see above
+        return _encoder.encode(obj).encode()
+    return "".join(_c_encode(obj, 0)).encode()
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

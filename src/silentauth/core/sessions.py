@@ -39,7 +39,13 @@ from silentauth.core import resources as rfc8707
 from silentauth.core.batch import Batcher
 from silentauth.core.devices import KnownDevices
 from silentauth.core.events import NoEvents, RefreshOutcome, RevokeReason, SessionEvents
-from silentauth.core.hooks import Lifetimes, TokenContext, TokenHooks, check_claims
+from silentauth.core.hooks import (
+    DEFAULT_LIFETIMES,
+    Lifetimes,
+    TokenContext,
+    TokenHooks,
+    check_claims,
+)
 from silentauth.core.idempotency import key_hash, same_key
 from silentauth.core.identity import (
     GuardedIdentity,
@@ -56,7 +62,7 @@ from silentauth.core.ratelimit import LocalCounters, RateLimiter
 from silentauth.core.refresh import RefreshTokens
 from silentauth.core.revoked import RevokedSessions
 from silentauth.core.rotation_rules import RuleName, judge
-from silentauth.core.tokens import mint, new_jti
+from silentauth.core.tokens import access_claims, mint_json, new_jti, registered_claims
 from silentauth.errors import (
     ClaimsUnavailable,
     IdentityUnavailable,
@@ -227,23 +233,23 @@ class SessionService:
         if key is None:
             raise TemporarilyUnavailable("No signing key is available.")
         exp = self.policy.access_expiry(scope, now, session.expires_at, first, access_cap)
-        # The application's claims first, so that the registered ones always win.
-        claims: dict[str, Any] = {
-            **session_claims(session),
-            **(extra or {}),
-            "iss": self.settings.issuer,
-            "sub": session.user_id,
-            "aud": rfc8707.audience(session.resources if resources is None else resources, self.settings.audience),
-            "exp": exp,
-            "iat": int(now),
-            "jti": new_jti(),
-            "sid": session.id,
-            "scope": scope,
-            "auth_time": int(session.auth_time),
-            "client_id": session.client_id,
-            "preferred_username": session.username,
-        }
-        return mint(key, claims), max(0, exp - int(now))
+        iat = int(now)
+        members = registered_claims(
+            iss=self.settings.issuer,
+            sub=session.user_id,
+            aud=rfc8707.audience(session.resources if resources is None else resources, self.settings.audience),
+            exp=exp,
+            iat=iat,
+            jti=new_jti(),
+            sid=session.id,
+            scope=scope,
+            auth_time=int(session.auth_time),
+            client_id=session.client_id,
+            preferred_username=session.username,
+        )
+        # The application's claims first; the registered ones always win.
+        custom = {**session_claims(session), **extra} if extra else session_claims(session)
+        return mint_json(key, access_claims(members, custom)), max(0, exp - iat)
 
     def _grant(
         self,
@@ -528,7 +534,8 @@ class SessionService:
         self.events.on_refresh(outcome)
         return self._grant(
             s, r.counter + 1 if counter is None else counter, narrowed, now, outcome, r.extra,
-            Lifetimes(access_ttl=r.access_cap),
+            # The shared default unless a hook capped the lifetime: no object per refresh.
+            DEFAULT_LIFETIMES if r.access_cap is None else Lifetimes(access_ttl=r.access_cap),
             rfc8707.narrow(r.resource, s.resources),
         )
 

@@ -17,17 +17,26 @@ from silentauth.errors import ConfigError
 async def rotate_each(store: Store, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
     """:meth:`Store.rotate_many` for a store that swaps one row per round trip.
 
-    The swaps run concurrently, as separate refreshes would. Requests for the
-    same session still see each other: every swap is atomic in the store.
+    The swaps of different sessions run concurrently, as separate refreshes
+    would. The requests of one session run one after another, in order: run
+    concurrently, their round trips could reach the store in any order, and a
+    late token's double swap (``c`` then ``c + 1``) would fail its second half.
     """
     if len(requests) == 1:
         r = requests[0]
         return [await store.rotate(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash)]
-    return list(
-        await asyncio.gather(
-            *(store.rotate(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash) for r in requests)
-        )
-    )
+    by_session: dict[str, list[int]] = {}
+    for i, r in enumerate(requests):
+        by_session.setdefault(r.session_id, []).append(i)
+    results: list[RotateResult | None] = [None] * len(requests)
+
+    async def in_order(indexes: list[int]) -> None:
+        for i in indexes:
+            r = requests[i]
+            results[i] = await store.rotate(r.session_id, r.counter, now, r.idle_expires_at, r.key_hash)
+
+    await asyncio.gather(*(in_order(indexes) for indexes in by_session.values()))
+    return [r for r in results if r is not None]
 
 
 def open_store(url: str) -> Store:

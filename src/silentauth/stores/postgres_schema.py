@@ -66,7 +66,7 @@ MIGRATIONS: list[str] = [
         expires_at double precision NOT NULL
     );
     """,
-    # 2: registered clients (issue 16)
+    # 2: registered clients
     """
     CREATE TABLE clients (
         client_id text PRIMARY KEY,
@@ -75,15 +75,15 @@ MIGRATIONS: list[str] = [
         created_at double precision NOT NULL
     );
     """,
-    # 3: RFC 8707 resource indicators of a session (issue 16)
+    # 3: RFC 8707 resource indicators of a session
     """
     ALTER TABLE sessions ADD COLUMN resources text NOT NULL DEFAULT '';
     """,
-    # 4: claims the application gave the session (issue 15)
+    # 4: claims the application gave the session
     """
     ALTER TABLE sessions ADD COLUMN claims text NOT NULL DEFAULT '';
     """,
-    # 5: hash of the Idempotency-Key of the last rotation (issue 17)
+    # 5: hash of the Idempotency-Key of the last rotation
     """
     ALTER TABLE sessions ADD COLUMN rotation_key text NOT NULL DEFAULT '';
     """,
