@@ -5,7 +5,7 @@ generator in short interleaved slices, round after round, so drift on a
 shared machine hits all of them alike. Two figures per target: the rate it
 sustained (noisy when neighbours are busy) and the server CPU per request,
 whose inverse is what one core can sustain (robust to neighbours).
-The goal (issue 19): silentauth >= 3x the best peer with one worker process,
+The goal: silentauth >= 3x the best peer with one worker process,
 the best being node oidc-provider with opaque tokens in memory, while
 silentauth commits to SQLite before answering and signs ES256.
 """

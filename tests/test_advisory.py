@@ -1410,7 +1410,7 @@ def test_python_client_keeps_its_token_from_foreign_hosts_and_their_renewals(
         me = client.get(f"{live.url}/api/me")
     assert me.status_code == 200 and me.json()["username"] == "alice"
     assert foreign.authorizations == [None]
-# --- resource servers: revocation by default (issue 16) ---
+# --- resource servers: revocation by default ---
 
 
 async def test_third_party_verifier_from_issuer_refuses_a_logged_out_session_within_two_seconds(
@@ -1439,7 +1439,7 @@ async def test_third_party_verifier_from_issuer_refuses_a_logged_out_session_wit
     assert time.monotonic() - started < 2.0
 
 
-# --- registered clients (issue 16 item 5) ---
+# --- registered clients ---
 
 
 def _basic(client_id: str, secret: str) -> dict[str, str]:
@@ -1481,7 +1481,7 @@ async def test_a_caller_cannot_revoke_another_clients_token(service: Service) ->
     assert rotated.status_code == 200, rotated.text
 
 
-# --- resource servers: one audience per API (issue 16 item 2) ---
+# --- resource servers: one audience per API ---
 
 
 async def test_a_token_for_one_api_is_refused_by_another(service_factory: ServiceFactory) -> None:
@@ -1513,7 +1513,7 @@ async def test_a_token_for_one_api_is_refused_by_another(service_factory: Servic
 async def test_websocket_and_event_stream_end_within_a_second_of_revocation(
     live_server_factory: Any,
 ) -> None:
-    """A connection authenticated once must not outlive a logout (issue 18)."""
+    """A connection authenticated once must not outlive a logout."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
