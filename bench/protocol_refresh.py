@@ -128,7 +128,7 @@ async def measure(rounds: int, width: int, each: int) -> dict[str, list[float]]:
             rt = app.state.runtime
             await rt.ensure_user("bench", "pw")
             tokens = [(await rt.service.login("bench", "pw")).refresh_token for _ in range(width)]
-            for name, cls in paths.items():  # warm-up
+            for cls in paths.values():  # warm-up
                 await _round(app, cls, tokens, 10)
             for r in range(rounds):
                 order = list(paths.items()) if r % 2 == 0 else list(reversed(paths.items()))

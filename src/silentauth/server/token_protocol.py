@@ -41,7 +41,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.applications import Starlette
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from silentauth.errors import render_json
 from silentauth.server.cors import EXPOSE_HEADERS
@@ -60,8 +64,23 @@ _SERVER_ERROR = render_json(
 )
 
 
+# Header pair -> its encoded line. The token endpoint's answers repeat a handful of
+# pairs (content-length varies only with the token sizes), so the lines are built
+# once; bounded, since a value may vary.
+_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_LINES_MAX = 512
+
+
 def _lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-    return b"".join(name.lower() + b": " + value + b"\r\n" for name, value in headers)
+    out = []
+    for pair in headers:
+        line = _LINES.get(pair)
+        if line is None:
+            line = pair[0].lower() + b": " + pair[1] + b"\r\n"
+            if len(_LINES) < _LINES_MAX:
+                _LINES[pair] = line
+        out.append(line)
+    return b"".join(out)
 
 
 class TokenRoute:
@@ -223,9 +242,23 @@ class TokenProtocol(BoundedHttpToolsProtocol):
             TokenProtocol._date_source, TokenProtocol._date_bytes = source, _lines(source)
         return self._date_bytes
 
+    def on_message_begin(self) -> None:
+        # uvicorn's, less the ASGI scope: most requests here never need one, and the
+        # ASGI path builds it in on_headers_complete.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self._in_head, self._head_bytes, self._raw_bytes = True, 0, 0
+
     def on_headers_complete(self) -> None:
         keep_alive = self._token_request()
         if keep_alive is None:
+            # uvicorn's own scope, from its own code (so a key a later version adds is
+            # there too), around the head this request already has.
+            url, headers, expect = self.url, self.headers, self.expect_100_continue
+            HttpToolsProtocol.on_message_begin(self)
+            self.url, self.headers, self.expect_100_continue = url, headers, expect
+            self.scope["headers"] = headers
             super().on_headers_complete()
             return
         self._in_head = False
