@@ -41,6 +41,7 @@ class Served:
     def __init__(self, app: Any, fast: int, asgi: int) -> None:
         self.app, self.fast, self.asgi = app, fast, asgi
         self.fast_cycles = 0  # requests the protocol answered itself
+        self.server: uvicorn.Server | None = None
 
     def login(self, port: int | None = None) -> dict[str, Any]:
         status, _, body = exchange(port or self.fast, post({"grant_type": "password", "username": "alice", "password": "pw"}))
@@ -73,7 +74,7 @@ def serve(tmp_path: Path, **settings: Any) -> Iterator[Served]:
             return keep_alive
 
     config = uvicorn.Config(app, http=BothPaths, log_level="error", server_header=False)
-    server = uvicorn.Server(config)
+    server = served.server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [fast_sock, asgi_sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -292,6 +293,29 @@ def test_connection_close_is_honoured_and_said(served: Served) -> None:
                 data += chunk
         answers.append(split(data))
     assert answers[0] == answers[1] and b"connection: close" in answers[0][1]
+
+
+def test_an_answer_under_way_when_the_drain_begins_is_sent_and_closes_its_connection(served: Served) -> None:
+    # SIGTERM asks every connection to close after its answer: a refresh in flight is
+    # answered (it may have rotated already), says so, and the connection ends.
+    clients = served.app.state.runtime.clients
+
+    async def slow(*args: object, **kwargs: object) -> bool:
+        await asyncio.sleep(0.4)
+        return False
+
+    clients.any_confidential = slow
+    with socket.create_connection(("127.0.0.1", served.fast), timeout=10) as conn:
+        conn.sendall(post({"grant_type": "refresh_token", "refresh_token": "v1.forged.1.xyz"}))
+        time.sleep(0.15)
+        assert served.server is not None
+        served.server.should_exit = True  # what SIGTERM does
+        data = b""
+        while chunk := conn.recv(65536):  # EOF ends it; a timeout fails the test
+            data += chunk
+    status, head, body = split(data)
+    assert status == 400 and b"connection: close" in head and b"invalid_grant" in body
+    assert served.fast_cycles == 1
 
 
 def test_a_client_that_leaves_mid_body_costs_nothing(served: Served) -> None:
