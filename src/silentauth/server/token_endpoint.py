@@ -4,8 +4,10 @@ Every native client's refresh lands here, so it skips what it does not need:
 no router, no ``Request``/``Response`` objects, no middleware past the
 outermost guard — a header scan, one bounded body read, the service call, and
 one JSON write. :class:`TokenFastPath` hands it ``POST /auth/token`` before the
-rest of the stack; the Starlette route points at the same object, so there is
-one implementation either way.
+rest of the stack; the Starlette route points at the same object. Under
+``silentauth serve`` most token requests do not reach ASGI at all: the HTTP
+protocol (:mod:`silentauth.server.token_protocol`) calls
+:meth:`TokenEndpoint.answer` itself. One implementation every way.
 """
 
 from __future__ import annotations
