@@ -259,6 +259,13 @@ def test_an_unexpected_error_is_a_json_500_logged_by_type(served: Served, caplog
     assert messages == ["unexpected ZeroDivisionError on POST /auth/token"] * 2
 
 
+def test_a_store_outage_is_the_same_503_on_both_paths(served: Served) -> None:
+    token = served.login()["refresh_token"]
+    asyncio.run(served.app.state.runtime.store.close())  # the database goes away under the service
+    status, head, body = both(served, post({"grant_type": "refresh_token", "refresh_token": token}))
+    assert status == 503 and b"retry-after: 2" in head and b"temporarily_unavailable" in body
+
+
 def _keep_alive_run(port: int, requests: list[bytes], pieces: Callable[[bytes], list[bytes]]) -> list[bytes]:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         for piece in pieces(b"".join(requests)):
