@@ -26,6 +26,7 @@ import pytest
 import uvicorn
 from starlette.middleware.gzip import GZipMiddleware
 
+from silentauth.errors import InvalidRequest
 from silentauth.server.app import create_app
 from silentauth.server.token_protocol import TokenProtocol, protocol_for
 from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
@@ -257,6 +258,36 @@ def test_an_unexpected_error_is_a_json_500_logged_by_type(served: Served, caplog
     assert b"content-security-policy" in head
     messages = [r.getMessage() for r in caplog.records if r.name == "silentauth.server"]
     assert messages == ["unexpected ZeroDivisionError on POST /auth/token"] * 2
+
+
+class _SplitHeader(InvalidRequest):
+    """An error whose header value holds a line break: no endpoint makes one, a bug might."""
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "X-Note": "a\r\nSet-Cookie: session=stolen"}
+
+
+def test_a_header_with_a_line_break_is_never_sent(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    # No response splitting on either path: uvicorn refuses the head, the catch-all logs
+    # it by type, the connection closes without an answer.
+    clients = served.app.state.runtime.clients
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise _SplitHeader()
+
+    clients.any_confidential = broken
+    answers = []
+    with caplog.at_level(logging.ERROR, logger="silentauth.server"):
+        for port in (served.fast, served.asgi):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(post({"grant_type": "refresh_token", "refresh_token": "v1.f.1.x"}))
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+            answers.append(data)
+    assert answers == [b"", b""] and served.fast_cycles == 1
+    messages = [r.getMessage() for r in caplog.records if r.name == "silentauth.server"]
+    assert messages == ["unexpected RuntimeError on POST /auth/token"] * 2
 
 
 def test_a_store_outage_is_the_same_503_on_both_paths(served: Served) -> None:

@@ -42,6 +42,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
     STATUS_LINE,
     HttpToolsProtocol,
     RequestResponseCycle,
@@ -64,9 +66,9 @@ _SERVER_ERROR = render_json(
 )
 
 
-# Header pair -> its encoded line. The token endpoint's answers repeat a handful of
-# pairs (content-length varies only with the token sizes), so the lines are built
-# once; bounded, since a value may vary.
+# Header pair -> its encoded line, checked as uvicorn checks every header it sends.
+# The token endpoint's answers repeat a handful of pairs (content-length varies only
+# with the token sizes), so each is built and checked once; bounded, since a value may vary.
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
 _LINES_MAX = 512
 
@@ -76,7 +78,12 @@ def _lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     for pair in headers:
         line = _LINES.get(pair)
         if line is None:
-            line = pair[0].lower() + b": " + pair[1] + b"\r\n"
+            name, value = pair
+            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                # What uvicorn raises on the ASGI path: the catch-all turns it into a 500,
+                # never a header split over two lines.
+                raise RuntimeError("Invalid HTTP header value.")
+            line = name.lower() + b": " + value + b"\r\n"
             if len(_LINES) < _LINES_MAX:
                 _LINES[pair] = line
         out.append(line)
@@ -141,7 +148,19 @@ class TokenRoute:
             # Logged by type only: exception text may quote a token or a password.
             log.error("unexpected %s on %s %s", type(exc).__name__, "POST", path)
             status, fields, content = _SERVER_ERROR
-        return status, _lines(fields) + self.tail(headers), content
+        try:
+            lines = _lines(fields)
+        except RuntimeError:
+            # On the ASGI path uvicorn refuses such a head after the catch-all has seen
+            # the answer start: the catch-all logs it, nothing is sent, the connection
+            # closes. The same here.
+            log.error("unexpected %s on %s %s", "RuntimeError", "POST", path)
+            raise Unsendable() from None
+        return status, lines + self.tail(headers), content
+
+
+class Unsendable(Exception):
+    """An answer with a header uvicorn would refuse to write (a line break in a value, say)."""
 
 
 def _nothing() -> None:
@@ -219,6 +238,9 @@ class TokenCycle(RequestResponseCycle):
             if not self.keep_alive:
                 self.transport.close()
             self.on_response()
+        except Unsendable:
+            protocol.logger.error("ASGI callable returned without completing response.")
+            self.transport.close()
         except BaseException as exc:
             # What uvicorn does with an exception that escaped the app (a task
             # cancelled at the end of a drain): log it; the client gets no answer.
