@@ -261,7 +261,9 @@ class TokenProtocol(BoundedHttpToolsProtocol):
         """uvicorn's default header lines (``date``; ``server`` when enabled), encoded once per tick."""
         source = self.server_state.default_headers
         if source is not self._date_source:  # uvicorn swaps in a new list once a second
-            TokenProtocol._date_source, TokenProtocol._date_bytes = source, _lines(source)
+            # Not through _lines' cache: a new date each second would fill it.
+            lines = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in source)
+            TokenProtocol._date_source, TokenProtocol._date_bytes = source, lines
         return self._date_bytes
 
     def on_message_begin(self) -> None:
