@@ -27,7 +27,8 @@ from uvicorn.server import ServerState
 from silentauth.errors import Rendered
 from silentauth.server.headers import SECURITY_HEADERS
 from silentauth.server.proxy import TrustedProxies
-from silentauth.server.token_protocol import TokenProtocol, TokenRoute
+from silentauth.server.token_protocol import TokenProtocol
+from silentauth.server.token_route import TokenRoute
 from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
 
 BODY = b'{"access_token":"' + b"a" * 700 + b'","token_type":"Bearer","expires_in":900}'

@@ -36,7 +36,7 @@ from silentauth.server.headers import SecurityHeadersMiddleware
 from silentauth.server.proxy import ProxyHeadersMiddleware, TrustedProxies
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
-from silentauth.server.token_protocol import TokenRoute
+from silentauth.server.token_route import TokenRoute
 from silentauth.settings import Settings
 from silentauth.stores.base import open_store
 
