@@ -28,6 +28,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from silentauth.errors import InvalidRequest
 from silentauth.server.app import create_app
+from silentauth.server.serve import _config
 from silentauth.server.token_protocol import TokenProtocol, protocol_for
 from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
 from silentauth.settings import Rate
@@ -391,8 +392,10 @@ def test_unusual_requests_take_the_asgi_path(served: Served, request_bytes: byte
 
 
 def test_only_the_services_own_app_gets_the_token_protocol(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path), passwords=FAST_PASSWORDS)
+    settings = make_settings(tmp_path)
+    app = create_app(settings, passwords=FAST_PASSWORDS)
     assert issubclass(protocol_for(app), TokenProtocol)
+    assert issubclass(_config(app, settings).http, TokenProtocol)  # type: ignore[arg-type]  # what serve runs
     app.add_middleware(GZipMiddleware)  # any middleware added after create_app: never skipped
     assert protocol_for(app) is BoundedHttpToolsProtocol
     assert protocol_for(object()) is BoundedHttpToolsProtocol
