@@ -60,7 +60,7 @@ def _listener() -> socket.socket:
 
 
 @contextmanager
-def serve(tmp_path: Path, root_path: str = "", **settings: Any) -> Iterator[Served]:
+def serve(tmp_path: Path, root_path: str = "", limit_concurrency: int | None = None, **settings: Any) -> Iterator[Served]:
     app = create_app(make_settings(tmp_path, **settings), passwords=FAST_PASSWORDS)
     fast_sock, asgi_sock = _listener(), _listener()
     served = Served(app, fast_sock.getsockname()[1], asgi_sock.getsockname()[1])
@@ -75,7 +75,10 @@ def serve(tmp_path: Path, root_path: str = "", **settings: Any) -> Iterator[Serv
             served.fast_cycles += keep_alive is not None
             return keep_alive
 
-    config = uvicorn.Config(app, http=BothPaths, log_level="error", server_header=False, root_path=root_path)
+    config = uvicorn.Config(
+        app, http=BothPaths, log_level="error", server_header=False, root_path=root_path,
+        limit_concurrency=limit_concurrency,
+    )
     server = served.server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [fast_sock, asgi_sock]}, daemon=True)
     thread.start()
@@ -389,6 +392,14 @@ def test_unusual_requests_take_the_asgi_path(served: Served, request_bytes: byte
             answer, _ = read_answer(conn, rest)
     assert served.fast_cycles == before
     assert answer.split(b" ")[1] in (b"400", b"405", b"413", b"415")
+
+
+def test_a_server_at_its_concurrency_limit_answers_uvicorns_503(tmp_path: Path) -> None:
+    # One connection is the limit: the request on it already finds the server full.
+    with serve(tmp_path, limit_concurrency=1) as served:
+        status, head, body = exchange(served.fast, post({"grant_type": "magic"}))
+        assert served.fast_cycles == 0
+    assert status == 503 and body == b"Service Unavailable"
 
 
 def test_only_the_services_own_app_gets_the_token_protocol(tmp_path: Path) -> None:
