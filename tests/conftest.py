@@ -26,6 +26,7 @@ from silentauth.clock import FakeClock
 from silentauth.core.passwords import Passwords
 from silentauth.server.app import create_app
 from silentauth.server.runtime import Runtime
+from silentauth.server.token_protocol import protocol_for
 from silentauth.settings import Settings
 
 T = TypeVar("T")
@@ -189,7 +190,11 @@ class LiveServer:
 
 def run_live(app: Starlette, port: int | None = None) -> Iterator[LiveServer]:
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", limit_concurrency=4096, backlog=4096)
+    # The HTTP protocol `silentauth serve` runs (the token route answered in it), for the service's own app.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", limit_concurrency=4096, backlog=4096,
+        http=protocol_for(app),
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

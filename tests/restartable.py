@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from silentauth.server.app import create_app
+from silentauth.server.token_protocol import protocol_for
 from tests.conftest import FAST_PASSWORDS, free_port, make_settings, seed_users
 
 
@@ -40,7 +41,8 @@ class RestartableServer:
         self.app = create_app(self.settings, **kwargs)
         # As `silentauth serve`: open event streams are cut after the graceful timeout.
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1,
+            http=protocol_for(self.app),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -800,13 +800,15 @@ def test_oversize_headers_tokens_and_cookies_are_refused_and_the_server_survives
             c.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": big[:60_000]}),
             c.post("/auth/token", data={"grant_type": "password", "username": big[:60_000], "password": "x"}),
             c.post("/auth/token", data={"grant_type": "password", "username": "alice", "password": big[:60_000]}),
-            c.post("/auth/login", json={"username": "alice", "password": "secret"}, headers={"User-Agent": big}),
+            c.post("/auth/login", json={"username": "alice", "password": "secret"}, headers={"User-Agent": big[:50_000]}),
             c.get("/healthz", headers={f"X-H{i}": "v" for i in range(2000)}),
         ]
         for r in answers:
             assert r.status_code < 500, (r.request.url, r.status_code)
-        assert [r.status_code for r in answers[:6]] == [401, 401, 400, 400, 400, 400]
-        # A 100 kB User-Agent logs in, but is stored truncated, not whole.
+        # The first head (100 kB) is past the served protocol's bound (64 KiB): refused
+        # with a 400 before the app, as under `silentauth serve`; the second reaches it.
+        assert [r.status_code for r in answers[:6]] == [400, 401, 400, 400, 400, 400]
+        # A 50 kB User-Agent (within the head bound) logs in, but is stored truncated, not whole.
         assert answers[6].status_code == 200
         listed = c.get("/auth/sessions", headers=bearer(answers[6].json()["access_token"])).json()
         assert max(len(s["user_agent"]) for s in listed) <= 512

@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from silentauth.server.app import create_app
+from silentauth.server.token_protocol import protocol_for
 from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
 from tests.conftest import FAST_PASSWORDS, free_port, make_settings
 
@@ -40,7 +41,9 @@ class _CountingTransport:
         return getattr(self._transport, name)
 
 
-class CountingProtocol(BoundedHttpToolsProtocol):
+class _Counting(asyncio.Protocol):
+    """Mixed in front of the served protocol: its transport records each write."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(_CountingTransport(transport))  # type: ignore[arg-type]
 
@@ -49,7 +52,9 @@ class CountingProtocol(BoundedHttpToolsProtocol):
 def port(tmp_path: object) -> Iterator[int]:
     app = create_app(make_settings(tmp_path), passwords=FAST_PASSWORDS)  # type: ignore[arg-type]
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=CountingProtocol, log_level="error"))
+    # The protocol `silentauth serve` runs: token requests are answered in it, the rest through ASGI.
+    counting = type("CountingProtocol", (_Counting, protocol_for(app)), {})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=counting, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -36,6 +36,7 @@ from silentauth.server.headers import SecurityHeadersMiddleware
 from silentauth.server.proxy import ProxyHeadersMiddleware, TrustedProxies
 from silentauth.server.runtime import Runtime
 from silentauth.server.token_endpoint import TokenEndpoint, TokenFastPath
+from silentauth.server.token_route import TokenRoute
 from silentauth.settings import Settings
 from silentauth.stores.base import open_store
 
@@ -88,6 +89,7 @@ def create_app(
             return None
 
     token_endpoint = TokenEndpoint(rt)
+    proxies = TrustedProxies(settings.trusted_proxies, settings.proxy_headers)
     app = Starlette(
         routes=[
             Route("/auth/token", token_endpoint),
@@ -106,7 +108,7 @@ def create_app(
             # Outermost, so error answers (a 500 included) carry CORS headers too and
             # a listed origin's page can read them.
             Middleware(CORSMiddleware, origins=settings.cors_origins, max_age=settings.cors_max_age),
-            Middleware(ProxyHeadersMiddleware, proxies=TrustedProxies(settings.trusted_proxies, settings.proxy_headers)),
+            Middleware(ProxyHeadersMiddleware, proxies=proxies),
             Middleware(CatchAllMiddleware),
             Middleware(TokenFastPath, endpoint=token_endpoint),
             Middleware(BearerAuthMiddleware, authenticator=rt.authenticator, renewer=renew),
@@ -119,5 +121,9 @@ def create_app(
     # it into a redirect to any site. Paths are exact here; anything else is a 404.
     app.router.redirect_slashes = False
     app.state.runtime = rt
+    # What the stack above does for POST /auth/token, for the protocol that answers it
+    # without the stack (server/token_protocol.py); it compares the middleware list
+    # before serving, so one added later turns that path off.
+    app.state.token_route = TokenRoute(token_endpoint, proxies, settings.cors_origins, tuple(app.user_middleware))
     demo_routes.install(app, rt)
     return app

@@ -111,11 +111,11 @@ class _Server(uvicorn.Server):
 
 
 def _config(app: object, settings: Settings) -> uvicorn.Config:
-    from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
+    from silentauth.server.token_protocol import protocol_for
 
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
-        http=BoundedHttpToolsProtocol,
+        http=protocol_for(app),
         log_level=settings.log_level,
         access_log=settings.access_log,
         proxy_headers=False,

@@ -4,15 +4,18 @@ Every native client's refresh lands here, so it skips what it does not need:
 no router, no ``Request``/``Response`` objects, no middleware past the
 outermost guard — a header scan, one bounded body read, the service call, and
 one JSON write. :class:`TokenFastPath` hands it ``POST /auth/token`` before the
-rest of the stack; the Starlette route points at the same object, so there is
-one implementation either way.
+rest of the stack; the Starlette route points at the same object. Under
+``silentauth serve`` most token requests do not reach ASGI at all: the HTTP
+protocol (:mod:`silentauth.server.token_protocol`) calls
+:meth:`TokenEndpoint.answer` itself. One implementation every way.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,6 +26,7 @@ from silentauth.errors import (
     InvalidGrant,
     MethodNotAllowed,
     OAuthError,
+    Rendered,
     StoreUnavailable,
     TemporarilyUnavailable,
     UnsupportedGrantType,
@@ -39,20 +43,35 @@ _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 _JSON = (b"content-type", b"application/json")
 
 
-async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]) -> None:
-    """A successful JSON answer, written as two ASGI messages."""
-    body = dumps(payload)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 _MUST_AUTHENTICATE = "This refresh token was issued to a confidential client: authenticate as it."
+
+
+class RequestFields(NamedTuple):
+    """The request header fields the token endpoint reads (each ``None`` when absent)."""
+
+    content_type: str | None
+    length: str | None
+    user_agent: str | None
+    authorization: str | None
+    idempotency_key: str | None
+
+    @classmethod
+    def of(cls, headers: Iterable[tuple[bytes, bytes]]) -> RequestFields:
+        """Pick the fields out of ASGI header pairs (names lower-case, as servers give them)."""
+        content_type = length = user_agent = authorization = idempotency = None
+        # Codec names ignore case: those mutants are equivalent (hence no mutate).
+        for name, value in headers:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")  # pragma: no mutate
+            elif name == b"content-length":
+                length = value.decode("latin-1")  # pragma: no mutate
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")  # pragma: no mutate
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")  # pragma: no mutate
+            elif name == b"idempotency-key":
+                idempotency = value.decode("latin-1")
+        return cls(content_type, length, user_agent, authorization, idempotency)
 
 
 class TokenEndpoint:
@@ -65,23 +84,38 @@ class TokenEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            payload = await self._grant(scope, receive)
-            await send_json(send, 200, payload, _NO_STORE)
+            if scope["method"] != "POST":
+                raise MethodNotAllowed()
+            fields = RequestFields.of(scope["headers"])
+            body = await receive_body(receive, fields.length)
         except OAuthError as exc:
-            await self._error(send, exc)
+            status, headers, content = render_error(exc)
+        else:
+            client = scope.get("client")
+            status, headers, content = await self.answer(fields, body, client[0] if client else "")
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    async def answer(self, fields: RequestFields, body: bytes, ip: str) -> Rendered:
+        """The whole answer to a request of ``fields`` and ``body`` from ``ip``: never raises an OAuth error.
+
+        The ASGI path above and the HTTP protocol of
+        :mod:`silentauth.server.token_protocol` both answer through here, so
+        there is one grant implementation whichever way a request came in.
+        """
+        try:
+            payload = await self._grant(fields, body, ip)
+        except OAuthError as exc:
+            return render_error(exc)
         except StoreUnavailable as exc:
             now = time.monotonic()
             # One line per outage, not per request; monotonic floats never sit exactly on the edge.
             if now - self._last_warning >= WARN_EVERY:  # pragma: no mutate
                 self._last_warning = now
                 log.warning("store unavailable: %s", exc)
-            await self._error(send, TemporarilyUnavailable(retry_after=2))
-
-    @staticmethod
-    async def _error(send: Send, exc: OAuthError) -> None:
-        status, headers, body = render_error(exc)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            return render_error(TemporarilyUnavailable(retry_after=2))
+        content = dumps(payload)
+        return Rendered(200, [_JSON, (b"content-length", str(len(content)).encode()), *_NO_STORE], content)
 
     async def _refuse_unauthenticated(self, refresh_token: str) -> None:
         """401 ``invalid_client`` for a confidential client's refresh token sent without its secret.
@@ -101,33 +135,16 @@ class TokenEndpoint:
         if session is not None and await clients.is_confidential(session.client_id):
             raise InvalidClient(_MUST_AUTHENTICATE)
 
-    async def _grant(self, scope: Scope, receive: Receive) -> dict[str, Any]:
-        if scope["method"] != "POST":
-            raise MethodNotAllowed()
-        content_type = length = user_agent = authorization = idempotency = None
-        # Codec names ignore case, and a missing type is refused whatever it
-        # defaults to: those mutants are equivalent (hence no mutate).
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")  # pragma: no mutate
-            elif name == b"content-length":
-                length = value.decode("latin-1")  # pragma: no mutate
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")  # pragma: no mutate
-            elif name == b"authorization":
-                authorization = value.decode("latin-1")  # pragma: no mutate
-            elif name == b"idempotency-key":
-                idempotency = value.decode("latin-1")
-        form_type = content_type or ""  # pragma: no mutate
-        form = parse_form(form_type, await receive_body(receive, length))
-        client = scope.get("client")
-        ip = client[0] if client else ""
+    async def _grant(self, fields: RequestFields, body: bytes, ip: str) -> dict[str, Any]:
+        # A missing type is refused whatever it defaults to: that mutant is equivalent.
+        form = parse_form(fields.content_type or "", body)  # pragma: no mutate
+        user_agent, authorization = fields.user_agent, fields.authorization
         service = self._runtime.service
         grant_type = require(form, "grant_type")
         creds, clients = client_credentials(authorization, form), self._runtime.clients
         if grant_type == "refresh_token":
             # Parsed first: a malformed key is a 400 before anything rotates.
-            key = parse_key(idempotency)
+            key = parse_key(fields.idempotency_key)
             client = await authenticate(clients, creds)
             refresh_token = require(form, "refresh_token")
             if client is None:
