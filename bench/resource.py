@@ -5,8 +5,9 @@ JSON; :mod:`bench.protected`), with silentauth's adapter on the second:
 
 - ``starlette``: Starlette with :class:`BearerAuthMiddleware`, the route
   calling :func:`require_auth`;
-- ``fastapi``: FastAPI with the same middleware and the ``CurrentPrincipal``
-  dependency; both served by uvicorn (1 process), as their docs recommend;
+- ``fastapi``: FastAPI with the same middleware, ``/protected`` on an
+  ``APIRouter(route_class=BearerRoute)`` and ``/open`` on a plain router;
+  both served by uvicorn (1 process), as their docs recommend;
 - ``drf``: Django REST framework with ``SilentAuthAuthentication``;
 - ``flask``: the ``SilentAuth`` extension's ``required()`` decorator;
   both WSGI apps under granian ``--interface wsgi --workers 1``, as the peers
@@ -67,7 +68,7 @@ TARGET = 0.85
 FRAMEWORKS = ("starlette", "fastapi", "drf", "flask")
 SERVED_BY = {
     "starlette": "Starlette BearerAuthMiddleware + require_auth, uvicorn 1 process",
-    "fastapi": "FastAPI BearerAuthMiddleware + CurrentPrincipal, uvicorn 1 process",
+    "fastapi": "FastAPI BearerAuthMiddleware + BearerRoute router, uvicorn 1 process",
     "drf": "DRF SilentAuthAuthentication, granian wsgi 1 worker",
     "flask": "Flask SilentAuth.required(), granian wsgi 1 worker",
 }

@@ -1,17 +1,24 @@
-"""FastAPI with :class:`BearerAuthMiddleware` and the ``CurrentPrincipal`` dependency.
+"""FastAPI with :class:`BearerAuthMiddleware` and a ``BearerRoute`` router.
 
-Serve with ``uvicorn --factory bench.protected.fastapi_app:create_app``.
+Both routes sit on included routers, as the README's example does: ``/open``
+on a plain ``APIRouter``, ``/protected`` on ``APIRouter(route_class=BearerRoute)``,
+so the only difference between them is the protection. Serve with
+``uvicorn --factory bench.protected.fastapi_app:create_app``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
 from bench.protected import PAYLOAD, issuer
 from silentauth.resource import BearerAuthMiddleware, TokenAuthenticator
-from silentauth.resource.fastapi import CurrentPrincipal, add_bearer_error_handler
+from silentauth.resource.fastapi import (
+    BearerRoute,
+    add_bearer_error_handler,
+    require_auth,
+)
 
 
 def create_app() -> FastAPI:
@@ -20,13 +27,18 @@ def create_app() -> FastAPI:
     app = FastAPI(lifespan=auth.lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(BearerAuthMiddleware, authenticator=auth)
     add_bearer_error_handler(app)
+    public = APIRouter()
+    api = APIRouter(route_class=BearerRoute)
 
-    @app.get("/open")
+    @public.get("/open")
     async def open_route() -> dict[str, Any]:
         return PAYLOAD
 
-    @app.get("/protected")
-    async def protected(p: CurrentPrincipal) -> dict[str, Any]:
+    @api.get("/protected")
+    async def protected(request: Request) -> dict[str, Any]:
+        require_auth(request)  # the caller, as a route reads it
         return PAYLOAD
 
+    app.include_router(public)
+    app.include_router(api)
     return app
