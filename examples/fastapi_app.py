@@ -35,7 +35,8 @@ def create_app(issuer: str, **options: Any) -> FastAPI:
 
     @api.post("/transfer")
     async def transfer(request: Request) -> dict[str, str]:
-        p = require_auth(request, scope="payments")  # 403 insufficient_scope without it
+        # 403 insufficient_scope without the scope; 401 RFC 9470 step-up if the login is older than 5 min
+        p = require_auth(request, scope="payments", max_age=300)
         return {"status": "accepted", "by": p.subject}
 
     app.include_router(api)

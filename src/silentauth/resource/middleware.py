@@ -16,7 +16,7 @@ from starlette.authentication import BaseUser
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from silentauth.errors import BearerError, MissingToken
+from silentauth.errors import BearerError, MissingToken, UnknownKeyId
 from silentauth.resource.verify import Principal, TokenAuthenticator
 
 Renewer = Callable[[Principal], Awaitable[str | None]]
@@ -67,8 +67,17 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         principal: Principal | None = None
+        auth = self.authenticator
         try:
-            principal = await self.authenticator.aauthenticate(header)
+            if auth.settled():
+                # Nothing to fetch first: the synchronous check, without the coroutine
+                # layers of aauthenticate (~0.3 µs of a ~2 µs cached check).
+                try:
+                    principal = auth.authenticate(header)
+                except UnknownKeyId:
+                    principal = await auth.aauthenticate(header)  # learns the key once
+            else:
+                principal = await auth.aauthenticate(header)
             state[PRINCIPAL_KEY] = principal
         except BearerError as exc:
             state[ERROR_KEY] = exc

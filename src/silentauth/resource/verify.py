@@ -188,6 +188,13 @@ class TokenAuthenticator:
                 raise
         return self.authenticate(header)
 
+    def settled(self) -> bool:
+        """Whether :meth:`authenticate` alone is the whole check now (no I/O due first).
+
+        An :class:`UnknownKeyId` still needs :meth:`aauthenticate`.
+        """
+        return True
+
     async def learn_key(self, kid: str) -> bool:
         """Try to obtain the key ``kid`` (rate limited by the key source)."""
         if self.key_learner is None:
