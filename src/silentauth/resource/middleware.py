@@ -153,5 +153,8 @@ def require_auth(
 
     ``scope`` and ``max_age`` are checked by :meth:`Principal.require`.
     """
+    principal = current(conn)
+    if scope is None and max_age is None:
+        return principal  # the common call: nothing more to check
     scopes = () if scope is None else (scope,)
-    return current(conn).require(*scopes, max_age=max_age, now=now)
+    return principal.require(*scopes, max_age=max_age, now=now)
