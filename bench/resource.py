@@ -198,6 +198,21 @@ def _probe(port: int, good: str, revoked: str) -> dict[str, int | None]:
     return seen
 
 
+def _servers_state(apis: dict[str, tuple[int, int]], tmp: Path) -> str:
+    """Which API servers still run, and the end of each log: why a load run could not connect."""
+    lines = []
+    for name, (port, pid) in apis.items():
+        try:  # a server that exited is a zombie until stop() reaps it: read its state
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            state = "?"
+        alive = "GONE" if state in ("Z", "X", "?") else "running"
+        log = tmp / f"resource-{name}.log"
+        tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+        lines.append(f"{name} (port {port}, pid {pid}): {alive}\n{tail}")
+    return "\n" + "\n".join(lines)
+
+
 def _app_cost(names: tuple[str, ...], issuer: str, token: str, requests: int, rounds: int) -> dict[str, Any]:
     """:mod:`bench.app_cost` in a subprocess on the servers' CPU (idle meanwhile)."""
     spec = {"issuer": issuer, "token": token, "frameworks": list(names), "requests": requests, "rounds": rounds}
@@ -279,7 +294,7 @@ def run(
         proc = subprocess.run([sys.executable, "-m", "bench.loadgen", json.dumps(spec)], env=_env({}), cwd=ROOT,
                               capture_output=True, check=False, preexec_fn=pin(LOADGEN_CPU))
         if proc.returncode != 0:
-            raise RuntimeError(f"load generator failed:\n{proc.stderr.decode()[-2000:]}")
+            raise RuntimeError(f"load generator failed:\n{proc.stderr.decode()[-2000:]}{_servers_state(apis, tmp)}")
         by_stack = {t["stack"]: t for t in json.loads(proc.stdout)["targets"]}
     out: dict[str, Any] = {}
     for name in names:
