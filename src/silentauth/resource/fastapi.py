@@ -130,13 +130,15 @@ class BearerRoute(APIRoute):
     :meth:`requiring` makes a route class whose routes all demand more.
     Each operation lists the bearer scheme in the OpenAPI document
     (:func:`add_bearer_error_handler` adds the scheme's definition).
+    HTTP routes only: a router's WebSocket routes are not ``APIRoute``s (see
+    :mod:`silentauth.resource.websocket` for in-band authentication).
     """
 
     demand: ClassVar[_Demand | None] = None
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        # FastAPI merges openapi_extra into the operation (lists are concatenated):
-        # this is the operation-level RFC-style "security" requirement.
+        # FastAPI merges openapi_extra into the operation: an OpenAPI 3 operation-level
+        # security requirement (a caller's own "security" is kept as given).
         extra = dict(kwargs.get("openapi_extra") or {})
         extra.setdefault("security", [{SCHEME_NAME: []}])
         kwargs["openapi_extra"] = extra
