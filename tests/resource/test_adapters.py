@@ -357,3 +357,17 @@ async def test_app_router_route_class_protects_the_routes_declared_after_it(
         token = (await service.password_grant())["access_token"]
         assert (await c.get("/me", headers=bearer(token))).status_code == 200
     assert "security" not in app.openapi()["paths"]["/health"]["get"]
+
+
+def test_openapi_of_an_app_without_protected_routes_defines_no_scheme() -> None:
+    app = FastAPI()
+    add_bearer_error_handler(app)
+    add_bearer_error_handler(app)  # twice: still one wrapper, still a valid document
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True}
+
+    schema = app.openapi()
+    assert "securitySchemes" not in schema.get("components", {})
+    assert "security" not in schema["paths"]["/health"]["get"]
