@@ -71,7 +71,7 @@ class BearerAuthMiddleware:
         try:
             if auth.settled():
                 # Nothing to fetch first: the synchronous check, without the coroutine
-                # layers of aauthenticate (~0.3 µs of a ~2 µs cached check).
+                # layers of aauthenticate (~0.2 µs of the ~1.6 µs this path costs).
                 try:
                     principal = auth.authenticate(header)
                 except UnknownKeyId:

@@ -191,7 +191,9 @@ class TokenAuthenticator:
     def settled(self) -> bool:
         """Whether :meth:`authenticate` alone is the whole check now (no I/O due first).
 
-        An :class:`UnknownKeyId` still needs :meth:`aauthenticate`.
+        :class:`BearerAuthMiddleware` then skips :meth:`aauthenticate` (an
+        :class:`UnknownKeyId` still goes there). A subclass whose
+        :meth:`aauthenticate` does I/O before checking says False while it is due.
         """
         return True
 
