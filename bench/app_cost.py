@@ -7,8 +7,9 @@ time of one request to ``/open`` (no token) and to ``/protected`` (a valid
 token): the minimum over rounds of ``process_time`` per request, which load
 from other processes barely moves. It complements the server figures of
 :mod:`bench.resource`, which include the HTTP server and are noisy on a shared
-machine. One process: Django's settings are process-wide, and no app starts a
-server.
+machine. For FastAPI it also prices the dependency form (``depends_us``:
+``/protected`` of ``create_app(depends=True)``). One process: Django's
+settings are process-wide, and no app starts a server.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 from bench.protected import ISSUER_ENV
 
 Call = Callable[[str, str | None], Awaitable[int]]
+# Another form of an app, whose /protected is priced too: its result key -> (app, form).
+VARIANTS = {"fastapi_depends_us": ("fastapi", {"depends": True})}
 
 
 def _asgi(app: Any) -> Call:
@@ -84,6 +87,9 @@ def _apps(names: list[str]) -> dict[str, Call]:
             calls[name] = _asgi(module.create_app())
         else:
             calls[name] = _wsgi(module.application if name == "drf" else module.app)
+    for key, (name, options) in VARIANTS.items():
+        if name in names:
+            calls[key] = _asgi(importlib.import_module(f"bench.protected.{name}_app").create_app(**options))
     return calls
 
 
@@ -108,9 +114,14 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
             best[case] = min(best[case], (time.process_time() - start) / n * 1e6)
     out: dict[str, Any] = {}
     for name in calls:
+        if name in VARIANTS:
+            continue
         open_us, protected_us = best[(name, "/open", None)], best[(name, "/protected", token)]
         out[name] = {"open_us": round(open_us, 1), "protected_us": round(protected_us, 1),
                      "adapter_us": round(protected_us - open_us, 1), "ratio": round(open_us / protected_us, 3)}
+    for key, (name, _) in VARIANTS.items():
+        if key in calls:  # the variant's /protected, in the same position as the app's
+            out[name][key.removeprefix(f"{name}_")] = round(best[(key, "/protected", token)], 1)
     return out
 
 

@@ -5,8 +5,9 @@ JSON; :mod:`bench.protected`), with silentauth's adapter on the second:
 
 - ``starlette``: Starlette with :class:`BearerAuthMiddleware`, the route
   calling :func:`require_auth`;
-- ``fastapi``: FastAPI with the same middleware and the ``CurrentPrincipal``
-  dependency; both served by uvicorn (1 process), as their docs recommend;
+- ``fastapi``: FastAPI with the same middleware, ``/protected`` on an
+  ``APIRouter(route_class=BearerRoute)`` and ``/open`` on a plain router;
+  both served by uvicorn (1 process), as their docs recommend;
 - ``drf``: Django REST framework with ``SilentAuthAuthentication``;
 - ``flask``: the ``SilentAuth`` extension's ``required()`` decorator;
   both WSGI apps under granian ``--interface wsgi --workers 1``, as the peers
@@ -25,7 +26,10 @@ The load generator (:mod:`bench.loadgen`) drives all targets in
 interleaved rounds; servers are pinned to CPU 0, the generator to CPU 1.
 Two ratios per framework: by rate (requests/s protected over unprotected) and
 per core (CPU time per request, unprotected over protected, from ``/proc``:
-steadier on a shared machine). The goal is ``>= 0.85``. Before the load,
+steadier on a shared machine), each the ratio of the two medians; and the same
+two paired (``ratio_paired``, ``ratio_per_core_paired``: the median of the
+rounds' own ratios, which cancels load drifting between rounds). The goal is
+``>= 0.85``. Before the load,
 :mod:`bench.app_cost` gives a third, steadiest view: the apps' own CPU time
 per request called in-process (no HTTP server), whose difference is the
 adapter's cost in microseconds.
@@ -67,7 +71,7 @@ TARGET = 0.85
 FRAMEWORKS = ("starlette", "fastapi", "drf", "flask")
 SERVED_BY = {
     "starlette": "Starlette BearerAuthMiddleware + require_auth, uvicorn 1 process",
-    "fastapi": "FastAPI BearerAuthMiddleware + CurrentPrincipal, uvicorn 1 process",
+    "fastapi": "FastAPI BearerAuthMiddleware + BearerRoute router, uvicorn 1 process",
     "drf": "DRF SilentAuthAuthentication, granian wsgi 1 worker",
     "flask": "Flask SilentAuth.required(), granian wsgi 1 worker",
 }
@@ -194,6 +198,21 @@ def _probe(port: int, good: str, revoked: str) -> dict[str, int | None]:
     return seen
 
 
+def _servers_state(apis: dict[str, tuple[int, int]], tmp: Path) -> str:
+    """Which API servers still run, and the end of each log: why a load run could not connect."""
+    lines = []
+    for name, (port, pid) in apis.items():
+        try:  # a server that exited is a zombie until stop() reaps it: read its state
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            state = "?"
+        alive = "GONE" if state in ("Z", "X", "?") else "running"
+        log = tmp / f"resource-{name}.log"
+        tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+        lines.append(f"{name} (port {port}, pid {pid}): {alive}\n{tail}")
+    return "\n" + "\n".join(lines)
+
+
 def _app_cost(names: tuple[str, ...], issuer: str, token: str, requests: int, rounds: int) -> dict[str, Any]:
     """:mod:`bench.app_cost` in a subprocess on the servers' CPU (idle meanwhile)."""
     spec = {"issuer": issuer, "token": token, "frameworks": list(names), "requests": requests, "rounds": rounds}
@@ -214,6 +233,11 @@ def _summary(open_t: dict[str, Any], prot_t: dict[str, Any]) -> dict[str, Any]:
     o_cpu, p_cpu = _median(open_t["cpu_us_per_request"]), _median(prot_t["cpu_us_per_request"])
     ratio = p_rps / o_rps if o_rps and p_rps is not None else 0.0
     per_core = o_cpu / p_cpu if o_cpu and p_cpu else None
+    # Paired: the median of each round's own ratio. The two slices of a round are
+    # seconds apart, so load that drifts between rounds cancels out of each pair.
+    paired = _median([p / o for o, p in zip(open_t["rps"], prot_t["rps"], strict=True) if o])
+    paired_core = _median([o / p for o, p in zip(open_t["cpu_us_per_request"], prot_t["cpu_us_per_request"],
+                                                 strict=True) if p])
     return {
         "unprotected_rps": round(o_rps or 0.0, 1),
         "protected_rps": round(p_rps or 0.0, 1),
@@ -221,6 +245,8 @@ def _summary(open_t: dict[str, Any], prot_t: dict[str, Any]) -> dict[str, Any]:
         "unprotected_cpu_us": round(o_cpu, 1) if o_cpu is not None else None,
         "protected_cpu_us": round(p_cpu, 1) if p_cpu is not None else None,
         "ratio_per_core": round(per_core, 3) if per_core is not None else None,
+        "ratio_paired": round(paired, 3) if paired is not None else None,
+        "ratio_per_core_paired": round(paired_core, 3) if paired_core is not None else None,
         "p50_ms": {"unprotected": open_t["p50_ms"], "protected": prot_t["p50_ms"]},
         "errors": {"unprotected": open_t["errors"], "protected": prot_t["errors"]},
         "samples": {"unprotected": open_t["rps"], "protected": prot_t["rps"]},
@@ -268,7 +294,7 @@ def run(
         proc = subprocess.run([sys.executable, "-m", "bench.loadgen", json.dumps(spec)], env=_env({}), cwd=ROOT,
                               capture_output=True, check=False, preexec_fn=pin(LOADGEN_CPU))
         if proc.returncode != 0:
-            raise RuntimeError(f"load generator failed:\n{proc.stderr.decode()[-2000:]}")
+            raise RuntimeError(f"load generator failed:\n{proc.stderr.decode()[-2000:]}{_servers_state(apis, tmp)}")
         by_stack = {t["stack"]: t for t in json.loads(proc.stdout)["targets"]}
     out: dict[str, Any] = {}
     for name in names:
@@ -280,4 +306,6 @@ def run(
     result["frameworks"] = out
     result["ok"] = all(f["ratio"] >= TARGET for f in out.values())
     result["ok_per_core"] = all((f["ratio_per_core"] or 0) >= TARGET for f in out.values())
+    result["ok_paired"] = all(min(f["ratio_paired"] or 0, f["ratio_per_core_paired"] or 0) >= TARGET
+                              for f in out.values())
     return result

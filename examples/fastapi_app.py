@@ -4,18 +4,16 @@ Run: SILENTAUTH_ISSUER=http://127.0.0.1:8000 uvicorn examples.fastapi_app:app --
 """
 
 import os
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
-from silentauth.resource import BearerAuthMiddleware, Principal, TokenAuthenticator
+from silentauth.resource import BearerAuthMiddleware, TokenAuthenticator
 from silentauth.resource.fastapi import (
-    CurrentPrincipal,
+    BearerRoute,
     add_bearer_error_handler,
-    require_scope,
+    require_auth,
 )
-
-Payer = Annotated[Principal, Depends(require_scope("payments"))]
 
 
 def create_app(issuer: str, **options: Any) -> FastAPI:
@@ -26,14 +24,22 @@ def create_app(issuer: str, **options: Any) -> FastAPI:
     app.add_middleware(BearerAuthMiddleware, authenticator=auth)
     add_bearer_error_handler(app)  # BearerError -> RFC 6750 401/403 + WWW-Authenticate
 
-    @app.get("/whoami")
-    async def whoami(p: CurrentPrincipal) -> dict[str, str]:
+    # Every route of this router answers 401 without a valid token, before FastAPI
+    # solves anything; OpenAPI lists the bearer scheme on each.
+    api = APIRouter(route_class=BearerRoute)
+
+    @api.get("/whoami")
+    async def whoami(request: Request) -> dict[str, str]:
+        p = require_auth(request)
         return {"sub": p.subject, "username": p.username}
 
-    @app.post("/transfer")
-    async def transfer(p: Payer) -> dict[str, str]:
+    @api.post("/transfer")
+    async def transfer(request: Request) -> dict[str, str]:
+        # 403 insufficient_scope without the scope; 401 RFC 9470 step-up if the login is older than 5 min
+        p = require_auth(request, scope="payments", max_age=300)
         return {"status": "accepted", "by": p.subject}
 
+    app.include_router(api)
     return app
 
 

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.authentication import requires
 from starlette.middleware import Middleware
@@ -29,8 +30,10 @@ from silentauth.resource import (
     TokenAuthenticator,
 )
 from silentauth.resource.fastapi import (
+    BearerRoute,
     CurrentPrincipal,
     add_bearer_error_handler,
+    require_auth,
     require_recent_login,
     require_scope,
 )
@@ -139,31 +142,81 @@ def _fastapi_app(service: Service, middleware: bool = True) -> FastAPI:
     return app
 
 
+def _route_app(service: Service, middleware: bool = True) -> FastAPI:
+    """The same routes as :func:`_fastapi_app`, protected by ``BearerRoute`` (no ``Depends``)."""
+    auth = _remote(service)
+    app = FastAPI()
+    if middleware:
+        app.add_middleware(BearerAuthMiddleware, authenticator=auth)
+    add_bearer_error_handler(app)
+    api = APIRouter(route_class=BearerRoute)
+    paying = APIRouter(route_class=BearerRoute.requiring("api", "payments"))
+    recent = APIRouter(
+        route_class=BearerRoute.requiring(max_age=60, clock=service.clock)
+    )
+
+    @api.get("/me")
+    async def me(request: Request) -> dict[str, Any]:
+        p = require_auth(request)
+        return {"sub": p.subject, "scopes": sorted(p.scopes)}
+
+    @api.post("/sensitive")
+    async def sensitive(request: Request) -> dict[str, Any]:
+        p = require_auth(request, max_age=60, now=service.clock())
+        return {"auth_time": p.auth_time}
+
+    @recent.post("/recent")
+    async def recent_login(request: Request) -> dict[str, Any]:
+        return {"auth_time": require_auth(request).auth_time}
+
+    @paying.post("/pay")
+    async def pay() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/public")
+    async def public() -> dict[str, Any]:
+        return {"ok": True}
+
+    for router in (api, paying, recent):
+        app.include_router(router)
+    return app
+
+
+FORMS = {"depends": _fastapi_app, "route": _route_app}
+STEP_UP_PATHS = {"depends": ("/sensitive",), "route": ("/sensitive", "/recent")}
+
+
 @pytest.mark.anyio
+@pytest.mark.parametrize("form", sorted(FORMS))
 async def test_require_recent_login_challenges_with_max_age_after_the_clock_moves(
-    service: Service,
+    service: Service, form: str
 ) -> None:
-    app = _fastapi_app(service)
+    app = FORMS[form](service)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://app"
     ) as c:
         token = (await service.password_grant())["access_token"]
-        assert (await c.post("/sensitive", headers=bearer(token))).status_code == 200
+        for path in STEP_UP_PATHS[form]:
+            assert (await c.post(path, headers=bearer(token))).status_code == 200
         service.clock.advance(61)
-        r = await c.post("/sensitive", headers=bearer(token))
-        assert r.status_code == 401
-        assert r.headers["www-authenticate"].startswith(
-            'Bearer error="insufficient_user_authentication"'
-        )
-        assert r.headers["www-authenticate"].endswith("max_age=60")
-        assert (await c.get("/me", headers=bearer(token))).status_code == 200
-        fresh = (await service.password_grant())["access_token"]
-        assert (await c.post("/sensitive", headers=bearer(fresh))).status_code == 200
+        for path in STEP_UP_PATHS[form]:
+            r = await c.post(path, headers=bearer(token))
+            assert r.status_code == 401, path
+            assert r.headers["www-authenticate"].startswith(
+                'Bearer error="insufficient_user_authentication"'
+            )
+            assert r.headers["www-authenticate"].endswith("max_age=60")
+            assert (await c.get("/me", headers=bearer(token))).status_code == 200
+            fresh = (await service.password_grant())["access_token"]
+            assert (await c.post(path, headers=bearer(fresh))).status_code == 200
 
 
 @pytest.mark.anyio
-async def test_require_scope_needs_every_scope_listed(service: Service) -> None:
-    app = _fastapi_app(service)
+@pytest.mark.parametrize("form", sorted(FORMS))
+async def test_require_scope_needs_every_scope_listed(
+    service: Service, form: str
+) -> None:
+    app = FORMS[form](service)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://app"
     ) as c:
@@ -180,10 +233,11 @@ async def test_require_scope_needs_every_scope_listed(service: Service) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("form", sorted(FORMS))
 async def test_dependencies_without_middleware_fail_loudly_instead_of_letting_anyone_in(
-    service: Service,
+    service: Service, form: str
 ) -> None:
-    app = _fastapi_app(service, middleware=False)
+    app = FORMS[form](service, middleware=False)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://app"
     ) as c:
@@ -193,10 +247,11 @@ async def test_dependencies_without_middleware_fail_loudly_instead_of_letting_an
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("form", sorted(FORMS))
 async def test_openapi_advertises_the_bearer_scheme_on_protected_routes(
-    service: Service,
+    service: Service, form: str
 ) -> None:
-    schema = _fastapi_app(service).openapi()
+    schema = FORMS[form](service).openapi()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path, method in (("/me", "get"), ("/sensitive", "post"), ("/pay", "post")):
         operation = schema["paths"][path][method]
@@ -204,3 +259,115 @@ async def test_openapi_advertises_the_bearer_scheme_on_protected_routes(
         assert not operation.get("parameters"), (
             "the dependency must not leak query params"
         )
+
+
+@pytest.mark.anyio
+async def test_openapi_of_bearer_routes_names_the_scheme_once_and_leaves_public_routes_open(
+    service: Service,
+) -> None:
+    app = _route_app(service)
+    both = APIRouter(route_class=BearerRoute)
+
+    @both.get("/both")
+    async def with_dependency_too(p: CurrentPrincipal) -> dict[str, Any]:
+        return {}
+
+    app.include_router(both)
+    schema = app.openapi()
+    assert schema["paths"]["/both"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert schema["paths"]["/recent"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in schema["paths"]["/public"]["get"]
+    assert (
+        app.openapi() is schema
+    )  # FastAPI's cache still serves the completed document
+
+
+class Order(BaseModel):
+    amount: int
+
+
+@pytest.mark.anyio
+async def test_bearer_route_refuses_before_reading_the_body_or_solving_dependencies(
+    service: Service,
+) -> None:
+    app = _route_app(service)
+    api = APIRouter(route_class=BearerRoute)
+    opened: list[str] = []
+
+    async def database() -> str:
+        opened.append("db")
+        return "db"
+
+    @api.post("/orders")
+    async def order(
+        body: Order, db: Annotated[str, Depends(database)]
+    ) -> dict[str, Any]:
+        return {"amount": body.amount}
+
+    app.include_router(api)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://app"
+    ) as c:
+        r = await c.post(
+            "/orders",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert (r.status_code, r.headers["www-authenticate"]) == (401, "Bearer")
+        r = await c.post(
+            "/orders", json={"amount": 5}, headers=bearer("forged.token.x")
+        )
+        assert r.status_code == 401
+        assert r.json()["error"] == "invalid_token"
+        assert opened == []
+        token = (await service.password_grant())["access_token"]
+        r = await c.post("/orders", json={"amount": "five"}, headers=bearer(token))
+        assert r.status_code == 422  # past the token check, FastAPI validates as usual
+        r = await c.post("/orders", json={"amount": 5}, headers=bearer(token))
+        assert (r.status_code, r.json()) == (200, {"amount": 5})
+        assert opened == ["db", "db"]
+        assert (await c.get("/public")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_app_router_route_class_protects_the_routes_declared_after_it(
+    service: Service,
+) -> None:
+    app = FastAPI()
+    app.add_middleware(BearerAuthMiddleware, authenticator=_remote(service))
+    add_bearer_error_handler(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True}
+
+    app.router.route_class = BearerRoute
+
+    @app.get("/me")
+    async def me(request: Request) -> dict[str, Any]:
+        return {"sub": require_auth(request).subject}
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://app"
+    ) as c:
+        assert (await c.get("/health")).status_code == 200
+        assert (await c.get("/me")).status_code == 401
+        r = await c.get("/me", headers={"Authorization": "Bearer"})
+        assert (r.status_code, r.json()["error"]) == (400, "invalid_request")
+        token = (await service.password_grant())["access_token"]
+        assert (await c.get("/me", headers=bearer(token))).status_code == 200
+    assert "security" not in app.openapi()["paths"]["/health"]["get"]
+
+
+def test_openapi_of_an_app_without_protected_routes_defines_no_scheme() -> None:
+    app = FastAPI()
+    add_bearer_error_handler(app)
+    add_bearer_error_handler(app)  # twice: still one wrapper, still a valid document
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True}
+
+    schema = app.openapi()
+    assert "securitySchemes" not in schema.get("components", {})
+    assert "security" not in schema["paths"]["/health"]["get"]

@@ -33,6 +33,8 @@ def test_a_tiny_run_refuses_and_accepts_what_it_should_and_reports_its_own_media
         assert len(samples["unprotected"]) == len(samples["protected"]) == 2
         assert all(rate > 0 for rate in samples["unprotected"] + samples["protected"]), name
         assert f["ratio"] == round(statistics.median(samples["protected"]) / statistics.median(samples["unprotected"]), 3)
+        pairs = zip(samples["unprotected"], samples["protected"], strict=True)
+        assert f["ratio_paired"] == round(statistics.median(p / o for o, p in pairs), 3)
         assert 0 < f["in_process"]["open_us"] and 0 < f["in_process"]["protected_us"], name
         assert f["anonymous"]["ok_rps"] == [0.0, 0.0], name  # not one anonymous request got through
         assert set(f["anonymous"]["errors"]) == {"401"} and f["anonymous"]["errors"]["401"] > 0, name

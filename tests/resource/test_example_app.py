@@ -98,6 +98,40 @@ async def test_transfer_needs_payments_scope_else_403_insufficient_scope(
 
 
 @pytest.mark.anyio
+async def test_transfer_asks_for_a_step_up_when_the_login_is_older_than_five_minutes(
+    live_server_factory: Factory,
+) -> None:
+    # The user logged in 400 s ago (the token service's clock then ran 400 s behind);
+    # a refresh 200 s ago gave a payments token (300 s lifetime) that is still valid.
+    clock = FakeClock(time.time() - 400)
+    live = await start_live(
+        live_server_factory, issuer=ISSUER, clock=clock, scope="profile api payments"
+    )
+    async with (
+        httpx.AsyncClient() as http,
+        example_app(ISSUER, jwks_url=jwks_url(live)) as ex,
+    ):
+        login = await password_grant(http, live.url, scope="api payments")
+        clock.advance(200)
+        r = await http.post(
+            f"{live.url}/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]},
+        )
+        old = r.json()
+        r = await ex.client.post("/transfer", headers=bearer(old["access_token"]))
+        assert r.status_code == 401
+        challenge = r.headers["www-authenticate"]
+        assert challenge.startswith('Bearer error="insufficient_user_authentication"'), challenge
+        assert challenge.endswith("max_age=300")
+        r = await ex.client.get("/whoami", headers=bearer(old["access_token"]))
+        assert r.status_code == 200  # only the transfer asks for a recent login
+        clock.advance(200)
+        fresh = await password_grant(http, live.url, scope="api payments")
+        r = await ex.client.post("/transfer", headers=bearer(fresh["access_token"]))
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.anyio
 async def test_payments_scope_gets_the_shorter_risk_based_lifetime(
     live_server_factory: Factory,
 ) -> None:

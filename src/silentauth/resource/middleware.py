@@ -16,7 +16,7 @@ from starlette.authentication import BaseUser
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from silentauth.errors import BearerError, MissingToken
+from silentauth.errors import BearerError, MissingToken, UnknownKeyId
 from silentauth.resource.verify import Principal, TokenAuthenticator
 
 Renewer = Callable[[Principal], Awaitable[str | None]]
@@ -67,8 +67,17 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         principal: Principal | None = None
+        auth = self.authenticator
         try:
-            principal = await self.authenticator.aauthenticate(header)
+            if auth.settled():
+                # Nothing to fetch first: the synchronous check, without the coroutine
+                # layers of aauthenticate (~0.2 µs of the ~1.6 µs this path costs).
+                try:
+                    principal = auth.authenticate(header)
+                except UnknownKeyId:
+                    principal = await auth.aauthenticate(header)  # learns the key once
+            else:
+                principal = await auth.aauthenticate(header)
             state[PRINCIPAL_KEY] = principal
         except BearerError as exc:
             state[ERROR_KEY] = exc
@@ -144,5 +153,8 @@ def require_auth(
 
     ``scope`` and ``max_age`` are checked by :meth:`Principal.require`.
     """
+    principal = current(conn)
+    if scope is None and max_age is None:
+        return principal  # the common call: nothing more to check
     scopes = () if scope is None else (scope,)
-    return current(conn).require(*scopes, max_age=max_age, now=now)
+    return principal.require(*scopes, max_age=max_age, now=now)

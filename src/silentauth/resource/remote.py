@@ -129,6 +129,11 @@ class RemoteAuthenticator(TokenAuthenticator):
             self._following = False
             await self.aclose()
 
+    def settled(self) -> bool:
+        """False while a request must pull the revocation feed first (no lifespan follows it)."""
+        feed = self.revocations
+        return feed is None or self._following or not feed.due()
+
     async def aauthenticate(self, header: str | None) -> Principal:
         """Like :meth:`TokenAuthenticator.aauthenticate`; pulls the feed when no lifespan does."""
         if self.revocations is not None and not self._following:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from silentauth.clock import Clock, system_clock
@@ -47,7 +48,10 @@ class Principal:
         """The ``sub`` claim: the user id."""
         return str(self.claims["sub"])
 
-    @property
+    # Cached: every request's revocation and expiry checks read these two, and a
+    # cached principal serves many requests (functools.cached_property writes the
+    # instance __dict__ directly, which a frozen dataclass allows).
+    @cached_property
     def session_id(self) -> str:
         """The ``sid`` claim: the device session the token belongs to."""
         return str(self.claims["sid"])
@@ -57,7 +61,7 @@ class Principal:
         """When the user last entered credentials (epoch seconds, RFC 9470)."""
         return float(self.claims["auth_time"])
 
-    @property
+    @cached_property
     def expires_at(self) -> float:
         """The ``exp`` claim (epoch seconds)."""
         return float(self.claims["exp"])
@@ -183,6 +187,15 @@ class TokenAuthenticator:
             if not await self.learn_key(exc.kid):
                 raise
         return self.authenticate(header)
+
+    def settled(self) -> bool:
+        """Whether :meth:`authenticate` alone is the whole check now (no I/O due first).
+
+        :class:`BearerAuthMiddleware` then skips :meth:`aauthenticate` (an
+        :class:`UnknownKeyId` still goes there). A subclass whose
+        :meth:`aauthenticate` does I/O before checking says False while it is due.
+        """
+        return True
 
     async def learn_key(self, kid: str) -> bool:
         """Try to obtain the key ``kid`` (rate limited by the key source)."""
