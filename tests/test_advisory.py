@@ -1712,3 +1712,21 @@ async def test_an_idempotency_key_never_lets_a_token_skip_generations(service: S
     old = await service.client.post("/auth/token", data=form0, headers={"Idempotency-Key": key})
     assert old.status_code == 400 and old.json()["error"] == "invalid_grant"
     assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 1
+
+
+# --- refreshes under another client's name ---
+
+
+def test_a_copied_refresh_token_under_another_client_id_is_bounded_by_its_session(live_server_factory: Any) -> None:
+    # Each attempt was charged to a key named after the caller's address that no check
+    # ever read: a holder of a copied token could try client ids without any bound.
+    live = live_server_factory(clock=FakeClock(), rate_limit_refresh=Rate(3, 60))
+    victim = _token_grant(live.url, grant_type="password", username="alice", password="secret").json()
+    codes = [
+        _token_grant(
+            live.url, grant_type="refresh_token", refresh_token=victim["refresh_token"], client_id="browser"
+        ).status_code
+        for _ in range(10)
+    ]
+    assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
+

@@ -525,6 +525,21 @@ async def test_forged_refresh_tokens_are_limited_per_address_genuine_ones_per_se
             await w.service.refresh("v1.forged", ip="10.0.0.10")
 
 
+async def test_refreshes_under_another_client_are_charged_to_the_session(tmp_path: Path) -> None:
+    # Each is a genuine token presented by the wrong client: its session's allowance pays,
+    # so a holder of a copied token cannot probe client ids without bound.
+    async with core_with(tmp_path, rate_limit_refresh=Rate(2, 60)) as w:
+        grant = await w.service.login("alice", "secret", client_id="app")
+        other = await w.service.login("alice", "secret", client_id="app")
+        for _ in range(2):
+            with pytest.raises(InvalidGrant, match="another client"):
+                await w.service.refresh(grant.refresh_token, client_id="other", ip="10.0.0.9")
+        with pytest.raises(RateLimited):
+            await w.service.refresh(grant.refresh_token, client_id="app", ip="10.0.0.9")
+        # Another session at the same address keeps its own allowance.
+        assert (await w.service.refresh(other.refresh_token, client_id="app", ip="10.0.0.9")).outcome == "rotated"
+
+
 async def test_a_token_ahead_of_the_store_is_invalid(world: World) -> None:
     grant = await world.service.login("alice", "secret")
     ahead = world.core.refresh_tokens.issue(grant.session.id, 5)
