@@ -14,6 +14,13 @@ def test_hashes_are_argon2id_and_verify() -> None:
     assert not pw.verify_sync(h, "wrong")
 
 
+def test_the_configured_cost_is_the_cost_paid() -> None:
+    pw = Passwords(time_cost=1, memory_cost=1024, parallelism=1)
+    assert pw.parameters == "argon2id t=1 m=1024KiB p=1"
+    # The hash records what was spent on it: argon2-cffi's defaults (64 MiB) would show here.
+    assert pw.hash("x").startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+
+
 def test_default_parameters_meet_owasp_minimum() -> None:
     assert Passwords().parameters == "argon2id t=2 m=19456KiB p=1"
 

@@ -87,3 +87,45 @@ async def test_attempts_in_flight_count_against_the_limit() -> None:
     # Both finished without being recorded: the window is free again.
     async with limiter.attempt("k", 1.0):
         pass
+
+
+def test_a_full_table_drops_a_tenth_ended_windows_then_the_least_counted_earliest() -> None:
+    # 5 ended windows and 95 live keys fill a 100-key table. A new key makes room
+    # for a tenth: the 5 ended windows, then the 5 least counted live keys, ties
+    # going to the earliest counted (names run the other way, so neither the
+    # name nor the (count, name) pair can stand in for that order).
+    counter = MemoryCounter(max_keys=100)
+    for i in range(5):
+        counter.hit(f"ended-{i}", 60, 0.0)
+    once = range(10, 18)  # the least counted live keys, in the order they were counted
+    for j in range(95):
+        for _ in range(1 if j in once else 2):
+            counter.hit(f"live-{94 - j:02d}", 60, 60.0)
+    # Ten newcomers: the first makes room for all ten, so no other key is dropped.
+    for i in range(10):
+        assert counter.hit(f"new-{i}", 60, 61.0) == 1
+    kept = {j for j in range(95) if counter.peek(f"live-{94 - j:02d}", 60, 61.0)}
+    assert kept == set(range(95)) - set(range(10, 15))
+    assert all(counter.peek(f"new-{i}", 60, 61.0) == 1 for i in range(10))
+
+
+def test_a_table_under_ten_keys_still_drops_one_at_a_time() -> None:
+    counter = MemoryCounter(max_keys=5)
+    for i in range(5):
+        for _ in range(i + 1):
+            counter.hit(f"k{i}", 60, 0.0)
+    counter.hit("new", 60, 0.0)
+    # Only the least counted made room; every other count survives.
+    assert [counter.peek(f"k{i}", 60, 0.0) for i in range(5)] == [0, 2, 3, 4, 5]
+
+
+def test_the_default_table_holds_a_hundred_thousand_keys_before_dropping_any() -> None:
+    counter = MemoryCounter()
+    for i in range(100_000):
+        counter.hit(f"user-{i}", 60, 0.0)
+    assert counter.peek("user-0", 60, 0.0) == 1  # full, nothing dropped yet
+    counter.hit("one-more", 60, 0.0)
+    # Full: the earliest of the equally counted tenth made room.
+    assert counter.peek("user-0", 60, 0.0) == 0
+    assert counter.peek("user-9999", 60, 0.0) == 0
+    assert counter.peek("user-10000", 60, 0.0) == 1

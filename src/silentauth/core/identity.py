@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -111,9 +111,20 @@ def as_identity_provider(value: object) -> IdentityProvider:
 class GuardedIdentity:
     """An :class:`IdentityProvider` behind a deadline, outage logging and timing padding."""
 
-    def __init__(self, provider: IdentityProvider, *, timeout: float, builtin: bool = False) -> None:
+    def __init__(
+        self,
+        provider: IdentityProvider,
+        *,
+        timeout: float,
+        builtin: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
         self.provider = provider
         self.timeout = timeout
+        # Injectable so that padding and outage lengths are tested on a fake clock.
+        self._monotonic = monotonic
+        self._sleep = sleep
         # The built-in table equalises by itself, and its Argon2 queue may legitimately
         # grow long in a login storm: neither padding nor a deadline for it.
         self._builtin = builtin
@@ -122,7 +133,7 @@ class GuardedIdentity:
 
     async def authenticate(self, username: str, password: str, request: RequestInfo) -> Identity | None:
         """The provider's answer, checked; IdentityUnavailable if it failed or hung."""
-        started = time.monotonic()
+        started = self._monotonic()
         try:
             with anyio.fail_after(None if self._builtin else self.timeout):
                 identity = await self.provider.authenticate(username, password, request)
@@ -137,24 +148,24 @@ class GuardedIdentity:
             self._failed(exc)
             raise IdentityUnavailable(retry_after=max(1, round(self.timeout))) from None
         if identity is not None and not valid_identity(identity):
-            self._failed(TypeError(f"authenticate returned an invalid {type(identity).__name__}"))
+            self._failed(TypeError(f"authenticate returned an invalid {type(identity).__name__}"))  # pragma: no mutate - only the type is logged
             raise IdentityUnavailable(retry_after=max(1, round(self.timeout)))
         self._recovered()
-        elapsed = time.monotonic() - started
+        elapsed = self._monotonic() - started
         if identity is not None:
             self._typical = elapsed if self._typical == 0 else 0.8 * self._typical + 0.2 * elapsed
-        elif not self._builtin and elapsed < self._typical:
-            await anyio.sleep(self._typical - elapsed)
+        elif not self._builtin and elapsed < self._typical:  # pragma: no mutate - at ==, sleep(0) pads nothing
+            await self._sleep(self._typical - elapsed)
         return identity
 
     def _failed(self, exc: BaseException) -> None:
         if self._down_since is None:
-            self._down_since = time.monotonic()
+            self._down_since = self._monotonic()
             # The type only: a plug-in's message may quote the credentials it was given.
             what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
             log.error("identity provider %s; logins answer 503 until it recovers", what)
 
     def _recovered(self) -> None:
         if self._down_since is not None:
-            log.warning("identity provider recovered after %.1f s", time.monotonic() - self._down_since)
+            log.warning("identity provider recovered after %.1f s", self._monotonic() - self._down_since)
             self._down_since = None

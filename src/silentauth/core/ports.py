@@ -153,7 +153,7 @@ class Store(Protocol):
     async def list_keys(self) -> list[StoredKey]: ...
 
     # sessions
-    async def create_session(self, session: SessionRecord, limit: int = 0) -> list[str]:
+    async def create_session(self, session: SessionRecord, limit: int = 0) -> list[str]:  # pragma: no mutate - a Protocol's default is never used; each engine has its own
         """Store ``session``; with ``limit > 0``, keep its user within ``limit`` live sessions.
 
         In the same atomic step as the insert, the user's oldest live sessions
@@ -164,7 +164,7 @@ class Store(Protocol):
         """
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
     async def rotate(
-        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""
+        self, session_id: str, counter: int, now: float, idle_expires_at: float, key_hash: str = ""  # pragma: no mutate - a Protocol's default is never used; each engine has its own
     ) -> RotateResult:
         """Atomically move the counter from ``counter`` to ``counter + 1``.
 

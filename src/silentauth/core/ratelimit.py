@@ -63,7 +63,7 @@ class MemoryCounter:
         # key (amortised), not a full scan each time the table is full.
         room = max(1, self._max_keys // 10)
         stale = [k for k, (s, _) in self._counts.items() if s != slot]
-        if len(stale) < room:
+        if len(stale) < room:  # pragma: no mutate - at len(stale) == room, nsmallest(0, ...) adds nothing
             live = ((c, k) for k, (s, c) in self._counts.items() if s == slot)
             # Ties go to the earliest inserted: nsmallest is stable.
             stale += [k for _, k in heapq.nsmallest(room - len(stale), live, key=lambda ck: ck[0])]
