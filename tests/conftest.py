@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import socket
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -50,6 +51,21 @@ def missing(message: str) -> NoReturn:
     if REQUIRE_SERVICES:
         pytest.fail(f"SILENTAUTH_REQUIRE_SERVICES=1 but {message}")
     pytest.skip(message)
+
+
+def mode(path: Path) -> int:
+    """A file's permission bits."""
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def umask() -> Iterator[None]:
+    """Restore the process umask after a test that sets it."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 @pytest.fixture

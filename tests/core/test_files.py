@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,9 @@ from silentauth.core.files import (
     exposed_mode,
     warn_if_exposed,
 )
+from tests.conftest import mode
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-@pytest.fixture
-def umask() -> Iterator[None]:
-    """Restore the process umask after a test that sets it."""
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 @pytest.mark.parametrize("mask", [0o000, 0o022, 0o277], ids=["umask000", "umask022", "umask277"])

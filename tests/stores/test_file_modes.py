@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,22 +17,9 @@ from silentauth.core.files import create_private, exposed_mode
 from silentauth.core.keys import MasterKey
 from silentauth.core.ports import User
 from silentauth.stores.sqlite import SQLiteStore
+from tests.conftest import mode
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-@pytest.fixture
-def umask() -> Iterator[None]:
-    """Restore the process umask after a test that sets it."""
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 @pytest.mark.anyio
