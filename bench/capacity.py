@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import CLOCK_TICKS, cpu_ticks, process_tree  # noqa: E402
 from silentauth.core.ports import SessionRecord, Store  # noqa: E402
 from silentauth.stores.base import open_store  # noqa: E402
 from tests.stores.servers import PostgresServer, RedisServer  # noqa: E402
@@ -158,23 +159,9 @@ async def run_redis(records: list[SessionRecord]) -> dict[str, Any]:
         server.stop()
 
 
-def _ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
-
-
 def postgres_cpu(postmaster: int) -> float:
     """CPU seconds of the postmaster and its live children (the pool's backends live on)."""
-    import os
-
-    total = _ticks(postmaster)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                total += _ticks(int(stat.parent.name))
-        except (OSError, ValueError):
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
+    return cpu_ticks(process_tree(postmaster)) / CLOCK_TICKS
 
 
 async def rotations_cpu(url: str, records: list[SessionRecord], cpu: Callable[[], float]) -> dict[str, Any]:
