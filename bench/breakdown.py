@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from silentauth.core.passwords import Passwords
+from bench.inprocess import bench_app
 from silentauth.core.ports import RotateRequest
-from silentauth.server.app import create_app
 from silentauth.server.token_endpoint import TokenEndpoint
-from silentauth.settings import Settings
 
 N = 2000
 
@@ -104,13 +102,7 @@ async def _per(row: Awaitable[tuple[str, float]], n: int) -> tuple[str, float]:
 
 async def measure() -> list[tuple[str, float]]:
     with tempfile.TemporaryDirectory(prefix="silentauth-breakdown-") as tmp:
-        settings = Settings(
-            database_url=f"sqlite:///{Path(tmp) / 'b.db'}",
-            secret_key="bench-only-silentauth-secret-key-0123456789abcdef",
-            rate_limit_login=None,
-            rate_limit_refresh=None,
-        )
-        app = create_app(settings, passwords=Passwords(time_cost=1, memory_cost=8), background=False)
+        app = bench_app(Path(tmp))
         async with app.router.lifespan_context(app):
             rt = app.state.runtime
             await rt.ensure_user("bench", "pw")

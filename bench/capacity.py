@@ -9,8 +9,9 @@ store grew by, divided by N:
 - PostgreSQL: ``pg_total_relation_size('sessions')`` (heap, TOAST and every
   index) after ``VACUUM ANALYZE``; throwaway server as the tests start it.
 - Redis: ``MEMORY USAGE`` of every ``session:*`` hash plus of the per-user
-  session sets and the ``session-ends`` index they are listed in, and the
-  ``used_memory`` delta of ``INFO memory`` as a cross-check.
+  indexes (``user-sessions`` and ``user-live``) and the ``session-ends``
+  index they are listed in, also per kind of key, and the ``used_memory``
+  delta of ``INFO memory`` as a cross-check.
 
 Sessions look like production ones: a ``token_urlsafe(16)`` id, ``user_id`` a
 UUID, the default scope, a browser user agent and an IPv4 address; USERS users
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import CLOCK_TICKS, cpu_ticks, process_tree  # noqa: E402
 from silentauth.core.ports import SessionRecord, Store  # noqa: E402
 from silentauth.stores.base import open_store  # noqa: E402
 from tests.stores.servers import PostgresServer, RedisServer  # noqa: E402
@@ -136,13 +138,16 @@ async def run_redis(records: list[SessionRecord]) -> dict[str, Any]:
         url = server.url(0)
         client = redis.Redis(port=server.port)
 
+        by_kind: dict[str, int] = {}
+
         def memory_usage() -> float:
             # Every key the sessions live in: session hashes and their indexes
             # (the users table is empty here; keys and feed are per deployment).
-            total = 0
+            by_kind.clear()
             for key in client.scan_iter(count=1000):
-                total += int(client.memory_usage(key, samples=0) or 0)
-            return float(total)
+                kind = _key_kind(key.decode())
+                by_kind[kind] = by_kind.get(kind, 0) + int(client.memory_usage(key, samples=0) or 0)
+            return float(sum(by_kind.values()))
 
         async def measure(_: Store) -> float:
             return await asyncio.to_thread(memory_usage)
@@ -151,30 +156,22 @@ async def run_redis(records: list[SessionRecord]) -> dict[str, Any]:
         result = await fill(url, records, measure)
         used1 = int(client.info("memory")["used_memory"])
         result["used_memory_per_session"] = round((used1 - used0) / len(records), 1)
-        result["keys"] = sorted({k.decode().rsplit(":", 1)[0] for k in client.scan_iter(count=1000)})[:10]
+        # The store was empty before: what each kind of key holds per session.
+        result["bytes_per_session_by_key"] = {k: round(v / len(records), 1) for k, v in sorted(by_kind.items())}
         client.close()
         return result
     finally:
         server.stop()
 
 
-def _ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+def _key_kind(key: str) -> str:
+    """``silentauth:user-live:{u:…}`` -> ``user-live``: the key's kind in the store's layout."""
+    return key.split(":", 2)[1] if key.count(":") >= 1 else key
 
 
 def postgres_cpu(postmaster: int) -> float:
     """CPU seconds of the postmaster and its live children (the pool's backends live on)."""
-    import os
-
-    total = _ticks(postmaster)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                total += _ticks(int(stat.parent.name))
-        except (OSError, ValueError):
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
+    return cpu_ticks(process_tree(postmaster)) / CLOCK_TICKS
 
 
 async def rotations_cpu(url: str, records: list[SessionRecord], cpu: Callable[[], float]) -> dict[str, Any]:

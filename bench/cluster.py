@@ -38,7 +38,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import random
 import statistics
 import sys
 import time
@@ -53,7 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/cluster.py` as well as `python -m bench`
     sys.path.insert(0, str(ROOT))
 
-from bench.stores import LOGIN, _Conn, _seed  # noqa: E402
+from bench import refresh_pool  # noqa: E402
+from bench.loadgen import CLOCK_TICKS, cpu_ticks  # noqa: E402
 from tests.stores.servers import (  # noqa: E402
     RedisClusterServers,
     RedisServer,
@@ -63,13 +63,6 @@ from tests.stores.servers import (  # noqa: E402
 )
 
 SETUPS = ("redis", "cluster-1", "cluster-3")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of one process, from ``/proc``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 @dataclass
@@ -92,7 +85,7 @@ class Setup:
         return out
 
     def service_cpu(self) -> float:
-        return sum(_proc_cpu(s.proc.pid) for s in self.services if s.proc is not None)
+        return cpu_ticks([s.proc.pid for s in self.services if s.proc is not None]) / CLOCK_TICKS
 
 
 @contextmanager
@@ -108,7 +101,7 @@ def _setups(services: int) -> Iterator[list[Setup]]:
             cluster.start()
             setups.append(Setup(f"cluster-{shards}", cluster.url, [n.port for n in cluster.nodes]))
         for setup in setups:
-            _seed(setup.url)
+            refresh_pool.seed_user(setup.url)
             env = service_env(setup.url, log_level="error")
             setup.services = [ServiceProcess(env) for _ in range(services)]
             for s in setup.services:
@@ -127,19 +120,8 @@ def _loader(pipe: Connection, ports: dict[str, list[int]], sessions: int, concur
 
 async def _load(pipe: Connection, ports: dict[str, list[int]], sessions: int, concurrency: int) -> None:
     loop = asyncio.get_running_loop()
-    conns = {name: [await _Conn.open(p[k % len(p)]) for k in range(concurrency)] for name, p in ports.items()}
-    pools: dict[str, asyncio.Queue[str]] = {}
-    for name, cs in conns.items():
-        tokens: list[str] = []
-        for k in range(sessions):
-            status, body = await cs[k % len(cs)].token(LOGIN)
-            if status != 200:
-                raise RuntimeError(f"login on {name} failed: {status} {body}")
-            tokens.append(str(body["refresh_token"]))
-        random.Random(len(tokens)).shuffle(tokens)
-        pools[name] = asyncio.Queue()
-        for t in tokens:
-            pools[name].put_nowait(t)
+    conns = {name: await refresh_pool.connect(p, concurrency) for name, p in ports.items()}
+    pools = {name: await refresh_pool.login_pool(cs, sessions) for name, cs in conns.items()}
     pipe.send("ready")
     while True:
         command = await loop.run_in_executor(None, pipe.recv)
@@ -147,31 +129,10 @@ async def _load(pipe: Connection, ports: dict[str, list[int]], sessions: int, co
             break
         name, seconds = command
         cpu0 = time.process_time()
-        done, errors = await _drive(conns[name], pools[name], seconds)
-        pipe.send({"refreshes": done, "errors": errors, "cpu_s": time.process_time() - cpu0})
+        done = await refresh_pool.refresh_from(conns[name], pools[name], seconds)
+        pipe.send({"refreshes": done.done, "errors": sum(done.errors.values()), "cpu_s": time.process_time() - cpu0})
     for cs in conns.values():
-        for c in cs:
-            c.close()
-
-
-async def _drive(conns: list[_Conn], pool: asyncio.Queue[str], seconds: float) -> tuple[int, int]:
-    """Refresh over ``conns`` for ``seconds``, each with a token of ``pool``; (done, refused)."""
-    end, done, errors = time.monotonic() + seconds, 0, 0
-
-    async def worker(c: _Conn) -> None:
-        nonlocal done, errors
-        while time.monotonic() < end:
-            token = pool.get_nowait()
-            status, body = await c.token({"grant_type": "refresh_token", "refresh_token": token})
-            if status == 200:
-                pool.put_nowait(str(body["refresh_token"]))
-                done += 1
-            else:
-                errors += 1
-                pool.put_nowait(token)
-
-    await asyncio.gather(*(worker(c) for c in conns))
-    return done, errors
+        refresh_pool.close(cs)
 
 
 def _idle(setups: list[Setup], seconds: float = 3.0) -> dict[str, list[float]]:

@@ -102,7 +102,8 @@ DIALECTS["oidc-provider-idtoken"] = DIALECTS["oidc-provider"]
 DIALECTS["silentauth-granian"] = DIALECTS["silentauth"]
 
 
-def _request(method: str, path: str, port: int, headers: dict[str, str], body: bytes) -> bytes:
+def http_request(method: str, path: str, port: int, headers: dict[str, str], body: bytes) -> bytes:
+    """One HTTP/1.1 request's bytes (``Content-Length`` added to a POST)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     headers = {**headers, "Content-Length": str(len(body))} if method == "POST" else headers
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -204,7 +205,7 @@ class Target:
             token = [self.tokens[i % len(self.tokens)] if self.tokens else ""]
             if self.mode == "refresh":  # the pool: one fresh session per connection
                 async with logins:
-                    status, body = await c.exchange(_request("POST", *_login(self.dialect, self.port)))
+                    status, body = await c.exchange(http_request("POST", *_login(self.dialect, self.port)))
                 if status != 200:
                     raise RuntimeError(f"{self.stack}: login failed with {status}: {body[:200]!r}")
                 token[0] = self.dialect.token_from_login(json.loads(body))
@@ -214,14 +215,14 @@ class Target:
 
     def request(self, token: str) -> bytes:
         if self.mode == "noop":
-            return _request("GET", self.dialect.noop, self.port, {}, b"")
+            return http_request("GET", self.dialect.noop, self.port, {}, b"")
         if self.mode == "get":
             headers = {"Authorization": f"Bearer {token}"} if token else {}
-            return _request("GET", self.path, self.port, headers, b"")
+            return http_request("GET", self.path, self.port, headers, b"")
         if self.mode == "login":
-            return _request("POST", *_login(self.dialect, self.port))
+            return http_request("POST", *_login(self.dialect, self.port))
         path, headers, body = self.dialect.refresh(token)
-        return _request("POST", path, self.port, headers, body)
+        return http_request("POST", path, self.port, headers, body)
 
     async def slice(self, seconds: float, record: bool) -> None:
         """Drive every connection for ``seconds``; count completions in the window."""

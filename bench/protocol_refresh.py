@@ -27,11 +27,9 @@ from urllib.parse import urlencode
 import uvicorn
 from uvicorn.server import ServerState
 
-from silentauth.core.passwords import Passwords
-from silentauth.server.app import create_app
+from bench.inprocess import bench_app
 from silentauth.server.token_protocol import protocol_for
 from silentauth.server.uvicorn_protocol import BoundedHttpToolsProtocol
-from silentauth.settings import Settings
 
 
 class Transport(asyncio.Transport):
@@ -115,13 +113,7 @@ async def _round(app: Any, protocol_class: type[Any], tokens: list[str], each: i
 
 async def measure(rounds: int, width: int, each: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="silentauth-protocol-") as tmp:
-        settings = Settings(
-            database_url=f"sqlite:///{Path(tmp) / 'b.db'}",
-            secret_key="bench-only-silentauth-secret-key-0123456789abcdef",
-            rate_limit_login=None,
-            rate_limit_refresh=None,
-        )
-        app = create_app(settings, passwords=Passwords(time_cost=1, memory_cost=8), background=False)
+        app = bench_app(Path(tmp))
         paths = {"asgi": BoundedHttpToolsProtocol, "token protocol": protocol_for(app)}
         results: dict[str, list[float]] = {name: [] for name in paths}
         async with app.router.lifespan_context(app):

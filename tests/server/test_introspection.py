@@ -70,6 +70,15 @@ async def test_garbage_tokens_are_inactive_not_errors(service: Service, junk: st
     assert r.status_code == 200 and r.json() == {"active": False}
 
 
+def test_authlib_httpx_integration_runs_on_httpx2() -> None:
+    # Authlib's httpx integration prefers httpx2 (the maintained continuation of httpx) and
+    # falls back to httpx with an AuthlibDeprecationWarning; the fallback is due for removal.
+    # With httpx2 in the test extra the stock client below is the one Authlib recommends.
+    import httpx2
+
+    assert issubclass(OAuth2Client, httpx2.Client)
+
+
 def test_authlib_introspection_client(live_server_factory: Callable[..., LiveServer]) -> None:
     live = live_server_factory()
     _, secret = live.run(live.runtime.clients.register("authlib-gw"))

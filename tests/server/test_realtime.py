@@ -8,19 +8,25 @@ past a token's ``exp`` must end a connection within one check interval (0.5 s).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
+from starlette.routing import Route
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from silentauth.clock import FakeClock
+from silentauth.resource.sse import EventStream, EventStreams, ServerSentEvent
 from silentauth.resource.websocket import WebSocketAuthenticator
 from tests.conftest import LiveServer
 
@@ -501,3 +507,87 @@ async def test_clients_vanishing_while_the_sweeper_closes_them_are_no_server_err
 
 async def _append_open(rt: Realtime, token: str, into: list[ClientConnection]) -> None:
     into.append(await rt.open(token))
+
+
+# --- event streams whose clients vanish while the server pushes ---
+
+
+class Flood:
+    """An event source that writes as fast as the connection takes it (32 KiB events).
+
+    A client that stops reading fills the socket buffers, so the server is parked in a
+    write (uvicorn's flow control) at the moment the client goes. Each source records
+    whether it was closed by the task that ran it; a source left for the garbage
+    collector would be closed later, in a task of the event loop's asyncgen hook.
+    """
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.closed: list[bool] = []  # per source: closed in the task that iterated it
+
+    async def __call__(self, stream: EventStream) -> AsyncIterator[ServerSentEvent]:
+        self.started += 1
+        task = anyio.get_current_task().id
+        try:
+            for n in itertools.count():
+                # No await of its own: the stream's write is where it waits, and where
+                # the client's leaving finds it, suspended at this yield.
+                yield ServerSentEvent({"n": n, "pad": "x" * 32_768}, event="flood")
+        finally:
+            self.closed.append(anyio.get_current_task().id == task)
+
+
+async def raw_stream(rt: Realtime, path: str, token: str) -> anyio.abc.SocketStream:
+    """A bare TCP client that sent its GET and read the stream's first bytes, then reads no more."""
+    port = int(rt.live.url.rsplit(":", 1)[1])
+    sock = await anyio.connect_tcp("127.0.0.1", port)
+    await sock.send(f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+    with anyio.fail_after(2):
+        head = await sock.receive()
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    return sock
+
+
+async def drop(sock: anyio.abc.SocketStream, rude: bool) -> None:
+    """Leave with FIN, or with RST (SO_LINGER 0: the kernel discards what is unread)."""
+    if rude:
+        raw = sock.extra(anyio.abc.SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await sock.aclose()
+
+
+async def test_event_stream_clients_vanishing_mid_push_are_no_server_error(rt: Realtime) -> None:
+    # uvicorn returns quietly from a write to a client that is gone, so what must hold is
+    # that each stream sees the client leave (http.disconnect), ends, closes its source in
+    # its own task, forgets its id, and nothing reaches the ASGI server's error log.
+    # (The OSError guard in EventStreamResponse is for servers that raise on such a write,
+    # as the ASGI HTTP spec 2.4 allows; uvicorn does not, so it cannot fail here.)
+    flood = Flood()
+    streams = EventStreams(rt.live.runtime.authenticator, check_interval=0.2)
+    rt.live.app.router.routes.append(Route("/test/flood", streams.endpoint(flood)))
+    token = (await rt.login())["access_token"]
+    with UvicornErrors() as log:
+        for _ in range(2):
+            socks = []
+            for i in range(12):
+                path = "/test/flood" if i % 3 else "/api/events"  # the demo's ticks too
+                socks.append((await raw_stream(rt, path, token), i % 2 == 1))
+            connections = rt.live.server.server_state.connections
+            with anyio.fail_after(3):  # every flood parked in a write on a full socket buffer
+                while sum(c.flow.write_paused for c in connections if hasattr(c, "flow")) < 8:
+                    await anyio.sleep(0.02)
+            async with anyio.create_task_group() as tg:
+                for sock, rude in socks:
+                    tg.start_soon(drop, sock, rude)
+            with anyio.fail_after(3):
+                while streams.streams or rt.live.app.state.event_streams.streams or len(flood.closed) < flood.started:
+                    await anyio.sleep(0.05)
+    assert flood.started == 16 and all(flood.closed) and log.errors == []
+    await still_serving(rt)
+    async with rt.http.stream("GET", "/api/events", headers={"Authorization": f"Bearer {token}"}) as response:
+        assert [kind async for kind, _ in _first(sse_events(response), 2)] == ["silentauth", "tick"]
+
+
+async def _first(events: AsyncIterator[tuple[str, Any]], n: int) -> AsyncIterator[tuple[str, Any]]:
+    for _ in range(n):
+        yield await anext(events)

@@ -241,7 +241,9 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": final.encode(), "more_body": False})
         except Exception as exc:
             # The client went away while we wrote, maybe seen by one of the tasks
-            # above and so wrapped in the task group's exception group.
+            # above and so wrapped in the task group's exception group. uvicorn and
+            # granian return quietly from a write to a gone client; the ASGI HTTP spec
+            # (2.4) lets a server raise an OSError subclass instead, which lands here.
             if not _only_oserrors(exc):
                 raise
         finally:
