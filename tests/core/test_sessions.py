@@ -12,7 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from silentauth.core.hooks import Lifetimes, TokenContext
 from silentauth.core.identity import Identity, RequestInfo
 from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords
-from silentauth.core.ports import SessionRecord
+from silentauth.core.ports import RotateRequest, RotateResult, SessionRecord
 from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.core.sessions import SessionService
 from silentauth.errors import (
@@ -273,6 +273,20 @@ class Directory:
         return self.users.get(username)
 
 
+WORLD_SETTINGS: dict[str, Any] = {
+    "secret_key": "core-test-secret-with-at-least-32-bytes",
+    "access_ttl": 300,
+    "refresh_idle_ttl": IDLE,
+    "session_max_age": MAX_AGE,
+    "reuse_grace": GRACE,
+    "ttl_jitter": 0.0,
+    "first_token_spread": 0.0,
+    "rate_limit_login": None,
+    "rate_limit_refresh": None,
+    "issuer": "https://auth.example",
+}
+
+
 @contextlib.asynccontextmanager
 async def core_with(
     tmp_path: Path,
@@ -283,20 +297,7 @@ async def core_with(
     **overrides: Any,
 ) -> AsyncIterator[World]:
     """A world like the fixture's, with other settings, an identity provider or hooks."""
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path / 'core.db'}",
-        "secret_key": "core-test-secret-with-at-least-32-bytes",
-        "access_ttl": 300,
-        "refresh_idle_ttl": IDLE,
-        "session_max_age": MAX_AGE,
-        "reuse_grace": GRACE,
-        "ttl_jitter": 0.0,
-        "first_token_spread": 0.0,
-        "rate_limit_login": None,
-        "rate_limit_refresh": None,
-        "issuer": "https://auth.example",
-    }
-    settings = Settings(**{**values, **overrides})
+    settings = Settings(**{**WORLD_SETTINGS, "database_url": f"sqlite:///{tmp_path / 'core.db'}", **overrides})
     clock = FakeClock(1_800_000_000.0)
     events = Recorder()
     core = TokenCore(
@@ -921,3 +922,75 @@ def test_session_ids_never_start_with_a_dash() -> None:
     ids = [new_session_id() for _ in range(5000)]
     assert not [i for i in ids if i.startswith("-")]
     assert len(set(ids)) == 5000 and all(len(i) == 22 for i in ids)
+
+
+# --- two instances on one database: a rotation lands between a verdict and its swap ---
+
+
+class InterposingStore(SQLiteStore):
+    """A real SQLite store that runs one queued step before each ``rotate_many``.
+
+    It stands for the moment another instance writes the row between this
+    instance's reading of it and its own swap.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.before: list[Callable[[], Awaitable[None]] | None] = []
+
+    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+        if self.before and (step := self.before.pop(0)) is not None:
+            await step()
+        return await super().rotate_many(requests, now)
+
+
+@contextlib.asynccontextmanager
+async def two_instances(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[World, World, InterposingStore]]:
+    """Instance A (its store interposable) and instance B over one SQLite file, one clock."""
+    settings = Settings(**{**WORLD_SETTINGS, "database_url": f"sqlite:///{tmp_path / 'core.db'}", **overrides})
+    clock = FakeClock(1_800_000_000.0)
+    interposing = InterposingStore(settings.database_url)
+    worlds = []
+    for store in (interposing, SQLiteStore(settings.database_url)):
+        events = Recorder()
+        core = TokenCore(
+            settings=settings,
+            store=store,
+            clock=clock,
+            passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
+            events=events,
+        )
+        await store.open()
+        await core.start()
+        worlds.append(World(core, clock, events))
+    try:
+        await worlds[0].core.users.add("Alice", "secret")
+        yield worlds[0], worlds[1], interposing
+    finally:
+        for world in worlds:
+            await world.core.store.close()
+
+
+async def test_a_late_honour_raced_by_another_instance_is_judged_again_on_the_row_as_it_is(tmp_path: Path) -> None:
+    async with two_instances(tmp_path, rotation_rule="late_once") as (a, b, store):
+        t0 = await a.service.login("alice", "secret")
+        sid = t0.session.id
+        t1 = await a.service.refresh(t0.refresh_token)
+        a.clock.advance(RETRY_WINDOW + 1)  # t1 unused; t0's answer was lost long ago
+
+        async def b_rotates_t1() -> None:
+            nonlocal t2
+            t2 = await b.service.refresh(t1.refresh_token)
+
+        t2 = None
+        store.before = [None, b_rotates_t1]  # A reads the row, judges "late"; B rotates; A swaps
+        a.events.take()
+        late = await a.service.refresh(t0.refresh_token)
+        assert t2 is not None and t2.outcome == "rotated"
+        # A's skip-a-generation swap found the counter moved: judged again, t0 is a
+        # retry of the lineage B just advanced, answered with the live token.
+        assert late.outcome == "grace"
+        row = await a.session(late.refresh_token)
+        assert row.revoked_at is None
+        assert a.core.refresh_tokens.parse(late.refresh_token) == (sid, row.counter)
+        assert a.events.take() == [("refresh", "grace")]
