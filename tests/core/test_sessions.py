@@ -994,3 +994,19 @@ async def test_a_late_honour_raced_by_another_instance_is_judged_again_on_the_ro
         assert row.revoked_at is None
         assert a.core.refresh_tokens.parse(late.refresh_token) == (sid, row.counter)
         assert a.events.take() == [("refresh", "grace")]
+
+
+async def test_a_late_honour_raced_by_a_logout_on_another_instance_issues_nothing(tmp_path: Path) -> None:
+    async with two_instances(tmp_path, rotation_rule="late_once") as (a, b, store):
+        t0 = await a.service.login("alice", "secret")
+        await a.service.refresh(t0.refresh_token)
+        a.clock.advance(RETRY_WINDOW + 1)
+
+        async def b_logs_out() -> None:
+            assert await b.service.revoke(t0.session.id, "logout")
+
+        store.before = [None, b_logs_out]  # A judges "late"; B revokes the session; A swaps
+        with pytest.raises(InvalidGrant, match="invalid or revoked"):
+            await a.service.refresh(t0.refresh_token)
+        row = await a.session(t0.refresh_token)
+        assert row.revoked_at is not None
