@@ -1710,3 +1710,22 @@ async def test_an_idempotency_key_never_lets_a_token_skip_generations(service: S
     old = await service.client.post("/auth/token", data=form0, headers={"Idempotency-Key": key})
     assert old.status_code == 400 and old.json()["error"] == "invalid_grant"
     assert service.metric("silentauth_sessions_revoked_total", reason="reuse") == 1
+
+
+# --- refreshes from the wrong client count against the session ---
+
+
+async def test_refreshes_from_the_wrong_client_use_up_the_sessions_allowance(tmp_path: Path) -> None:
+    # The token is authentic, so its session pays for the failures (as for reuse and
+    # expiry); they were charged to a per-address key nothing ever checked, so a
+    # client holding another client's token could try without limit.
+    from silentauth.errors import InvalidGrant, RateLimited
+    from tests.core.test_sessions import core_with
+
+    async with core_with(tmp_path, rate_limit_refresh=Rate(3, 60)) as w:
+        grant = await w.service.login("alice", "secret", client_id="app")
+        for _ in range(3):
+            with pytest.raises(InvalidGrant, match="issued to another client"):
+                await w.service.refresh(grant.refresh_token, client_id="other", ip="10.0.0.9")
+        with pytest.raises(RateLimited):
+            await w.service.refresh(grant.refresh_token, client_id="other", ip="10.0.0.9")

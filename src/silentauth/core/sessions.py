@@ -433,7 +433,7 @@ class SessionService:
             # token: judge them before rotating.
             current = await self.store.get_session(session_id)
             if current is not None and client_id is not None and current.client_id != client_id:
-                await self._fail("invalid", ip, now)
+                await self._fail("invalid", session_id, now)
                 raise InvalidGrant("The refresh token was issued to another client.")
             if current is not None:
                 try:
