@@ -1010,3 +1010,37 @@ async def test_a_late_honour_raced_by_a_logout_on_another_instance_issues_nothin
             await a.service.refresh(t0.refresh_token)
         row = await a.session(t0.refresh_token)
         assert row.revoked_at is not None
+
+
+# --- a keyed retry of a refresh whose answer was lost ---
+
+
+async def test_a_keyed_retry_after_the_grace_window_gets_the_same_unused_successor(world: World) -> None:
+    t0 = await world.service.login("alice", "secret")
+    lost = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    world.clock.advance(GRACE + 1)  # past grace: without the key this would be reuse
+    world.events.take()
+    again = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    assert again.outcome == "retried"
+    assert world.core.refresh_tokens.parse(again.refresh_token) == world.core.refresh_tokens.parse(lost.refresh_token)
+    assert world.events.take() == [("refresh", "retried")]
+    assert (await world.service.refresh(again.refresh_token)).outcome == "rotated"
+
+
+@pytest.mark.parametrize("key", [None, "j" * 32])
+async def test_a_retry_with_no_key_or_another_key_after_the_grace_window_is_reuse(world: World, key: str | None) -> None:
+    t0 = await world.service.login("alice", "secret")
+    lost = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    world.clock.advance(GRACE + 1)
+    with pytest.raises(InvalidGrant, match="already used"):
+        await world.service.refresh(t0.refresh_token, idempotency_key=key)
+    assert (await world.session(lost.refresh_token)).revoked_reason == "reuse"
+
+
+async def test_a_key_does_not_save_a_token_two_generations_behind(world: World) -> None:
+    t0 = await world.service.login("alice", "secret")
+    t1 = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    await world.service.refresh(t1.refresh_token, idempotency_key="k" * 32)
+    world.clock.advance(GRACE + 1)
+    with pytest.raises(InvalidGrant, match="already used"):
+        await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
