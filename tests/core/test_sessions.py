@@ -30,6 +30,7 @@ from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.core.sessions import SessionService
 from silentauth.errors import (
     IdentityUnavailable,
+    InvalidClaims,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -1044,3 +1045,29 @@ async def test_a_key_does_not_save_a_token_two_generations_behind(world: World) 
     world.clock.advance(GRACE + 1)
     with pytest.raises(InvalidGrant, match="already used"):
         await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+
+
+# --- claims an application stores with the sessions it starts ---
+
+
+async def test_claims_stored_with_a_session_go_into_every_access_token(world: World) -> None:
+    grant = await world.service.start_session(Identity("u-7", "bob"), claims={"tenant": "acme"})
+    assert payload(grant.access_token)["tenant"] == "acme"
+    refreshed = await world.service.refresh(grant.refresh_token)
+    assert payload(refreshed.access_token)["tenant"] == "acme"
+
+
+@pytest.mark.parametrize("claims", [None, {}])
+async def test_no_claims_or_an_empty_mapping_start_a_session_without_claims(world: World, claims: Any) -> None:
+    grant = await world.service.start_session(Identity("u-7", "bob"), claims=claims)
+    assert grant.session.claims == "" and "tenant" not in payload(grant.access_token)
+
+
+@pytest.mark.parametrize(("claims", "kind"), [([], "list"), ("", "str"), (0, "int")])
+async def test_empty_claims_that_are_not_a_mapping_are_refused_naming_the_type(
+    world: World, claims: Any, kind: str
+) -> None:
+    with pytest.raises(InvalidClaims) as refused:
+        await world.service.start_session(Identity("u-7", "bob"), claims=claims)
+    assert refused.value.error_description == f"The session claims are {kind}, not a mapping."
+    assert await world.service.sessions("u-7") == []
