@@ -1071,3 +1071,11 @@ async def test_empty_claims_that_are_not_a_mapping_are_refused_naming_the_type(
         await world.service.start_session(Identity("u-7", "bob"), claims=claims)
     assert refused.value.error_description == f"The session claims are {kind}, not a mapping."
     assert await world.service.sessions("u-7") == []
+
+
+async def test_claims_over_the_configured_size_are_refused(tmp_path: Path) -> None:
+    async with core_with(tmp_path, claims_max_bytes=64) as w:
+        with pytest.raises(InvalidClaims, match="CLAIMS_MAX_BYTES"):
+            await w.service.start_session(Identity("u-7", "bob"), claims={"blob": "x" * 64})
+        grant = await w.service.start_session(Identity("u-7", "bob"), claims={"blob": "x" * 8})
+        assert payload(grant.access_token)["blob"] == "x" * 8
