@@ -1051,10 +1051,11 @@ async def test_a_key_does_not_save_a_token_two_generations_behind(world: World) 
 
 
 async def test_claims_stored_with_a_session_go_into_every_access_token(world: World) -> None:
-    grant = await world.service.start_session(Identity("u-7", "bob"), claims={"tenant": "acme"})
-    assert payload(grant.access_token)["tenant"] == "acme"
+    claims = {"tenant": "acme", "amr": ["otp", "pwd"]}
+    grant = await world.service.start_session(Identity("u-7", "bob"), claims=claims)
+    assert {k: payload(grant.access_token)[k] for k in claims} == claims
     refreshed = await world.service.refresh(grant.refresh_token)
-    assert payload(refreshed.access_token)["tenant"] == "acme"
+    assert {k: payload(refreshed.access_token)[k] for k in claims} == claims
 
 
 @pytest.mark.parametrize("claims", [None, {}])
@@ -1079,3 +1080,15 @@ async def test_claims_over_the_configured_size_are_refused(tmp_path: Path) -> No
             await w.service.start_session(Identity("u-7", "bob"), claims={"blob": "x" * 64})
         grant = await w.service.start_session(Identity("u-7", "bob"), claims={"blob": "x" * 8})
         assert payload(grant.access_token)["blob"] == "x" * 8
+
+
+async def test_refreshes_from_the_wrong_client_count_against_the_session(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rate_limit_refresh=Rate(2, 60)) as w:
+        grant = await w.service.login("alice", "secret", client_id="app")
+        for _ in range(2):
+            with pytest.raises(InvalidGrant, match="issued to another client"):
+                await w.service.refresh(grant.refresh_token, client_id="other", ip="10.0.0.9")
+        with pytest.raises(RateLimited):  # the session's allowance is used up, whoever asks
+            await w.service.refresh(grant.refresh_token, client_id="app", ip="10.0.0.1")
+        w.clock.advance(61)  # each failure counted at the time it happened
+        assert (await w.service.refresh(grant.refresh_token, client_id="app")).outcome == "rotated"
