@@ -176,7 +176,7 @@ class SessionService:
         self.identity = identity or GuardedIdentity(
             LocalUsers(store, passwords), timeout=settings.identity_timeout, builtin=True
         )
-        self.hooks = hooks or TokenHooks(max_bytes=settings.claims_max_bytes)
+        self.hooks = hooks or TokenHooks(max_bytes=settings.claims_max_bytes)  # pragma: no mutate - without a claims hook max_bytes is never read
         self._login_pair = RateLimiter(store, settings.rate_limit_login)
         # One address may front many users (NAT): it gets ten times the allowance.
         self._login_ip = RateLimiter(store, settings.rate_limit_login, scale=10)
