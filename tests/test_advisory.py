@@ -1729,4 +1729,3 @@ def test_a_copied_refresh_token_under_another_client_id_is_bounded_by_its_sessio
         for _ in range(10)
     ]
     assert codes[:3] == [400] * 3 and set(codes[3:]) == {429}
-

@@ -727,3 +727,32 @@ def test_the_first_cooldown_stays_within_twenty_percent_of_a_second() -> None:
         waits.append(coord._cooldown_until - START)
     assert 0.8 <= min(waits) and max(waits) <= 1.2
     assert max(waits) > 1.1 and min(waits) < 0.9  # and it does spread
+
+
+# -- the Idempotency-Key of a refresh in flight, shared through the store ----------
+
+
+def test_a_refresh_another_holder_started_is_retried_with_its_key() -> None:
+    coord = coordinator(grant())
+    coord.store.save(replace(grant(), pending_key="k" * 32))  # the other holder's call, answer unknown
+    tokens, refresh = coord.plan(grant(), force=True)  # the server rejected a1
+    assert refresh and tokens.pending_key == "k" * 32
+
+
+def test_our_key_is_kept_when_the_store_holds_the_same_grant_without_one() -> None:
+    # The key could not be written (or another holder rewrote the grant without it):
+    # the retry must still carry the key of the refresh we sent.
+    coord = coordinator(replace(grant(), pending_key="k" * 32))
+    coord.store.save(grant())
+    tokens, refresh = coord.plan(grant(), force=True)  # the server rejected a1
+    assert refresh and tokens.pending_key == "k" * 32
+
+
+def test_the_key_of_a_refresh_is_stored_before_the_call_goes_out() -> None:
+    # A process killed mid-call, or another holder of the store, retries with this key.
+    coord = coordinator(grant())
+    tokens, refresh = coord.plan(grant(), force=True)
+    assert refresh and tokens.pending_key
+    stored = coord.store.load()
+    assert stored is not None and stored.pending_key == tokens.pending_key
+    assert coord.tokens is tokens

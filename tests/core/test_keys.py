@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -232,3 +233,75 @@ def test_pre_publication_is_at_most_a_quarter_of_the_key_lifetime_and_off_by_def
     assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60, prepublish=900).prepublish == 250
     assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60, prepublish=240).prepublish == 240
     assert KeyManager(store, MasterKey(SECRET), lifetime=1000, verify_grace=60).prepublish == 0
+
+
+def test_a_ring_lists_its_keys_oldest_first() -> None:
+    # `silentauth keys list` prints the ring in this order.
+    old, new = make_key("old", created=NOW - 100), make_key("new", created=NOW - 5)
+    ring = KeyRing([new, old], verify_grace=60)
+    assert [k.kid for k in ring] == ["old", "new"] and len(ring) == 2
+
+
+# --- SECRET_KEY as earlier releases read it: changing the reading changes every derived key ---
+
+
+def derived(secret_key: str) -> bytes:
+    return MasterKey.from_settings(secret_key, "", "postgresql://db/x").derive("probe")
+
+
+@pytest.mark.parametrize("size", [32, 33, 34, 37, 40])
+def test_an_unpadded_base64url_secret_of_any_length_is_decoded(size: int) -> None:
+    # 43, 44, 46, 50 and 54 characters: every remainder of the length by 4 that base64 allows.
+    raw = bytes(range(100, 100 + size))
+    text = b64encode(raw)
+    assert "=" not in text
+    assert derived(text) == MasterKey(raw).derive("probe")
+
+
+def test_a_padded_base64_secret_is_a_passphrase() -> None:
+    # Earlier releases read "=" as outside the alphabet: such a secret was always a passphrase.
+    text = base64.urlsafe_b64encode(bytes(range(34))).decode()
+    assert text.endswith("==")
+    assert derived(text) == MasterKey(text.encode()).derive("probe")
+
+
+def test_a_passphrase_one_over_a_multiple_of_four_long_stays_a_passphrase() -> None:
+    # 45 characters, 44 of them in the base64url alphabet: the lenient decoder would
+    # skip the "!" and read 33 bytes, but a length of 4k + 1 is never base64.
+    text = "correct-horse-battery-staple-and-more-words!x"
+    assert len(text) == 45
+    assert derived(text) == MasterKey(text.encode()).derive("probe")
+
+
+def test_a_secret_key_file_that_is_not_base64url_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("not=base64\n")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as refused:
+        MasterKey.from_settings("", str(path), "sqlite:///x.db")
+    assert refused.value.name == "SECRET_KEY_FILE"
+    assert str(refused.value) == f"invalid setting SILENTAUTH_SECRET_KEY_FILE: {path} does not hold a base64url secret"
+
+
+def test_a_secret_under_32_bytes_is_refused_saying_so() -> None:
+    with pytest.raises(ConfigError) as refused:
+        MasterKey(b"k" * 31)
+    assert str(refused.value) == "invalid setting SILENTAUTH_SECRET_KEY: must hold at least 32 bytes of entropy"
+
+
+def test_each_purpose_gets_its_own_derived_key() -> None:
+    # One leaked sub-key (say the cookie key) must not be another purpose's key.
+    master = MasterKey(SECRET)
+    assert len({master.derive("a"), master.derive("b"), master.derive("")}) == 3
+
+
+def test_the_generated_secret_is_256_random_bits_beside_a_database_in_any_directory(tmp_path: Path) -> None:
+    # A directory may end in ":" (a legal name): the key still lands beside the database.
+    folder = tmp_path / "backup:"
+    folder.mkdir()
+    url = f"sqlite:///{tmp_path}/backup://auth.db"
+    made = MasterKey.from_settings("", "", url).derive("probe")
+    key_file = folder / "auth.db.key"
+    raw = base64.urlsafe_b64decode(key_file.read_text() + "=")
+    assert len(raw) == 32
+    assert made == MasterKey(raw).derive("probe")

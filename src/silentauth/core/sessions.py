@@ -103,7 +103,8 @@ def encode_claims(claims: Mapping[str, Any] | None, max_bytes: int) -> str:
         checked = check_claims(claims, max_bytes)
     except ValueError as exc:
         raise InvalidClaims(f"The session claims are refused: {exc}.") from None
-    return json.dumps(checked, allow_nan=False, separators=(",", ":"))
+    # No mutants: check_claims already refused NaN, and any separators json.loads reads back alike.
+    return json.dumps(checked, allow_nan=False, separators=(",", ":"))  # pragma: no mutate
 
 
 def session_claims(session: SessionRecord) -> dict[str, Any]:
@@ -124,7 +125,6 @@ class _Refresh(NamedTuple):
     session_id: str
     counter: int
     scope: str | None
-    ip: str
     extra: Mapping[str, Any] | None = None
     access_cap: int | None = None
     resource: str | None = None
@@ -182,7 +182,7 @@ class SessionService:
         self.identity = identity or GuardedIdentity(
             LocalUsers(store, passwords), timeout=settings.identity_timeout, builtin=True
         )
-        self.hooks = hooks or TokenHooks(max_bytes=settings.claims_max_bytes)
+        self.hooks = hooks or TokenHooks(max_bytes=settings.claims_max_bytes)  # pragma: no mutate - without a claims hook max_bytes is never read
         self._login_pair = RateLimiter(store, settings.rate_limit_login)
         # One address may front many users (NAT): it gets ten times the allowance.
         self._login_ip = RateLimiter(store, settings.rate_limit_login, scale=10)
@@ -405,7 +405,7 @@ class SessionService:
         refresh_token: str,
         *,
         scope: str | None = None,
-        ip: str = "",
+        ip: str = "",  # pragma: no mutate - any constant names the one bucket of callers without an address
         client_id: str | None = None,
         resource: str | None = None,
         idempotency_key: str | None = None,
@@ -432,7 +432,7 @@ class SessionService:
             await self._refresh_fail_ip.record(ip_key, now)
             raise
         await self._refresh_session.check(f"refresh:{session_id}", now)
-        request = _Refresh(session_id, counter, scope, ip, resource=resource, key_hash=key_hash(idempotency_key))
+        request = _Refresh(session_id, counter, scope, resource=resource, key_hash=key_hash(idempotency_key))
         wants_scope = scope is not None and bool(scope.strip())
         if wants_scope or self.hooks.active or client_id is not None or resource is not None:
             # A refused scope, client or resource, or a failing hook, must not burn the
@@ -490,7 +490,8 @@ class SessionService:
             # This request's own rotation, whose answer never arrived: its successor
             # is still unused, so handing it out again forks nothing.
             return self._finish(s, r, now, "retried")
-        if s.counter > r.counter:
+        # A failed swap with the counter unmoved means revoked or expired, judged above.
+        if s.counter > r.counter:  # pragma: no mutate
             rule = cast(RuleName, self.settings.rotation_rule)  # pragma: no mutate - cast() is the identity at run time
             verdict = judge(rule, r.counter, s, now, self.settings.reuse_grace)
             if verdict.action == "grace":
@@ -503,11 +504,16 @@ class SessionService:
                     [RotateRequest(r.session_id, s.counter, idle), RotateRequest(r.session_id, s.counter + 1, idle)],
                     now,
                 )
-                last = swaps[-1]
-                if swaps[0].swapped and last.swapped and last.session is not None:
+                last = swaps[-1]  # pragma: no mutate - of two swaps, [-1] is [1]
+                # No mutants on the next line: one store call is atomic (the first swap implies
+                # the second) and a partial move, judged again, lands on the same token; the
+                # revoked row is covered by tests/core/test_sessions.py (logout race).
+                if swaps[0].swapped and last.swapped and last.session is not None:  # pragma: no mutate
                     return self._finish(last.session, r, now, "grace", verdict.counter)
                 # Someone moved the counter meanwhile: judge against the row as it is now.
-                return await self._settle(r, RotateResult(False, last.session), now, depth + 1)
+                # Failed swaps leave the row revoked, expired or at least three ahead, never
+                # one behind: the new verdict is not "late" and depth only bounds recursion.
+                return await self._settle(r, RotateResult(False, last.session), now, depth + 1)  # pragma: no mutate
             await self.revoke(r.session_id, "reuse")
             await self._fail("reuse_detected", r.session_id, now)
             raise InvalidGrant("The refresh token was already used; the session is revoked.")
@@ -635,6 +641,7 @@ class SessionService:
                 return None
             cap = lifetimes.access_ttl
         # The same audience as the token it replaces (RFC 8707 down-scoping survives renewal).
-        resources = rfc8707.of_audience(claims.get("aud", self.settings.audience), self.settings.audience)
+        # of_audience's default only maps the default audience back onto itself, hence no mutants.
+        resources = rfc8707.of_audience(claims.get("aud", self.settings.audience), self.settings.audience)  # pragma: no mutate
         token, _ = self.mint_access(s, scope, now, extra=extra, access_cap=cap, resources=resources)
         return token

@@ -194,7 +194,7 @@ class TokenEndpoint:
 def route_path(scope: Scope) -> str:
     """The path below the mount point (``root_path``), as Starlette's router matches it."""
     path: str = scope["path"]
-    root: str = scope.get("root_path", "")
+    root: str = scope.get("root_path", "")  # pragma: no mutate - None or any default that prefixes no path leaves the path as it is
     return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
