@@ -1,0 +1,29 @@
+"""RFC 8707 resource indicators: the ``aud`` a token gets and what a renewal reads back from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from silentauth.core.resources import audience, of_audience
+
+DEFAULT = "https://auth.example"
+
+
+@pytest.mark.parametrize(
+    "resources",
+    ["", "https://files.example", "https://files.example https://billing.example"],
+)
+def test_a_renewed_token_is_for_the_same_apis_as_the_one_it_replaces(resources: str) -> None:
+    # A renewal mints from the old token's ``aud`` alone: reading it back must give the
+    # resources it was minted for, or a down-scoped token would widen (or narrow) silently.
+    assert of_audience(audience(resources, DEFAULT), DEFAULT) == resources
+
+
+def test_a_token_for_the_default_audience_names_no_resource() -> None:
+    assert audience("", DEFAULT) == DEFAULT
+    assert of_audience(DEFAULT, DEFAULT) == ""
+
+
+def test_several_resources_become_a_list_audience_in_request_order() -> None:
+    assert audience("https://b.example https://a.example", DEFAULT) == ["https://b.example", "https://a.example"]
+    assert of_audience(["https://b.example", "https://a.example"], DEFAULT) == "https://b.example https://a.example"
