@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from silentauth.core.resources import audience, of_audience
+from silentauth.core.resources import audience, narrow, of_audience
+from silentauth.errors import InvalidTarget
 
 DEFAULT = "https://auth.example"
 
@@ -27,3 +28,21 @@ def test_a_token_for_the_default_audience_names_no_resource() -> None:
 def test_several_resources_become_a_list_audience_in_request_order() -> None:
     assert audience("https://b.example https://a.example", DEFAULT) == ["https://b.example", "https://a.example"]
     assert of_audience(["https://b.example", "https://a.example"], DEFAULT) == "https://b.example https://a.example"
+
+
+def test_a_refresh_may_ask_again_for_every_resource_its_login_was_granted() -> None:
+    assert narrow("https://b.example https://a.example", "https://a.example https://b.example") == (
+        "https://b.example https://a.example"
+    )
+
+
+def test_a_refresh_may_narrow_to_some_of_the_granted_resources() -> None:
+    granted = "https://a.example https://b.example https://c.example"
+    assert narrow("https://c.example https://a.example", granted) == "https://c.example https://a.example"
+    assert narrow(None, granted) == granted
+
+
+def test_a_refresh_that_widens_the_resources_is_told_so() -> None:
+    with pytest.raises(InvalidTarget) as refused:
+        narrow("https://a.example https://evil.example", "https://a.example")
+    assert refused.value.error_description == "A refresh may narrow the resources, never widen them."
