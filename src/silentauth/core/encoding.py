@@ -86,7 +86,7 @@ def loads(data: str | bytes) -> Any:
     """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity (nor numbers that overflow to
     them), no duplicate keys, no lone surrogates. Raises ValueError."""
     try:
-        text = data.decode("utf-8", "strict") if isinstance(data, bytes) else data
+        text = data.decode("utf-8", "strict") if isinstance(data, bytes) else data  # pragma: no mutate - "strict" is the default
         value = json.loads(
             text,
             object_pairs_hook=_no_duplicates,
