@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from silentauth.core.resources import audience, narrow, of_audience
+from silentauth.core.resources import audience, grant, narrow, of_audience
 from silentauth.errors import InvalidTarget
 
 DEFAULT = "https://auth.example"
@@ -46,3 +46,11 @@ def test_a_refresh_that_widens_the_resources_is_told_so() -> None:
     with pytest.raises(InvalidTarget) as refused:
         narrow("https://a.example https://evil.example", "https://a.example")
     assert refused.value.error_description == "A refresh may narrow the resources, never widen them."
+
+
+def test_a_request_may_name_ten_resources_and_not_eleven() -> None:
+    allowed = tuple(f"https://api{i}.example" for i in range(11))
+    assert grant(" ".join(allowed[:10]), allowed) == " ".join(allowed[:10])
+    with pytest.raises(InvalidTarget) as refused:
+        grant(" ".join(allowed), allowed)
+    assert refused.value.error_description == "At most 10 resources per request."
