@@ -54,3 +54,14 @@ def test_a_request_may_name_ten_resources_and_not_eleven() -> None:
     with pytest.raises(InvalidTarget) as refused:
         grant(" ".join(allowed), allowed)
     assert refused.value.error_description == "At most 10 resources per request."
+
+
+def test_an_unknown_resource_is_named_in_the_answer_cut_to_200_characters() -> None:
+    allowed = ("https://api.example",)
+    with pytest.raises(InvalidTarget) as refused:
+        grant("https://evil.example", allowed)
+    assert refused.value.error_description == "Unknown resource 'https://evil.example'."
+    # An attacker's megabyte-long value is not echoed back whole.
+    with pytest.raises(InvalidTarget) as refused:
+        grant("https://" + "x" * 5000, allowed)
+    assert refused.value.error_description == f"Unknown resource {'https://' + 'x' * 192!r}."
