@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 
 from silentauth.core.keys import MasterKey
@@ -68,3 +72,15 @@ def test_short_master_key_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         MasterKey(b"short")
+
+
+def test_a_token_issued_before_a_restart_or_upgrade_still_verifies() -> None:
+    # Pinned for one secret: a change to the key derivation or the MAC input would log
+    # every user out at the next deploy. The value follows the module docstring:
+    # HMAC-SHA256(HMAC-SHA256(secret, "silentauth refresh-token v1"), "<id>.<counter>").
+    issued_earlier = "v1.SSSSSSSSSSSSSSSSSSSSSS.7.2vYPW0x7DyM94nMCfUWmPTPPY7HgpmEvG11upXQrnoM"
+    key = hmac.new(b"k" * 32, b"silentauth refresh-token v1", hashlib.sha256).digest()
+    mac = hmac.new(key, b"SSSSSSSSSSSSSSSSSSSSSS.7", hashlib.sha256).digest()
+    assert issued_earlier.endswith(base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
+    assert RefreshTokens(MASTER).parse(issued_earlier) == ("S" * 22, 7)
+    assert RefreshTokens(MASTER).issue("S" * 22, 7) == issued_earlier
