@@ -8,12 +8,18 @@ from typing import Any
 import anyio
 import pytest
 
+from silentauth.clock import FakeClock
+from silentauth.core.assembly import TokenCore
 from silentauth.core.encoding import b64decode, b64encode
-from silentauth.core.hooks import TokenContext
+from silentauth.core.hooks import Lifetimes, TokenContext
+from silentauth.core.identity import Identity
 from silentauth.core.keys import MasterKey
+from silentauth.core.passwords import Passwords
 from silentauth.core.refresh import RefreshTokens
-from silentauth.errors import ClaimsUnavailable
-from tests.core.test_sessions import core_with, payload
+from silentauth.errors import ClaimsUnavailable, ConfigError
+from silentauth.settings import Settings
+from silentauth.stores.sqlite import SQLiteStore
+from tests.core.test_sessions import Directory, core_with, payload
 
 pytestmark = pytest.mark.anyio
 
@@ -67,3 +73,61 @@ async def test_a_retired_signing_key_verifies_for_one_access_token_lifetime_and_
         # A token signed at the last moment lives ACCESS_TTL; 60 s more covers clock skew.
         assert w.core.ring.get(key.kid, key.not_after + 359) is key
         assert w.core.ring.get(key.kid, key.not_after + 360) is None
+
+
+# Plug-ins named by setting ('module:attribute'), as an operator configures them.
+DIRECTORY = Directory(carol=Identity("u-carol", "carol"))
+
+
+async def tenant_claims(context: TokenContext) -> dict[str, Any]:
+    return {"tenant": "t-1"}
+
+
+async def kiosk_lifetimes(context: TokenContext) -> Lifetimes:
+    return Lifetimes(access_ttl=60)
+
+
+def core_from_settings(tmp_path: Path, **values: Any) -> TokenCore:
+    """A TokenCore built from settings alone, as ``silentauth serve`` builds it."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'core.db'}",
+        secret_key="core-test-secret-with-at-least-32-bytes",
+        ttl_jitter=0.0,
+        first_token_spread=0.0,
+        **values,
+    )
+    return TokenCore(
+        settings=settings,
+        store=SQLiteStore(settings.database_url),
+        clock=FakeClock(1_800_000_000.0),
+        passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+
+
+async def test_plug_ins_named_in_the_settings_are_the_ones_used(tmp_path: Path) -> None:
+    here = __name__
+    core = core_from_settings(
+        tmp_path,
+        identity=f"{here}:DIRECTORY",
+        claims_hook=f"{here}:tenant_claims",
+        lifetime_hook=f"{here}:kiosk_lifetimes",
+    )
+    await core.store.open()
+    try:
+        await core.start()
+        grant = await core.service.login("carol", "any password")
+    finally:
+        await core.store.close()
+    body = payload(grant.access_token)
+    assert (body["sub"], body["tenant"], body["exp"] - body["iat"]) == ("u-carol", "t-1", 60)
+
+
+@pytest.mark.parametrize("setting", ["identity", "claims_hook", "lifetime_hook"])
+@pytest.mark.parametrize(
+    "spec",
+    ["no.such.module:thing", "silentauth.core.resources:MAX_RESOURCES"],  # unimportable; no plug-in
+)
+def test_a_broken_plug_in_setting_is_named_in_the_error(tmp_path: Path, setting: str, spec: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        core_from_settings(tmp_path, **{setting: spec})
+    assert refused.value.name == setting.upper()
