@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,11 @@ from silentauth.clock import FakeClock
 from silentauth.core.assembly import TokenCore
 from silentauth.core.encoding import b64decode, b64encode
 from silentauth.core.hooks import Lifetimes, TokenContext
-from silentauth.core.identity import Identity
+from silentauth.core.identity import Identity, RequestInfo
 from silentauth.core.keys import MasterKey
 from silentauth.core.passwords import Passwords
 from silentauth.core.refresh import RefreshTokens
-from silentauth.errors import ClaimsUnavailable, ConfigError
+from silentauth.errors import ClaimsUnavailable, ConfigError, IdentityUnavailable
 from silentauth.settings import Settings
 from silentauth.stores.sqlite import SQLiteStore
 from tests.core.test_sessions import Directory, core_with, payload
@@ -131,3 +132,46 @@ def test_a_broken_plug_in_setting_is_named_in_the_error(tmp_path: Path, setting:
     with pytest.raises(ConfigError) as refused:
         core_from_settings(tmp_path, **{setting: spec})
     assert refused.value.name == setting.upper()
+
+
+class Hanging:
+    """An identity provider whose directory never answers."""
+
+    async def authenticate(self, username: str, password: str, request: RequestInfo) -> Identity | None:
+        await anyio.sleep(1.0)
+        return None
+
+
+async def test_an_identity_provider_that_hangs_is_cut_off_after_identity_timeout(tmp_path: Path) -> None:
+    async with core_with(tmp_path, identity=Hanging(), identity_timeout=0.05) as w:  # type: ignore[arg-type]
+        with anyio.fail_after(0.8):  # cut off by the setting, well inside the 5 s default
+            with pytest.raises(IdentityUnavailable):
+                await w.service.login("carol", "secret")
+
+
+async def test_a_seeded_core_jitters_lifetimes_reproducibly(tmp_path: Path) -> None:
+    # `silentauth storm` builds its cores with a seeded PRNG to replay a cohort.
+    async def expiries(path: Path) -> list[int]:
+        path.mkdir()
+        settings = Settings(
+            database_url=f"sqlite:///{path / 'core.db'}",
+            secret_key="core-test-secret-with-at-least-32-bytes",
+            ttl_jitter=0.5,
+            first_token_spread=0.9,
+        )
+        core = TokenCore(
+            settings=settings,
+            store=SQLiteStore(settings.database_url),
+            clock=FakeClock(1_800_000_000.0),
+            passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
+            rng=random.Random(5),
+        )
+        await core.store.open()
+        try:
+            await core.start()
+            await core.users.add("alice", "secret")
+            return [(await core.service.login("alice", "secret")).expires_in for _ in range(3)]
+        finally:
+            await core.store.close()
+
+    assert await expiries(tmp_path / "a") == await expiries(tmp_path / "b")
