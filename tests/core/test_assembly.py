@@ -175,3 +175,12 @@ async def test_a_seeded_core_jitters_lifetimes_reproducibly(tmp_path: Path) -> N
             await core.store.close()
 
     assert await expiries(tmp_path / "a") == await expiries(tmp_path / "b")
+
+
+async def test_the_revocation_set_asks_the_store_again_after_revocation_poll(tmp_path: Path) -> None:
+    # Another instance's revocations reach this one within REVOCATION_POLL seconds.
+    async with core_with(tmp_path, revocation_poll=0.05) as w:
+        await w.core.revocations.sync()
+        assert not w.core.revocations.due()
+        await anyio.sleep(0.1)  # well short of RevocationSet's own 1 s default
+        assert w.core.revocations.due()
