@@ -141,8 +141,24 @@ async def test_a_call_made_while_a_batch_runs_joins_the_next_batch() -> None:
 
 
 def test_max_size_must_be_positive() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^max_size must be at least 1$"):
         Batcher(Recorder().run, max_size=0)
+
+
+@bounded
+async def test_a_max_size_of_one_runs_every_call_alone() -> None:
+    rec = Recorder()
+    batcher = Batcher(rec.run, max_size=1)
+    assert await asyncio.gather(*(batcher.submit(i) for i in range(3))) == [0, 2, 4]
+    assert rec.batches == [[0], [1], [2]]
+
+
+@bounded
+async def test_by_default_a_batch_holds_up_to_128_calls() -> None:
+    rec = Recorder()
+    batcher = Batcher(rec.run)
+    await asyncio.gather(*(batcher.submit(i) for i in range(129)))
+    assert [len(b) for b in rec.batches] == [128, 1]
 
 
 def test_a_batch_left_open_by_a_stopped_loop_does_not_trap_the_next_loop() -> None:

@@ -58,3 +58,33 @@ def test_first_token_gets_the_ordinary_jitter_when_the_spread_is_off() -> None:
     firsts = [policy.access_expiry("api", NOW, NOW + 10**6, first=True) - NOW for _ in range(500)]
     assert 900 <= min(firsts) and max(firsts) <= 1000
     assert max(firsts) - min(firsts) > 50
+
+
+def test_a_lifetime_hook_cap_replaces_access_ttl_and_risky_scopes_still_shorten_it() -> None:
+    policy = LifetimePolicy(Settings(access_ttl=900, ttl_jitter=0.0, token_policy={"payments": 120}))
+    far = NOW + 10**6
+    assert policy.access_expiry("api", NOW, far, cap=3600) == NOW + 3600  # longer than ACCESS_TTL
+    assert policy.access_expiry("api", NOW, far, cap=60) == NOW + 60
+    assert policy.access_expiry("api payments", NOW, far, cap=3600) == NOW + 120  # risk first
+
+
+def test_a_session_lasts_session_max_age_unless_a_hook_says_otherwise() -> None:
+    policy = LifetimePolicy(Settings(ttl_jitter=0.0, session_max_age=86400))
+    assert policy.session_expiry(NOW) == NOW + 86400
+    assert policy.session_expiry(NOW, max_age=600) == NOW + 600
+
+
+def test_a_seeded_policy_gives_the_same_lifetimes_again() -> None:
+    # `silentauth storm` replays a cohort from a seed: the jitter must come from the given PRNG.
+    s = Settings(access_ttl=1000, ttl_jitter=0.5, first_token_spread=0.9)
+
+    def lifetimes() -> list[float]:
+        policy = LifetimePolicy(s, random.Random(11))
+        return [
+            policy.access_expiry("api", NOW, NOW + 10**6, first=True),
+            policy.access_expiry("api", NOW, NOW + 10**6),
+            policy.idle_deadline(NOW),
+            policy.session_expiry(NOW),
+        ]
+
+    assert lifetimes() == lifetimes()

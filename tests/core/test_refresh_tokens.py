@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 
@@ -84,3 +85,13 @@ def test_mac_is_hmac_sha256_as_the_standard_library_computes_it(session_id: str,
     token = RefreshTokens(MASTER).issue(session_id, counter)
     assert token == f"v1.{session_id}.{counter}.{b64encode(expected)}"
     assert RefreshTokens(MASTER).parse(token) == (session_id, counter)
+def test_a_token_issued_before_a_restart_or_upgrade_still_verifies() -> None:
+    # Pinned for one secret: a change to the key derivation or the MAC input would log
+    # every user out at the next deploy. The value follows the module docstring:
+    # HMAC-SHA256(HMAC-SHA256(secret, "silentauth refresh-token v1"), "<id>.<counter>").
+    issued_earlier = "v1.SSSSSSSSSSSSSSSSSSSSSS.7.2vYPW0x7DyM94nMCfUWmPTPPY7HgpmEvG11upXQrnoM"
+    key = hmac.new(b"k" * 32, b"silentauth refresh-token v1", hashlib.sha256).digest()
+    mac = hmac.new(key, b"SSSSSSSSSSSSSSSSSSSSSS.7", hashlib.sha256).digest()
+    assert issued_earlier.endswith(base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
+    assert RefreshTokens(MASTER).parse(issued_earlier) == ("S" * 22, 7)
+    assert RefreshTokens(MASTER).issue("S" * 22, 7) == issued_earlier

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from silentauth.core.ports import SessionRecord
-from silentauth.core.rotation_rules import BURST_GENERATIONS, RETRY_WINDOW, judge
+from silentauth.core.rotation_rules import (
+    BURST_GENERATIONS,
+    RETRY_WINDOW,
+    Verdict,
+    judge,
+)
 from silentauth.errors import ConfigError
 from silentauth.settings import Settings
 
@@ -27,6 +32,9 @@ def row(counter: int, rotated_ago: float) -> SessionRecord:
         ("grace", 1, GRACE, "grace"),
         ("grace", 1, GRACE + 1, "reuse"),
         ("grace", 2, 0, "reuse"),
+        ("burst", BURST_GENERATIONS, GRACE, "grace"),
+        ("burst", BURST_GENERATIONS + 1, 0, "reuse"),
+        ("burst", 1, GRACE + 1, "reuse"),
         ("until_used", 1, 86400, "grace"),
         ("until_used", 2, 0, "reuse"),
         ("late_once", BURST_GENERATIONS, GRACE, "grace"),
@@ -46,6 +54,17 @@ def test_verdicts(rule: str, behind: int, ago: float, action: str) -> None:
 def test_every_honour_hands_out_the_live_token_or_jumps_past_it() -> None:
     assert judge("late_once", 7, row(9, 1), NOW, GRACE).counter == 9
     assert judge("late_once", 8, row(9, 3600), NOW, GRACE).counter == 11
+
+
+@pytest.mark.parametrize("rule", ["grace", "until_used"])
+def test_a_one_behind_honour_hands_out_the_unused_successor(rule: str) -> None:
+    # Token 7 was rotated to 8 and 8 was never presented: the retry gets token 8 again.
+    assert judge(rule, 7, row(8, 1), NOW, GRACE) == Verdict("grace", 8)  # type: ignore[arg-type]
+
+
+def test_a_burst_honour_hands_out_the_live_token() -> None:
+    # A lock-free client's thread still holding token 5 joins its siblings on token 9.
+    assert judge("burst", 5, row(9, 1), NOW, GRACE) == Verdict("grace", 9)
 
 
 def test_an_unknown_rule_is_refused_at_start() -> None:

