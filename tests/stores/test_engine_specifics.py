@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ import redis
 from silentauth.core.ports import RotateRequest, SessionRecord, User
 from silentauth.errors import ConfigError, StoreUnavailable
 from silentauth.stores.base import rotate_each
-from silentauth.stores.postgres import PostgresStore
+from silentauth.stores.postgres import _ROTATE_MANY, PostgresStore
 from silentauth.stores.postgres_schema import MIGRATIONS
 from silentauth.stores.redis import RedisStore
 from silentauth.stores.sqlite import (
@@ -262,6 +263,81 @@ async def test_postgres_rotate_many_is_one_transaction_all_or_nothing(postgres_s
         assert [r.swapped for r in results] == [True, True]
     finally:
         await store.close()
+
+
+async def test_postgres_batches_over_the_same_sessions_in_opposite_orders_do_not_deadlock(
+    postgres_server: PostgresServer,
+) -> None:
+    # Two instances' batches name the same sessions in opposite orders. A
+    # third connection holds the middle row, so both batches are stopped
+    # mid-way with some rows locked: had each locked in its own request order,
+    # each would now hold a row the other needs, and PostgreSQL would abort one
+    # (deadlock detected) when the middle row is let go.
+    url = postgres_server.create_database("batch_lock_order")
+    a, b = PostgresStore(url), PostgresStore(url)
+    await a.open()
+    await b.open()
+    try:
+        sessions = [make_session() for _ in range(9)]
+        for s in sessions:
+            await a.create_session(s)
+        middle = sorted(s.id for s in sessions)[4]
+        now = sessions[0].created_at + 1
+        batch = [RotateRequest(s.id, 0, now + 3600) for s in sessions]
+        async with await psycopg.AsyncConnection.connect(url) as holder:
+            await holder.execute("SELECT 1 FROM sessions WHERE id = %s FOR UPDATE", (middle,))
+            runs = [
+                asyncio.ensure_future(a.rotate_many(batch, now)),
+                asyncio.ensure_future(b.rotate_many(batch[::-1], now)),
+            ]
+            for _ in range(500):  # until both batches wait on a row lock
+                cur = await holder.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0] == 2:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the batches never both waited on a row lock")
+            await holder.commit()
+            first, second = await asyncio.wait_for(asyncio.gather(*runs), timeout=20)
+        # One batch swapped every session, the other saw its rows: each session once.
+        assert sorted([r.swapped for r in first + second]) == [False] * 9 + [True] * 9
+        assert all(x.swapped != y.swapped for x, y in zip(first, second[::-1], strict=True))
+        assert {r.session.counter for r in first + second if r.session} == {1}
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_postgres_batched_swap_finds_each_session_by_its_key(postgres_server: PostgresServer) -> None:
+    # The batch's statement must look sessions up by primary key, never scan
+    # the table: a refresh costs the same with a thousand sessions or a million.
+    url = postgres_server.create_database("batch_plan")
+    migrated = PostgresStore(url)
+    await migrated.open()
+    await migrated.close()
+    now = 1_800_000_000.0
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO sessions (id, user_id, username, counter, scope, client_id, auth_time, created_at, "
+            "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip) "
+            "SELECT md5(i::text), 'u' || (i %% 100), 'alice', 0, 'openid', 'native', %s, %s, %s, %s, %s, %s, 'ua', '::1' "
+            "FROM generate_series(1, 10000) AS i",
+            (now, now, now, now, now + 60, now + 3600),
+        )
+        db.execute("ANALYZE sessions")
+        for size in (2, 16, 64):
+            args = {
+                "ids": [hashlib.md5(str(i).encode()).hexdigest() for i in range(1, size + 1)],
+                "counters": [0] * size, "idles": [now + 61] * size, "keys": [""] * size, "now": now + 1,
+            }
+            plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + _ROTATE_MANY, args))
+            # The rows to lock, and the rows to update, each found through the key.
+            assert plan.count("Index Scan on sessions_pkey") + plan.count("Index Scan using sessions_pkey") == 2, plan
+            assert "Seq Scan on sessions" not in plan, plan
 
 
 # -- Redis Cluster and replica-acknowledged writes ---------------------------
