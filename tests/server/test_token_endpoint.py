@@ -9,13 +9,13 @@ import logging
 import pytest
 from starlette.types import Message
 
-from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.core.encoding import dumps
+from silentauth.core.rotation_rules import RETRY_WINDOW
 from silentauth.core.sessions import Grant
 from silentauth.server.token_endpoint import route_path, token_answer
-from tests.stores.test_conformance import make_session
 from tests.conftest import Service, ServiceFactory
 from tests.server.test_errors import FORM, call
+from tests.stores.test_conformance import make_session
 
 pytestmark = pytest.mark.anyio
 
