@@ -17,9 +17,9 @@ import redis
 
 from silentauth.core.ports import RotateRequest, SessionRecord, User
 from silentauth.errors import ConfigError, StoreUnavailable
-from silentauth.stores.base import rotate_each
+from silentauth.stores.base import SESSION_FIELDS, rotate_each
 from silentauth.stores.postgres import _BY_KEY, _ROTATE_MANY, PostgresStore
-from silentauth.stores.postgres_schema import MIGRATIONS
+from silentauth.stores.postgres_schema import MIGRATIONS, SESSION_COLS
 from silentauth.stores.redis import RedisStore
 from silentauth.stores.sqlite import (
     _FIELDS,
@@ -310,6 +310,36 @@ async def test_postgres_batches_over_the_same_sessions_in_opposite_orders_do_not
     finally:
         await a.close()
         await b.close()
+
+
+def test_sql_stores_select_session_columns_in_the_records_field_order() -> None:
+    # Rows become records by position (stores.base.session_record).
+    assert _FIELDS == SESSION_FIELDS
+    assert tuple(c.strip() for c in SESSION_COLS.split(",")) == SESSION_FIELDS
+
+
+async def test_postgres_rows_read_back_are_records_like_those_the_constructor_builds(
+    postgres_server: PostgresServer,
+) -> None:
+    store = PostgresStore(postgres_server.create_database("rows"))
+    await store.open()
+    try:
+        made = make_session(resources="https://a.example", claims='{"t":1}')
+        await store.create_session(made)
+        read = await store.get_session(made.id)
+        other = make_session()
+        await store.create_session(other)
+        batch = [RotateRequest(made.id, 0, made.created_at + 60, "kh"), RotateRequest(other.id, 5, made.created_at + 60)]
+        swapped, lost = await store.rotate_many(batch, made.created_at + 1)
+        assert type(read) is SessionRecord and read == made and hash(read) == hash(made) and repr(read) == repr(made)
+        assert vars(read) == vars(made)
+        assert swapped.session == dataclasses.replace(
+            made, counter=1, last_used_at=made.created_at + 1, rotated_at=made.created_at + 1,
+            idle_expires_at=made.created_at + 60, rotation_key="kh",
+        )
+        assert not lost.swapped and lost.session == other and vars(lost.session) == vars(other)
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("analyze", [False, True])

@@ -44,7 +44,7 @@ from silentauth.core.ports import (
     User,
 )
 from silentauth.errors import AlreadyExists, StoreUnavailable
-from silentauth.stores.base import rotate_each
+from silentauth.stores.base import rotate_each, session_record
 from silentauth.stores.postgres_schema import (
     REVOCATION_LOCK,
     SESSION_COLS,
@@ -73,9 +73,7 @@ def _clean(args: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
 
 
-def _session(row: Sequence[Any]) -> SessionRecord:
-    return SessionRecord(*row)
-
+_session = session_record
 
 _ROTATE = (
     "UPDATE sessions SET counter = counter + 1, rotated_at = %s, last_used_at = %s, "
