@@ -10,8 +10,9 @@ autocommit, so every single-statement operation costs one round trip:
   the pre-swap snapshot and report a counter the winner already moved).
 - :meth:`PostgresStore.rotate_many` swaps a batch in one statement and one
   round trip: its rows, named by arrays, locked in id order (``SELECT … FOR
-  UPDATE``), then ``UPDATE … FROM`` them ``RETURNING``; the locked rows, as
-  they stand once locked, answer the losers.
+  UPDATE``), then ``UPDATE … FROM`` them ``RETURNING``; the locked rows
+  answer the losers (a row locked ``FOR UPDATE`` is its latest committed
+  version, not the statement's snapshot, so a loser sees the winner's swap).
 - Revocations append to ``revocations`` (``bigserial`` cursor). Writers take a
   transaction-scoped advisory lock first, so sequence numbers commit in order
   and a reader can never skip a number that commits late.
