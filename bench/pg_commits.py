@@ -3,7 +3,9 @@
 One refresh on PostgreSQL is one ``UPDATE sessions ... RETURNING`` of one row
 (``stores/postgres.py``, ``_ROTATE``); the service batches the refreshes that
 arrive in one event-loop turn into one transaction (``core/batch.py``), so a
-commit carries 1 to a few dozen rotations. This drives that statement with
+commit carries 1 to a few dozen rotations (since 2026-12-01 a batch's swaps go in one
+statement, ``_ROTATE_MANY``, instead of this statement and a read of the row per
+refresh: ``bench/README.md``). This drives the single-row statement with
 ``pgbench`` (C, so the client is not what saturates) against a durable server:
 ``fsync=on``, ``synchronous_commit=on``, ``full_page_writes=on`` (the
 throwaway servers of the tests and of ``capacity.py`` turn all three off).

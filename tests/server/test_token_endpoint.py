@@ -9,10 +9,13 @@ import logging
 import pytest
 from starlette.types import Message
 
+from silentauth.core.encoding import dumps
 from silentauth.core.rotation_rules import RETRY_WINDOW
-from silentauth.server.token_endpoint import route_path
+from silentauth.core.sessions import Grant
+from silentauth.server.token_endpoint import route_path, token_answer
 from tests.conftest import Service, ServiceFactory
 from tests.server.test_errors import FORM, call
+from tests.stores.test_conformance import make_session
 
 pytestmark = pytest.mark.anyio
 
@@ -205,6 +208,25 @@ async def test_token_response_is_compact_json_with_its_exact_length(service: Ser
     # ASGI header names are lower case; the length lets HTTP/1.1 skip chunking.
     assert (b"content-length", str(len(body)).encode()) in headers
     assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    ("access", "refresh", "scope", "device"),
+    [
+        ("eyJh.eyJz.c2ln", "rt-AbC_123.x", "openid api", ""),
+        ("a.b.c", "", "api", ""),  # a client given no refresh token
+        ("a.b.c", "r", "", "dev-Tok_1"),  # a login's device token
+        ('q"uote\\back', "\u2028\x00\x1f\x7f", "ünïcode \ud800 tab\t", "é"),
+    ],
+)
+def test_the_answer_template_writes_the_bytes_dumps_writes(access: str, refresh: str, scope: str, device: str) -> None:
+    grant = Grant(access, 900, refresh, scope, make_session(), device_token=device)
+    payload: dict[str, object] = {"access_token": access, "token_type": "Bearer", "expires_in": 900, "scope": scope}
+    if refresh:
+        payload["refresh_token"] = refresh
+    if device:
+        payload["device_token"] = device
+    assert token_answer(grant) == dumps(payload) == json.dumps(payload, separators=(",", ":")).encode()
 
 
 async def test_a_store_outage_is_a_503_with_retry_after_logged_once(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -16,9 +17,9 @@ import redis
 
 from silentauth.core.ports import RotateRequest, SessionRecord, User
 from silentauth.errors import ConfigError, StoreUnavailable
-from silentauth.stores.base import rotate_each
-from silentauth.stores.postgres import PostgresStore
-from silentauth.stores.postgres_schema import MIGRATIONS
+from silentauth.stores.base import SESSION_FIELDS, rotate_each
+from silentauth.stores.postgres import _BY_KEY, _ROTATE_MANY, PostgresStore
+from silentauth.stores.postgres_schema import MIGRATIONS, SESSION_COLS
 from silentauth.stores.redis import RedisStore
 from silentauth.stores.sqlite import (
     _FIELDS,
@@ -262,6 +263,124 @@ async def test_postgres_rotate_many_is_one_transaction_all_or_nothing(postgres_s
         assert [r.swapped for r in results] == [True, True]
     finally:
         await store.close()
+
+
+async def test_postgres_batches_over_the_same_sessions_in_opposite_orders_do_not_deadlock(
+    postgres_server: PostgresServer,
+) -> None:
+    # Two instances' batches name the same sessions in opposite orders. A
+    # third connection holds the middle row, so both batches are stopped
+    # mid-way with some rows locked: had each locked in its own request order,
+    # each would now hold a row the other needs, and PostgreSQL would abort one
+    # (deadlock detected) when the middle row is let go.
+    url = postgres_server.create_database("batch_lock_order")
+    a, b = PostgresStore(url), PostgresStore(url)
+    await a.open()
+    await b.open()
+    try:
+        sessions = [make_session() for _ in range(9)]
+        for s in sessions:
+            await a.create_session(s)
+        middle = sorted(s.id for s in sessions)[4]
+        now = sessions[0].created_at + 1
+        batch = [RotateRequest(s.id, 0, now + 3600) for s in sessions]
+        async with await psycopg.AsyncConnection.connect(url) as holder:
+            await holder.execute("SELECT 1 FROM sessions WHERE id = %s FOR UPDATE", (middle,))
+            runs = [
+                asyncio.ensure_future(a.rotate_many(batch, now)),
+                asyncio.ensure_future(b.rotate_many(batch[::-1], now)),
+            ]
+            for _ in range(500):  # until both batches wait on a row lock
+                cur = await holder.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0] == 2:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the batches never both waited on a row lock")
+            await holder.commit()
+            first, second = await asyncio.wait_for(asyncio.gather(*runs), timeout=20)
+        # One batch swapped every session, the other saw its rows: each session once.
+        assert sorted([r.swapped for r in first + second]) == [False] * 9 + [True] * 9
+        assert all(x.swapped != y.swapped for x, y in zip(first, second[::-1], strict=True))
+        assert {r.session.counter for r in first + second if r.session} == {1}
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_sql_stores_select_session_columns_in_the_records_field_order() -> None:
+    # Rows become records by position (stores.base.session_record).
+    assert _FIELDS == SESSION_FIELDS
+    assert tuple(c.strip() for c in SESSION_COLS.split(",")) == SESSION_FIELDS
+
+
+async def test_postgres_rows_read_back_are_records_like_those_the_constructor_builds(
+    postgres_server: PostgresServer,
+) -> None:
+    store = PostgresStore(postgres_server.create_database("rows"))
+    await store.open()
+    try:
+        made = make_session(resources="https://a.example", claims='{"t":1}')
+        await store.create_session(made)
+        read = await store.get_session(made.id)
+        other = make_session()
+        await store.create_session(other)
+        batch = [RotateRequest(made.id, 0, made.created_at + 60, "kh"), RotateRequest(other.id, 5, made.created_at + 60)]
+        swapped, lost = await store.rotate_many(batch, made.created_at + 1)
+        assert type(read) is SessionRecord and read == made and hash(read) == hash(made) and repr(read) == repr(made)
+        assert vars(read) == vars(made)
+        assert swapped.session == dataclasses.replace(
+            made, counter=1, last_used_at=made.created_at + 1, rotated_at=made.created_at + 1,
+            idle_expires_at=made.created_at + 60, rotation_key="kh",
+        )
+        assert not lost.swapped and lost.session == other and vars(lost.session) == vars(other)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("analyze", [False, True])
+async def test_postgres_batched_swap_finds_each_session_by_its_key(postgres_server: PostgresServer, analyze: bool) -> None:
+    # The batch's statement must look sessions up by primary key, never scan
+    # the table, with or without the planner's statistics. Checked on the
+    # generic plan, the one psycopg's prepared statement runs, over a table of
+    # 1,024 rows: there, left to its estimates, the planner scanned the table.
+    url = postgres_server.create_database(f"batch_plan_{int(analyze)}")
+    migrated = PostgresStore(url)
+    await migrated.open()
+    await migrated.close()
+    now = 1_800_000_000.0
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO sessions (id, user_id, username, counter, scope, client_id, auth_time, created_at, "
+            "last_used_at, rotated_at, idle_expires_at, expires_at, user_agent, ip) "
+            "SELECT md5(i::text), 'u' || (i %% 100), 'alice', 0, 'openid', 'native', %s, %s, %s, %s, %s, %s, 'ua', '::1' "
+            "FROM generate_series(1, 1024) AS i",
+            (now, now, now, now, now + 60, now + 3600),
+        )
+        if analyze:
+            db.execute("ANALYZE sessions")
+        statement = _ROTATE_MANY
+        for n, name in enumerate(("ids", "counters", "idles", "keys", "now"), start=1):
+            statement = statement.replace(f"%({name})s", f"${n}")
+        with db.transaction():
+            db.execute(_BY_KEY)
+            db.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            db.execute(f"PREPARE batch(text[], bigint[], float8[], text[], float8) AS {statement}")
+            for size in (2, 16, 64):
+                args = (
+                    [hashlib.md5(str(i).encode()).hexdigest() for i in range(1, size + 1)],
+                    [0] * size, [now + 61] * size, [""] * size, now + 1,
+                )
+                explain = "EXPLAIN EXECUTE batch(%s, %s, %s, %s, %s)"
+                plan = "\n".join(r[0] for r in psycopg.ClientCursor(db).execute(explain, args))
+                # The rows to lock, and the rows to update, each found through the key.
+                assert plan.count("Index Scan using sessions_pkey") == 2, plan
+                assert "Seq Scan on sessions" not in plan, plan
+            db.execute("DEALLOCATE batch")
 
 
 # -- Redis Cluster and replica-acknowledged writes ---------------------------

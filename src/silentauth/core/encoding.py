@@ -15,6 +15,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -72,6 +73,12 @@ _c_encode = (
     if c_make_encoder is None  # pragma: no cover - CPython always has the accelerator
     else c_make_encoder(None, _encoder.default, encode_basestring_ascii, None, ":", ",", False, False, True)
 )
+
+
+# A JSON string with its quotes, ASCII only: the C function ``json.dumps``
+# (``ensure_ascii``) and :func:`dumps` encode every string through. A template
+# that writes its strings through it gives the bytes ``dumps`` would.
+json_string: Callable[[str], str] = encode_basestring_ascii
 
 
 def dumps(obj: Any) -> bytes:

@@ -9,13 +9,12 @@ headers — so ``alg=none`` and HS/RS confusion cannot be expressed at all.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from silentauth.core.encoding import b64decode, b64encode, dumps, loads
+from silentauth.core.encoding import b64decode, b64encode, dumps, json_string, loads
 from silentauth.core.keys import ALG, KeyRing, SigningKey
 from silentauth.errors import InvalidToken, UnknownKeyId
 
@@ -44,8 +43,7 @@ def mint_json(key: SigningKey, payload: bytes) -> str:
     return f"{signing_input}.{b64encode(signature)}"
 
 
-# The C encoder of a JSON string, the one json.dumps (ensure_ascii) uses.
-_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_string = json_string
 
 
 def access_claims(members: bytes, custom: Mapping[str, Any] | None = None) -> bytes:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from silentauth.core.encoding import dumps
+from silentauth.core.encoding import json_string
 from silentauth.core.idempotency import parse_key
+from silentauth.core.sessions import Grant
 from silentauth.errors import (
     InvalidClient,
     InvalidGrant,
@@ -104,7 +105,7 @@ class TokenEndpoint:
         there is one grant implementation whichever way a request came in.
         """
         try:
-            payload = await self._grant(fields, body, ip)
+            grant = await self._grant(fields, body, ip)
         except OAuthError as exc:
             return render_error(exc)
         except StoreUnavailable as exc:
@@ -114,7 +115,7 @@ class TokenEndpoint:
                 self._last_warning = now
                 log.warning("store unavailable: %s", exc)
             return render_error(TemporarilyUnavailable(retry_after=2))
-        content = dumps(payload)
+        content = token_answer(grant)
         return Rendered(200, [_JSON, (b"content-length", str(len(content)).encode()), *_NO_STORE], content)
 
     async def _refuse_unauthenticated(self, refresh_token: str) -> None:
@@ -135,7 +136,7 @@ class TokenEndpoint:
         if session is not None and await clients.is_confidential(session.client_id):
             raise InvalidClient(_MUST_AUTHENTICATE)
 
-    async def _grant(self, fields: RequestFields, body: bytes, ip: str) -> dict[str, Any]:
+    async def _grant(self, fields: RequestFields, body: bytes, ip: str) -> Grant:
         # A missing type is refused whatever it defaults to: that mutant is equivalent.
         form = parse_form(fields.content_type or "", body)  # pragma: no mutate
         user_agent, authorization = fields.user_agent, fields.authorization
@@ -177,18 +178,27 @@ class TokenEndpoint:
             )
         else:
             raise UnsupportedGrantType()
-        payload: dict[str, Any] = {
-            "access_token": grant.access_token,
-            "token_type": "Bearer",
-            "expires_in": grant.expires_in,
-            "scope": grant.scope,
-        }
-        if grant.refresh_token:  # a lifetime hook may give a client no refresh (RFC 6749 §5.1)
-            payload["refresh_token"] = grant.refresh_token
-        if grant.device_token:
-            # A native client keeps this and sends it with its next password grant.
-            payload["device_token"] = grant.device_token
-        return payload
+        return grant
+
+
+def token_answer(grant: Grant) -> bytes:
+    """The JSON body of a successful token answer (RFC 6749 §5.1).
+
+    Written by a template, members in a fixed order, each string through
+    :func:`~silentauth.core.encoding.json_string`: the same bytes
+    :func:`~silentauth.core.encoding.dumps` gives for the dict of these members
+    (a test compares the two), at half its cost, as no dict is built and walked.
+    """
+    text = (
+        f'{{"access_token":{json_string(grant.access_token)},"token_type":"Bearer",'
+        f'"expires_in":{grant.expires_in:d},"scope":{json_string(grant.scope)}'
+    )
+    if grant.refresh_token:  # a lifetime hook may give a client no refresh (RFC 6749 §5.1)
+        text += f',"refresh_token":{json_string(grant.refresh_token)}'
+    if grant.device_token:
+        # A native client keeps this and sends it with its next password grant.
+        text += f',"device_token":{json_string(grant.device_token)}'
+    return (text + "}").encode("ascii")  # pragma: no mutate - codec names ignore case
 
 
 def route_path(scope: Scope) -> str:

@@ -28,6 +28,7 @@ from silentauth.core.ports import (
 )
 from silentauth.core.ratelimit import MemoryCounter
 from silentauth.errors import AlreadyExists, StoreUnavailable
+from silentauth.stores.base import session_record
 
 MIGRATIONS: list[str] = [
     # 1: initial schema
@@ -109,7 +110,6 @@ def _path_from_url(url: str) -> str:
 
 
 _FIELDS = tuple(name.strip() for name in _SESSION_COLS.split(","))
-_new = object.__new__
 
 # The statements of the refresh hot path, built once: an f-string in the call
 # would be rebuilt per refresh before sqlite3's statement cache could match it.
@@ -148,18 +148,7 @@ def _rotate_together_sql(size: int) -> str:
 _NOTHING = RotateResult(False, None)  # a placeholder, replaced before anyone reads it
 
 
-def _session(row: Sequence[Any]) -> SessionRecord:
-    """The record of a row selected as ``_SESSION_COLS`` (the record's field order).
-
-    Filled in directly rather than through the frozen dataclass's ``__init__``,
-    which pays one ``object.__setattr__`` per field: 19 of them cost about as
-    much as the rest of the row's trip out of SQLite (more than twice this way).
-    The record has no ``__post_init__`` and no slots, so the result is the same
-    object ``SessionRecord(*row)`` builds (the store tests compare the two).
-    """
-    record: SessionRecord = _new(SessionRecord)
-    record.__dict__.update(zip(_FIELDS, row, strict=True))
-    return record
+_session = session_record
 
 
 class SQLiteStore:
