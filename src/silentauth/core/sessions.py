@@ -541,7 +541,7 @@ class SessionService:
         return self._grant(
             s, r.counter + 1 if counter is None else counter, narrowed, now, outcome, r.extra,
             # The shared default unless a hook capped the lifetime: no object per refresh.
-            DEFAULT_LIFETIMES if r.access_cap is None else Lifetimes(access_ttl=r.access_cap),
+            DEFAULT_LIFETIMES if r.access_cap is None else Lifetimes(access_ttl=r.access_cap),  # pragma: no mutate - Lifetimes(None) equals it
             rfc8707.narrow(r.resource, s.resources),
         )
 

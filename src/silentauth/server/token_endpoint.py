@@ -71,7 +71,7 @@ class RequestFields(NamedTuple):
             elif name == b"authorization":
                 authorization = value.decode("latin-1")  # pragma: no mutate
             elif name == b"idempotency-key":
-                idempotency = value.decode("latin-1")
+                idempotency = value.decode("latin-1")  # pragma: no mutate - codec names ignore case
         return cls(content_type, length, user_agent, authorization, idempotency)
 
 
