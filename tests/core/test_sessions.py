@@ -91,6 +91,18 @@ class World:
         return record
 
 
+def fast_core(settings: Settings, store: Any, clock: FakeClock, events: Recorder, **hooks: Any) -> TokenCore:
+    """A core on ``store`` with a cheap password hash, the recorder and the fake clock."""
+    return TokenCore(
+        settings=settings,
+        store=store,
+        clock=clock,
+        passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
+        events=events,
+        **hooks,
+    )
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     settings = Settings(
@@ -107,13 +119,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     )
     clock = FakeClock(1_800_000_000.0)
     events = Recorder()
-    core = TokenCore(
-        settings=settings,
-        store=SQLiteStore(settings.database_url),
-        clock=clock,
-        passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
-        events=events,
-    )
+    core = fast_core(settings, SQLiteStore(settings.database_url), clock, events)
     await core.store.open()
     try:
         await core.start()
@@ -301,12 +307,11 @@ async def core_with(
     settings = Settings(**{**WORLD_SETTINGS, "database_url": f"sqlite:///{tmp_path / 'core.db'}", **overrides})
     clock = FakeClock(1_800_000_000.0)
     events = Recorder()
-    core = TokenCore(
-        settings=settings,
-        store=SQLiteStore(settings.database_url),
-        clock=clock,
-        passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
-        events=events,
+    core = fast_core(
+        settings,
+        SQLiteStore(settings.database_url),
+        clock,
+        events,
         identity=identity,
         claims=claims,
         lifetimes=lifetimes,
@@ -974,13 +979,7 @@ async def two_instances(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple
     worlds = []
     for store in (interposing, SQLiteStore(settings.database_url)):
         events = Recorder()
-        core = TokenCore(
-            settings=settings,
-            store=store,
-            clock=clock,
-            passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
-            events=events,
-        )
+        core = fast_core(settings, store, clock, events)
         await store.open()
         await core.start()
         worlds.append(World(core, clock, events))

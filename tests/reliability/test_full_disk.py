@@ -30,7 +30,7 @@ import pytest
 from silentauth.clock import FakeClock
 from silentauth.server.app import create_app
 from silentauth.stores.sqlite import SQLiteStore
-from tests.conftest import FAST_PASSWORDS, REQUIRE_SERVICES, make_settings
+from tests.conftest import FAST_PASSWORDS, make_settings, missing
 
 pytestmark = pytest.mark.anyio
 
@@ -105,25 +105,18 @@ async def test_full_database_max_page_count_answers_503_and_nothing_is_corrupted
         await store.close()
 
 
-def need(reason: str) -> None:
-    """Skip for a real environment limit; fail when CI demands every service."""
-    if REQUIRE_SERVICES:
-        pytest.fail(f"SILENTAUTH_REQUIRE_SERVICES=1 but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 3 MiB tmpfs, or a skip saying why it cannot be had."""
     mount = tmp_path / "disk"
     mount.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
-        need("mounting a tmpfs needs root and mount(8)")
+        missing("mounting a tmpfs needs root and mount(8)")
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True
     )
     if done.returncode != 0:
-        need(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+        missing(f"cannot mount a tmpfs here ({done.stderr.strip()})")
     try:
         yield mount
     finally:
